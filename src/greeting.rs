@@ -1,0 +1,87 @@
+//! The greeting itself: pure bytes in, bytes out, no I/O.
+
+/// What every greeting starts with.
+pub const PREFIX: &[u8] = b"Hello, ";
+
+/// What every greeting ends with.
+pub const SUFFIX: &[u8] = b"!";
+
+/// The largest payload a UDP datagram can carry over IPv4
+/// (65,535 − 8 bytes of UDP header − 20 bytes of IP header).
+pub const MAX_DATAGRAM: usize = 65_507;
+
+/// The largest request whose greeting still fits in one datagram.
+pub const MAX_GREETABLE: usize = MAX_DATAGRAM - PREFIX.len() - SUFFIX.len();
+
+/// Writes `Hello, ` + `data` + `!` into `reply`, replacing what it held.
+///
+/// The bytes are copied as they are: no decoding, trimming or newline, so
+/// empty, binary and invalid UTF-8 payloads are greeted like any other.
+/// Reusing `reply` keeps the hot path free of allocations once it has grown.
+///
+/// ```
+/// let mut reply = Vec::new();
+/// udp_greeter::greet_into(b"Michael", &mut reply);
+/// assert_eq!(reply, b"Hello, Michael!");
+/// ```
+pub fn greet_into(data: &[u8], reply: &mut Vec<u8>) {
+    reply.clear();
+    reply.reserve(PREFIX.len() + data.len() + SUFFIX.len());
+    reply.extend_from_slice(PREFIX);
+    reply.extend_from_slice(data);
+    reply.extend_from_slice(SUFFIX);
+}
+
+/// Returns `Hello, ` + `data` + `!` as a new buffer.
+///
+/// ```
+/// assert_eq!(udp_greeter::greet(b"\xff\x00"), b"Hello, \xff\x00!");
+/// ```
+pub fn greet(data: &[u8]) -> Vec<u8> {
+    let mut reply = Vec::with_capacity(PREFIX.len() + data.len() + SUFFIX.len());
+    greet_into(data, &mut reply);
+    reply
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty() {
+        assert_eq!(greet(b""), b"Hello, !");
+    }
+
+    #[test]
+    fn ascii() {
+        assert_eq!(greet(b"Michael"), b"Hello, Michael!");
+    }
+
+    #[test]
+    fn utf8() {
+        assert_eq!(greet("世界".as_bytes()), "Hello, 世界!".as_bytes());
+    }
+
+    #[test]
+    fn invalid_utf8() {
+        assert_eq!(greet(b"\xc3\x28\xff"), b"Hello, \xc3\x28\xff!");
+    }
+
+    #[test]
+    fn largest() {
+        let data = vec![b'x'; MAX_GREETABLE];
+        let reply = greet(&data);
+        assert_eq!(reply.len(), MAX_DATAGRAM);
+        assert_eq!(MAX_GREETABLE, 65_499);
+        assert!(reply.starts_with(PREFIX) && reply.ends_with(SUFFIX));
+        assert_eq!(&reply[PREFIX.len()..reply.len() - 1], &data[..]);
+    }
+
+    #[test]
+    fn reuse() {
+        let mut reply = Vec::new();
+        greet_into(b"a long first name", &mut reply);
+        greet_into(b"Bo", &mut reply);
+        assert_eq!(reply, b"Hello, Bo!");
+    }
+}

@@ -1,0 +1,66 @@
+//! The optional `stats` thread: logs the counters and the rates since its
+//! last report, every `--stats-interval`.
+
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::shutdown::Shutdown;
+use crate::stats::{Snapshot, Stats};
+use crate::transport::POLL_INTERVAL;
+
+pub(crate) struct Reporter {
+    pub stats: Arc<Stats>,
+    pub shutdown: Shutdown,
+    pub every: Duration,
+}
+
+impl Reporter {
+    pub(crate) fn run(self) {
+        let mut last = self.stats.snapshot();
+        let mut last_at = Instant::now();
+        while !self.shutdown.is_triggered() {
+            // Short sleeps, so shutdown never waits a whole interval for it.
+            thread::sleep(POLL_INTERVAL.min(self.every));
+            let elapsed = last_at.elapsed();
+            if elapsed < self.every {
+                continue;
+            }
+            let now = self.stats.snapshot();
+            log::info!("{}", report(&now, &now.since(&last), elapsed));
+            last = now;
+            last_at = Instant::now();
+        }
+    }
+}
+
+/// One `key=value` line: the totals, then the rates per second since the
+/// last report.
+pub(crate) fn report(total: &Snapshot, delta: &Snapshot, elapsed: Duration) -> String {
+    let secs = elapsed.as_secs_f64().max(f64::MIN_POSITIVE);
+    let rate = |n: u64| n as f64 / secs;
+    format!(
+        "{total} received_per_sec={:.1} replied_per_sec={:.1} dropped_per_sec={:.1}",
+        rate(delta.received),
+        rate(delta.replied),
+        rate(delta.settled() - delta.replied),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line() {
+        let total = Snapshot {
+            received: 30,
+            replied: 20,
+            dropped_queue_full: 10,
+            ..Snapshot::default()
+        };
+        let line = report(&total, &total, Duration::from_secs(2));
+        assert!(line.starts_with("stats: received=30 replied=20"), "{line}");
+        assert!(line.ends_with("received_per_sec=15.0 replied_per_sec=10.0 dropped_per_sec=5.0"), "{line}");
+    }
+}

@@ -1,0 +1,105 @@
+//! A cap on how many lines of one kind are logged per second, so a flood
+//! can neither throttle the server on its own logging nor fill a disk.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+/// Admits at most `per_second` events each second and counts the rest.
+///
+/// Shared by threads without a lock. The count of what was held back is
+/// handed to the first caller of the next second, to log as one line.
+#[derive(Debug)]
+pub(crate) struct Throttle {
+    per_second: u64,
+    epoch: Instant,
+    /// The second (since `epoch`) that `admitted` counts for.
+    second: AtomicU64,
+    admitted: AtomicU64,
+    held_back: AtomicU64,
+}
+
+/// What a caller may log.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Admission {
+    /// Whether this event's own line may be logged.
+    pub admitted: bool,
+    /// Lines held back in an earlier second, to report now; 0 for none.
+    pub held_back: u64,
+}
+
+impl Throttle {
+    pub(crate) fn new(per_second: u64) -> Throttle {
+        Throttle {
+            per_second,
+            epoch: Instant::now(),
+            second: AtomicU64::new(0),
+            admitted: AtomicU64::new(0),
+            held_back: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn admit(&self) -> Admission {
+        self.admit_at(Instant::now())
+    }
+
+    pub(crate) fn admit_at(&self, now: Instant) -> Admission {
+        let second = now.saturating_duration_since(self.epoch).as_secs();
+        let current = self.second.load(Ordering::Acquire);
+        let mut held_back = 0;
+        if second > current
+            && self
+                .second
+                .compare_exchange(current, second, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            // Only the thread that moved the window on resets it, so each
+            // held-back line is reported exactly once.
+            self.admitted.store(0, Ordering::Release);
+            held_back = self.held_back.swap(0, Ordering::AcqRel);
+        }
+        let admitted = self.admitted.fetch_add(1, Ordering::AcqRel) < self.per_second;
+        if !admitted {
+            self.held_back.fetch_add(1, Ordering::AcqRel);
+        }
+        Admission {
+            admitted,
+            held_back,
+        }
+    }
+
+    /// Takes the count of lines held back and not yet reported.
+    pub(crate) fn take_held_back(&self) -> u64 {
+        self.held_back.swap(0, Ordering::AcqRel)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn caps_per_second() {
+        let t = Throttle::new(3);
+        let now = t.epoch;
+        let admitted = (0..10).filter(|_| t.admit_at(now).admitted).count();
+        assert_eq!(admitted, 3);
+        let next = t.admit_at(now + Duration::from_secs(1));
+        assert_eq!(
+            next,
+            Admission {
+                admitted: true,
+                held_back: 7
+            }
+        );
+        assert_eq!(t.take_held_back(), 0);
+    }
+
+    #[test]
+    fn take_at_end() {
+        let t = Throttle::new(0);
+        assert!(!t.admit().admitted);
+        assert!(!t.admit().admitted);
+        assert_eq!(t.take_held_back(), 2);
+    }
+}

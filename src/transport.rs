@@ -1,0 +1,640 @@
+//! Socket I/O: binding, and reading and writing datagrams in batches where
+//! the platform offers it (`recvmmsg`/`sendmmsg` on Linux), one at a time
+//! elsewhere.
+//!
+//! On Linux it also learns the address each request was sent to
+//! (`IP_PKTINFO`, `IPV6_RECVPKTINFO`) when the socket is bound to a wildcard
+//! address, and sends the reply from that same address: otherwise a host
+//! with several addresses would answer from whichever the routing table
+//! picks, and a client that `connect()`ed its socket would drop the reply.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+
+/// How long the receiver blocks before it looks at the shutdown flag again.
+/// Half the 100 ms within which it must notice a shutdown.
+pub(crate) const POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+/// How long a worker may block on a full socket send buffer before the reply
+/// counts as a send error; bounds how long shutdown can wait for a worker.
+const SEND_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// One datagram as read: how many bytes, from whom, and to which address.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Meta {
+    /// Bytes in the buffer; with `truncated`, the datagram was larger.
+    pub len: usize,
+    pub peer: Option<SocketAddr>,
+    /// The address the datagram was sent to, when the socket is bound to a
+    /// wildcard address and the platform says.
+    pub local: Option<IpAddr>,
+    pub truncated: bool,
+}
+
+/// One datagram to send.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Outgoing<'a> {
+    pub payload: &'a [u8],
+    pub peer: SocketAddr,
+    /// The source address to send from, if not the socket's own.
+    pub local: Option<IpAddr>,
+}
+
+/// Creates, configures and binds the server's socket.
+pub(crate) fn bind(config: &Config) -> Result<UdpSocket> {
+    let addr = config.bind;
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))
+        .map_err(|e| Error::bind(addr, e))?;
+    if config.reuse_port {
+        set_reuse_port(&socket).map_err(|e| Error::bind(addr, e))?;
+    }
+    if let Some(size) = config.recv_buffer {
+        // A refusal is not fatal: the default buffer still works, only
+        // bursts are more likely to be dropped by the kernel.
+        if let Err(e) = socket.set_recv_buffer_size(size) {
+            log::warn!("cannot set receive buffer to {size} bytes: {e}");
+        }
+    }
+    socket.bind(&addr.into()).map_err(|e| Error::bind(addr, e))?;
+    if addr.ip().is_unspecified() {
+        if let Err(e) = enable_pktinfo(&socket, addr) {
+            log::warn!("replies may leave from another address than requests reached: {e}");
+        }
+    }
+    socket.set_read_timeout(Some(POLL_INTERVAL))?;
+    socket.set_write_timeout(Some(SEND_TIMEOUT))?;
+    if let Ok(granted) = socket.recv_buffer_size() {
+        match config.recv_buffer {
+            Some(asked) => {
+                log::debug!("receive buffer: asked {asked} bytes, kernel granted {granted}")
+            }
+            None => log::debug!("receive buffer: {granted} bytes (system default)"),
+        }
+    }
+    Ok(socket.into())
+}
+
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "macos", target_os = "freebsd"))]
+fn set_reuse_port(socket: &Socket) -> io::Result<()> {
+    socket.set_reuse_port(true)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "macos", target_os = "freebsd")))]
+fn set_reuse_port(_socket: &Socket) -> io::Result<()> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "SO_REUSEPORT is not supported on this platform",
+    ))
+}
+
+/// Whether a receive error is worth logging and carrying on after, rather
+/// than a sign that the socket itself is broken.
+pub(crate) fn is_transient(err: &io::Error) -> bool {
+    use io::ErrorKind::*;
+    if matches!(
+        err.kind(),
+        Interrupted | WouldBlock | TimedOut | ConnectionRefused | ConnectionReset | OutOfMemory
+    ) {
+        return true;
+    }
+    #[cfg(unix)]
+    {
+        matches!(
+            err.raw_os_error(),
+            Some(
+                libc::ENOBUFS
+                    | libc::ENOMEM
+                    | libc::EHOSTUNREACH
+                    | libc::ENETUNREACH
+                    | libc::EHOSTDOWN
+                    | libc::ENETDOWN
+                    | libc::EPROTO
+            )
+        )
+    }
+    #[cfg(not(unix))]
+    {
+        false
+    }
+}
+
+/// Whether the error is only the read timeout that lets the receiver look at
+/// the shutdown flag.
+pub(crate) fn is_timeout(err: &io::Error) -> bool {
+    matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+}
+
+#[cfg(target_os = "linux")]
+pub(crate) use linux::{Reader, Writer};
+#[cfg(target_os = "linux")]
+use linux::enable_pktinfo;
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) use portable::{Reader, Writer};
+#[cfg(not(target_os = "linux"))]
+use portable::enable_pktinfo;
+
+#[cfg(target_os = "linux")]
+mod linux {
+    use std::io;
+    use std::mem;
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
+    use std::os::fd::AsRawFd;
+    use std::ptr;
+
+    use socket2::Socket;
+
+    use super::{Meta, Outgoing};
+
+    /// Room for one `IP_PKTINFO` or `IPV6_PKTINFO` control message.
+    const CMSG_ROOM: usize = 64;
+
+    #[derive(Clone, Copy)]
+    #[repr(C, align(8))]
+    struct Cmsg([u8; CMSG_ROOM]);
+
+    pub(super) fn enable_pktinfo(socket: &Socket, addr: SocketAddr) -> io::Result<()> {
+        let fd = socket.as_raw_fd();
+        let on: libc::c_int = 1;
+        let set = |level, name| {
+            // SAFETY: `on` outlives the call and its size is passed with it.
+            let rc = unsafe {
+                libc::setsockopt(
+                    fd,
+                    level,
+                    name,
+                    &on as *const libc::c_int as *const libc::c_void,
+                    mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            if rc == 0 {
+                Ok(())
+            } else {
+                Err(io::Error::last_os_error())
+            }
+        };
+        match addr {
+            SocketAddr::V4(_) => set(libc::IPPROTO_IP, libc::IP_PKTINFO),
+            SocketAddr::V6(_) => {
+                set(libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO)?;
+                // A dual-stack socket also sees IPv4 requests, as mapped
+                // addresses; their destination comes as IP_PKTINFO.
+                let _ = set(libc::IPPROTO_IP, libc::IP_PKTINFO);
+                Ok(())
+            }
+        }
+    }
+
+    fn zeroed_msghdr() -> libc::mmsghdr {
+        // SAFETY: `mmsghdr` is plain data for which all-zero is valid (null
+        // pointers, zero lengths); the fields are filled in before each use.
+        unsafe { mem::zeroed() }
+    }
+
+    fn zeroed_storage() -> libc::sockaddr_storage {
+        // SAFETY: as above, all-zero is a valid `sockaddr_storage`.
+        unsafe { mem::zeroed() }
+    }
+
+    fn empty_iovec() -> libc::iovec {
+        libc::iovec {
+            iov_base: ptr::null_mut(),
+            iov_len: 0,
+        }
+    }
+
+    /// Reads many datagrams with one `recvmmsg` call.
+    pub(crate) struct Reader {
+        hdrs: Vec<libc::mmsghdr>,
+        iovs: Vec<libc::iovec>,
+        addrs: Vec<libc::sockaddr_storage>,
+        cmsgs: Vec<Cmsg>,
+    }
+
+    // SAFETY: the raw pointers inside are only set and used within one call
+    // to `read`, on the thread that owns the reader.
+    unsafe impl Send for Reader {}
+
+    impl Reader {
+        pub(crate) fn new(batch: usize) -> Reader {
+            let batch = batch.max(1);
+            Reader {
+                hdrs: vec![zeroed_msghdr(); batch],
+                iovs: vec![empty_iovec(); batch],
+                addrs: vec![zeroed_storage(); batch],
+                cmsgs: vec![Cmsg([0; CMSG_ROOM]); batch],
+            }
+        }
+
+        /// Fills `bufs` from the front with datagrams (each buffer's length
+        /// becomes the bytes received, up to its capacity) and describes each
+        /// in `out`. Blocks (up to the socket's read timeout) for the first
+        /// only, then takes whatever else is already waiting.
+        pub(crate) fn read(
+            &mut self,
+            sock: &UdpSocket,
+            bufs: &mut [Vec<u8>],
+            out: &mut Vec<Meta>,
+        ) -> io::Result<()> {
+            out.clear();
+            let n = bufs.len().min(self.hdrs.len());
+            for i in 0..n {
+                bufs[i].clear();
+                // The kernel writes into the spare capacity through a raw
+                // pointer; no reference to uninitialised bytes is made.
+                self.iovs[i] = libc::iovec {
+                    iov_base: bufs[i].as_mut_ptr() as *mut libc::c_void,
+                    iov_len: bufs[i].capacity(),
+                };
+                let h = &mut self.hdrs[i];
+                h.msg_len = 0;
+                h.msg_hdr.msg_name = &mut self.addrs[i] as *mut _ as *mut libc::c_void;
+                h.msg_hdr.msg_namelen = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+                h.msg_hdr.msg_iov = &mut self.iovs[i];
+                h.msg_hdr.msg_iovlen = 1;
+                h.msg_hdr.msg_control = self.cmsgs[i].0.as_mut_ptr() as *mut libc::c_void;
+                h.msg_hdr.msg_controllen = CMSG_ROOM as _;
+                h.msg_hdr.msg_flags = 0;
+            }
+            // SAFETY: every header points into buffers owned by `self` or
+            // `bufs`, which outlive the call and are not moved during it;
+            // `n` is within all of them.
+            let rc = unsafe {
+                libc::recvmmsg(
+                    sock.as_raw_fd(),
+                    self.hdrs.as_mut_ptr(),
+                    n as libc::c_uint,
+                    libc::MSG_WAITFORONE,
+                    ptr::null_mut(),
+                )
+            };
+            if rc < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            for (i, buf) in bufs.iter_mut().enumerate().take(rc as usize) {
+                let h = &self.hdrs[i];
+                let len = (h.msg_len as usize).min(buf.capacity());
+                // SAFETY: the kernel initialised the first `len` bytes.
+                unsafe { buf.set_len(len) };
+                out.push(Meta {
+                    len,
+                    peer: to_std(&self.addrs[i], h.msg_hdr.msg_namelen),
+                    // SAFETY: the kernel wrote `msg_controllen` bytes of
+                    // control messages into the header's own buffer.
+                    local: unsafe { destination(&h.msg_hdr) },
+                    truncated: h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0,
+                });
+            }
+            Ok(())
+        }
+    }
+
+    /// Sends many datagrams with one `sendmmsg` call.
+    pub(crate) struct Writer {
+        hdrs: Vec<libc::mmsghdr>,
+        iovs: Vec<libc::iovec>,
+        addrs: Vec<libc::sockaddr_storage>,
+        cmsgs: Vec<Cmsg>,
+    }
+
+    // SAFETY: as for `Reader`.
+    unsafe impl Send for Writer {}
+
+    impl Writer {
+        pub(crate) fn new(batch: usize) -> Writer {
+            let batch = batch.max(1);
+            Writer {
+                hdrs: vec![zeroed_msghdr(); batch],
+                iovs: vec![empty_iovec(); batch],
+                addrs: vec![zeroed_storage(); batch],
+                cmsgs: vec![Cmsg([0; CMSG_ROOM]); batch],
+            }
+        }
+
+        /// Sends every message; calls `failed` with the index and error of
+        /// each that could not be sent. Returns how many were sent.
+        pub(crate) fn write<'a>(
+            &mut self,
+            sock: &UdpSocket,
+            msgs: impl IntoIterator<Item = Outgoing<'a>>,
+            mut failed: impl FnMut(usize, io::Error),
+        ) -> usize {
+            let mut sent = 0;
+            let mut filled = 0;
+            let mut base = 0;
+            for m in msgs {
+                self.stage(filled, &m);
+                filled += 1;
+                if filled == self.hdrs.len() {
+                    sent += self.flush(sock, filled, base, &mut failed);
+                    base += filled;
+                    filled = 0;
+                }
+            }
+            if filled > 0 {
+                sent += self.flush(sock, filled, base, &mut failed);
+            }
+            sent
+        }
+
+        fn stage(&mut self, i: usize, m: &Outgoing<'_>) {
+            self.iovs[i] = libc::iovec {
+                iov_base: m.payload.as_ptr() as *mut libc::c_void,
+                iov_len: m.payload.len(),
+            };
+            let namelen = from_std(&m.peer, &mut self.addrs[i]);
+            // SAFETY: the control buffer is CMSG_ROOM bytes and aligned for
+            // `cmsghdr` by its type.
+            let controllen = unsafe { put_source(&mut self.cmsgs[i], m.local, &m.peer) };
+            let h = &mut self.hdrs[i];
+            h.msg_len = 0;
+            h.msg_hdr.msg_name = &mut self.addrs[i] as *mut _ as *mut libc::c_void;
+            h.msg_hdr.msg_namelen = namelen;
+            h.msg_hdr.msg_iov = &mut self.iovs[i];
+            h.msg_hdr.msg_iovlen = 1;
+            h.msg_hdr.msg_control = if controllen == 0 {
+                ptr::null_mut()
+            } else {
+                self.cmsgs[i].0.as_mut_ptr() as *mut libc::c_void
+            };
+            h.msg_hdr.msg_controllen = controllen as _;
+            h.msg_hdr.msg_flags = 0;
+        }
+
+        /// Sends the first `n` staged messages, the first of which is
+        /// message number `base` of the caller's.
+        fn flush(
+            &mut self,
+            sock: &UdpSocket,
+            n: usize,
+            base: usize,
+            failed: &mut impl FnMut(usize, io::Error),
+        ) -> usize {
+            let mut sent = 0;
+            let mut i = 0;
+            while i < n {
+                // SAFETY: headers `i..n` were staged by `stage` and point into
+                // `self` and into payloads the caller keeps alive (they are
+                // borrowed for 'a by `write`).
+                let rc = unsafe {
+                    libc::sendmmsg(
+                        sock.as_raw_fd(),
+                        self.hdrs[i..].as_mut_ptr(),
+                        (n - i) as libc::c_uint,
+                        0,
+                    )
+                };
+                if rc > 0 {
+                    sent += rc as usize;
+                    i += rc as usize;
+                    continue;
+                }
+                let err = if rc == 0 {
+                    io::Error::new(io::ErrorKind::WriteZero, "sendmmsg sent nothing")
+                } else {
+                    io::Error::last_os_error()
+                };
+                if err.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                // The first unsent message is the one that failed; the rest
+                // are tried again.
+                failed(base + i, err);
+                i += 1;
+            }
+            sent
+        }
+    }
+
+    fn to_std(addr: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
+        let len = len as usize;
+        match addr.ss_family as libc::c_int {
+            libc::AF_INET if len >= mem::size_of::<libc::sockaddr_in>() => {
+                // SAFETY: the family says this storage holds a `sockaddr_in`.
+                let a = unsafe { &*(addr as *const _ as *const libc::sockaddr_in) };
+                let ip = Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
+                Some(SocketAddr::V4(SocketAddrV4::new(ip, u16::from_be(a.sin_port))))
+            }
+            libc::AF_INET6 if len >= mem::size_of::<libc::sockaddr_in6>() => {
+                // SAFETY: the family says this storage holds a `sockaddr_in6`.
+                let a = unsafe { &*(addr as *const _ as *const libc::sockaddr_in6) };
+                Some(SocketAddr::V6(SocketAddrV6::new(
+                    Ipv6Addr::from(a.sin6_addr.s6_addr),
+                    u16::from_be(a.sin6_port),
+                    a.sin6_flowinfo,
+                    a.sin6_scope_id,
+                )))
+            }
+            _ => None,
+        }
+    }
+
+    fn from_std(addr: &SocketAddr, out: &mut libc::sockaddr_storage) -> libc::socklen_t {
+        match addr {
+            SocketAddr::V4(a) => {
+                // SAFETY: `sockaddr_storage` is large and aligned enough for
+                // any socket address.
+                let s = unsafe { &mut *(out as *mut _ as *mut libc::sockaddr_in) };
+                s.sin_family = libc::AF_INET as libc::sa_family_t;
+                s.sin_port = a.port().to_be();
+                s.sin_addr = libc::in_addr {
+                    s_addr: u32::from(*a.ip()).to_be(),
+                };
+                s.sin_zero = [0; 8];
+                mem::size_of::<libc::sockaddr_in>() as libc::socklen_t
+            }
+            SocketAddr::V6(a) => {
+                // SAFETY: as above.
+                let s = unsafe { &mut *(out as *mut _ as *mut libc::sockaddr_in6) };
+                s.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+                s.sin6_port = a.port().to_be();
+                s.sin6_flowinfo = a.flowinfo();
+                s.sin6_addr = libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                };
+                s.sin6_scope_id = a.scope_id();
+                mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t
+            }
+        }
+    }
+
+    /// The destination address of a received datagram, from its
+    /// `IP_PKTINFO` or `IPV6_PKTINFO` control message.
+    ///
+    /// # Safety
+    /// `hdr` must describe control messages the kernel wrote.
+    unsafe fn destination(hdr: &libc::msghdr) -> Option<IpAddr> {
+        // SAFETY: the caller's contract, stated above, covers every
+        // pointer this reads or writes.
+        unsafe {
+            if hdr.msg_controllen == 0 {
+                return None;
+            }
+            let mut cmsg = libc::CMSG_FIRSTHDR(hdr);
+            while !cmsg.is_null() {
+                let c = &*cmsg;
+                if c.cmsg_level == libc::IPPROTO_IP && c.cmsg_type == libc::IP_PKTINFO {
+                    let info = ptr::read_unaligned(libc::CMSG_DATA(cmsg) as *const libc::in_pktinfo);
+                    return Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(info.ipi_addr.s_addr))));
+                }
+                if c.cmsg_level == libc::IPPROTO_IPV6 && c.cmsg_type == libc::IPV6_PKTINFO {
+                    let info = ptr::read_unaligned(libc::CMSG_DATA(cmsg) as *const libc::in6_pktinfo);
+                    return Some(IpAddr::V6(Ipv6Addr::from(info.ipi6_addr.s6_addr)));
+                }
+                cmsg = libc::CMSG_NXTHDR(hdr, cmsg);
+            }
+            None
+        }
+    }
+
+    /// Writes the control message that makes the kernel send from `local`,
+    /// and returns its length; 0 when there is nothing to say.
+    ///
+    /// # Safety
+    /// `buf` must be aligned for `cmsghdr` (it is, by its type).
+    unsafe fn put_source(buf: &mut Cmsg, local: Option<IpAddr>, peer: &SocketAddr) -> usize {
+        // SAFETY: the caller's contract, stated above, covers every
+        // pointer this reads or writes.
+        unsafe {
+            let Some(local) = local else { return 0 };
+            // An IPv4 request on a dual-stack IPv6 socket reports its
+            // destination as IPv4 while its peer is IPv4-mapped IPv6: either
+            // way IP_PKTINFO is what sets the source.
+            let v4 = match (local, peer) {
+                (IpAddr::V4(ip), _) => Some(ip),
+                (IpAddr::V6(ip), _) => ip.to_ipv4_mapped(),
+            };
+            let mut hdr: libc::msghdr = mem::zeroed();
+            hdr.msg_control = buf.0.as_mut_ptr() as *mut libc::c_void;
+            hdr.msg_controllen = CMSG_ROOM as _;
+            let cmsg = libc::CMSG_FIRSTHDR(&hdr);
+            if cmsg.is_null() {
+                return 0;
+            }
+            match (v4, local) {
+                (Some(ip), _) => {
+                    let mut info: libc::in_pktinfo = mem::zeroed();
+                    info.ipi_spec_dst = libc::in_addr {
+                        s_addr: u32::from(ip).to_be(),
+                    };
+                    (*cmsg).cmsg_level = libc::IPPROTO_IP;
+                    (*cmsg).cmsg_type = libc::IP_PKTINFO;
+                    (*cmsg).cmsg_len = libc::CMSG_LEN(mem::size_of::<libc::in_pktinfo>() as u32) as _;
+                    ptr::write_unaligned(libc::CMSG_DATA(cmsg) as *mut libc::in_pktinfo, info);
+                    libc::CMSG_SPACE(mem::size_of::<libc::in_pktinfo>() as u32) as usize
+                }
+                (None, IpAddr::V6(ip)) => {
+                    let mut info: libc::in6_pktinfo = mem::zeroed();
+                    info.ipi6_addr = libc::in6_addr { s6_addr: ip.octets() };
+                    if let SocketAddr::V6(p) = peer {
+                        // Link-local peers need the interface they came in on.
+                        info.ipi6_ifindex = p.scope_id();
+                    }
+                    (*cmsg).cmsg_level = libc::IPPROTO_IPV6;
+                    (*cmsg).cmsg_type = libc::IPV6_PKTINFO;
+                    (*cmsg).cmsg_len = libc::CMSG_LEN(mem::size_of::<libc::in6_pktinfo>() as u32) as _;
+                    ptr::write_unaligned(libc::CMSG_DATA(cmsg) as *mut libc::in6_pktinfo, info);
+                    libc::CMSG_SPACE(mem::size_of::<libc::in6_pktinfo>() as u32) as usize
+                }
+                (None, IpAddr::V4(_)) => 0,
+            }
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn address_round_trip() {
+            for s in ["127.0.0.1:9999", "[::1]:63823", "[fe80::1%2]:1"] {
+                let addr: SocketAddr = s.parse().unwrap();
+                let mut storage = zeroed_storage();
+                let len = from_std(&addr, &mut storage);
+                assert_eq!(to_std(&storage, len), Some(addr));
+            }
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+mod portable {
+    use std::io;
+    use std::net::{SocketAddr, UdpSocket};
+
+    use socket2::Socket;
+
+    use super::{Meta, Outgoing};
+
+    pub(super) fn enable_pktinfo(_socket: &Socket, _addr: SocketAddr) -> io::Result<()> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "destination addresses are only tracked on Linux",
+        ))
+    }
+
+    /// Reads one datagram per call.
+    pub(crate) struct Reader;
+
+    impl Reader {
+        pub(crate) fn new(_batch: usize) -> Reader {
+            Reader
+        }
+
+        pub(crate) fn read(
+            &mut self,
+            sock: &UdpSocket,
+            bufs: &mut [Vec<u8>],
+            out: &mut Vec<Meta>,
+        ) -> io::Result<()> {
+            out.clear();
+            let Some(buf) = bufs.first_mut() else {
+                return Ok(());
+            };
+            let cap = buf.capacity();
+            buf.resize(cap, 0);
+            let received = sock.recv_from(buf);
+            let len = received.as_ref().map_or(0, |r| r.0);
+            buf.truncate(len);
+            let (len, peer) = received?;
+            out.push(Meta {
+                len,
+                peer: Some(peer),
+                local: None,
+                truncated: false,
+            });
+            Ok(())
+        }
+    }
+
+    /// Sends one datagram per call.
+    pub(crate) struct Writer;
+
+    impl Writer {
+        pub(crate) fn new(_batch: usize) -> Writer {
+            Writer
+        }
+
+        pub(crate) fn write<'a>(
+            &mut self,
+            sock: &UdpSocket,
+            msgs: impl IntoIterator<Item = Outgoing<'a>>,
+            mut failed: impl FnMut(usize, io::Error),
+        ) -> usize {
+            let mut sent = 0;
+            for (i, m) in msgs.into_iter().enumerate() {
+                match sock.send_to(m.payload, m.peer) {
+                    Ok(_) => sent += 1,
+                    Err(e) => failed(i, e),
+                }
+            }
+            sent
+        }
+    }
+}
