@@ -50,6 +50,11 @@ pub struct Config {
     pub reuse_port: bool,
     /// How often the server logs its counters and rates; `None` never.
     pub stats_interval: Option<Duration>,
+    /// Where to serve `GET /metrics` (Prometheus text format) over HTTP;
+    /// `None` serves nothing. Port 0 lets the OS choose, see
+    /// [`Server::metrics_addr`](crate::Server::metrics_addr). The endpoint
+    /// has no authentication: bind it to a private or loopback address.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 impl Config {
@@ -66,6 +71,7 @@ impl Config {
             recv_buffer: Some(DEFAULT_RECV_BUFFER),
             reuse_port: false,
             stats_interval: None,
+            metrics_addr: None,
         }
     }
 
@@ -120,14 +126,18 @@ mod tests {
 
     #[test]
     fn invalid() {
-        let mut c = Config::default();
-        c.workers = 0;
-        assert!(c.validate().unwrap_err().is_config());
-        let mut c = Config::default();
-        c.queue = 0;
-        assert!(c.validate().is_err());
-        let mut c = Config::default();
-        c.max_datagram = 65_508;
-        assert!(c.validate().is_err());
+        let bad = |c: Config| c.validate().unwrap_err().is_config();
+        assert!(bad(Config {
+            workers: 0,
+            ..Config::default()
+        }));
+        assert!(bad(Config {
+            queue: 0,
+            ..Config::default()
+        }));
+        assert!(bad(Config {
+            max_datagram: 65_508,
+            ..Config::default()
+        }));
     }
 }

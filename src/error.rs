@@ -74,9 +74,7 @@ impl Error {
             | ErrorKind::Spawn { err, .. }
             | ErrorKind::Receive(err)
             | ErrorKind::Io(err) => Some(err),
-            ErrorKind::Config(_) | ErrorKind::ThreadPanicked(_) | ErrorKind::NoReply { .. } => {
-                None
-            }
+            ErrorKind::Config(_) | ErrorKind::ThreadPanicked(_) | ErrorKind::NoReply { .. } => None,
         }
     }
 

@@ -32,12 +32,14 @@
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod bench;
 mod buffer;
 mod client;
 mod config;
 mod error;
 mod greeting;
 mod handler;
+mod metrics;
 mod ratelimit;
 mod receiver;
 mod reporter;
@@ -48,6 +50,7 @@ mod throttle;
 mod transport;
 mod worker;
 
+pub use crate::bench::{BenchConfig, BenchReport};
 pub use crate::client::{Client, DEFAULT_RETRIES, DEFAULT_TIMEOUT};
 pub use crate::config::{Config, DEFAULT_BIND, DEFAULT_QUEUE, DEFAULT_RECV_BUFFER};
 pub use crate::error::{Error, Result};

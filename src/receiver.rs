@@ -4,6 +4,7 @@
 use std::mem;
 use std::net::UdpSocket;
 use std::sync::Arc;
+use std::thread;
 use std::time::Instant;
 
 use crossbeam_channel::{Sender, TrySendError};
@@ -18,6 +19,11 @@ use crate::transport::{self, Meta, Reader};
 
 /// How many datagrams one system call may read, and a worker may take at once.
 pub(crate) const BATCH: usize = 32;
+
+/// How many times the receiver looks for more datagrams without waiting,
+/// after a read that found some, before it sleeps until the next.
+/// Measured with `benches/compare.sh` (docs/benchmarks.md).
+const SPIN_POLLS: u32 = 8;
 
 /// How many warnings of one kind are logged per second.
 const WARNINGS_PER_SECOND: u64 = 1;
@@ -58,10 +64,30 @@ impl Receiver {
         };
         // The socket's read timeout bounds each wait, so the flag is seen
         // within one poll interval even when no traffic arrives.
+        let mut polls = SPIN_POLLS;
         while !self.shutdown.is_triggered() {
-            match reader.read(&self.socket, &mut slots, &mut metas) {
-                Ok(()) => self.dispatch(&mut slots, &metas, &warnings)?,
-                Err(e) if transport::is_timeout(&e) => {}
+            // After a read that found datagrams, look again a few times
+            // without waiting, yielding the CPU in between, before sleeping
+            // in the kernel: under load the next datagram is there by then,
+            // and on a small (virtual) machine a sleep and wake-up costs
+            // far more than a look. Idle, it sleeps after a few looks, so a
+            // lone request is still read at once and idle costs nothing.
+            let read = if polls < SPIN_POLLS {
+                reader.try_read(&self.socket, &mut slots, &mut metas)
+            } else {
+                reader.read(&self.socket, &mut slots, &mut metas)
+            };
+            match read {
+                Ok(()) => {
+                    polls = 0;
+                    self.dispatch(&mut slots, &metas, &warnings)?
+                }
+                Err(e) if transport::is_timeout(&e) => {
+                    if polls < SPIN_POLLS {
+                        polls += 1;
+                        thread::yield_now();
+                    }
+                }
                 Err(e) if transport::is_transient(&e) => {
                     let a = warnings.receive_error.admit();
                     if a.admitted {
@@ -79,7 +105,12 @@ impl Receiver {
     }
 
     /// Settles or queues each datagram of one read.
-    fn dispatch(&mut self, slots: &mut [Vec<u8>], metas: &[Meta], warnings: &Warnings) -> Result<()> {
+    fn dispatch(
+        &mut self,
+        slots: &mut [Vec<u8>],
+        metas: &[Meta],
+        warnings: &Warnings,
+    ) -> Result<()> {
         self.stats.received(metas.len() as u64);
         let now = self.limiter.as_ref().map(|_| Instant::now());
         let (mut oversize, mut limited, mut full, mut unanswerable) = (0, 0, 0, 0);
@@ -129,7 +160,10 @@ impl Receiver {
                     self.pool.give(mem::replace(slot, d.buf));
                     let a = warnings.queue_full.admit();
                     if a.admitted {
-                        log::warn!("queue full: dropped a datagram from {peer}{}", more(a.held_back));
+                        log::warn!(
+                            "queue full: dropped a datagram from {peer}{}",
+                            more(a.held_back)
+                        );
                     }
                 }
                 Err(TrySendError::Disconnected(d)) => {

@@ -9,6 +9,7 @@ use crate::buffer::BufferPool;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::handler::{Greeter, Handler};
+use crate::metrics::{Endpoint, Exporter, Sources};
 use crate::ratelimit::{RateLimiter, DEFAULT_SLOTS};
 use crate::receiver::{Receiver, BATCH};
 use crate::reporter::Reporter;
@@ -37,6 +38,7 @@ use crate::worker::{Worker, WorkerLogs};
 #[derive(Debug)]
 pub struct Server {
     local_addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     workers: usize,
     shutdown: Shutdown,
     stats: Arc<Stats>,
@@ -48,6 +50,7 @@ struct Threads {
     receiver: Option<JoinHandle<Result<()>>>,
     workers: Vec<JoinHandle<()>>,
     reporter: Option<JoinHandle<()>>,
+    metrics: Option<JoinHandle<()>>,
     logs: Option<Arc<WorkerLogs>>,
 }
 
@@ -64,10 +67,12 @@ impl Server {
         config.validate()?;
         let socket = transport::bind(&config)?;
         let local_addr = socket.local_addr()?;
+        let metrics = config.metrics_addr.map(Endpoint::bind).transpose()?;
         log::info!("Bind UDP on {}...", local_addr.port());
 
         let mut server = Server {
             local_addr,
+            metrics_addr: metrics.as_ref().map(Endpoint::local_addr),
             workers: config.workers,
             shutdown: Shutdown::new(),
             stats: Arc::new(Stats::default()),
@@ -97,6 +102,22 @@ impl Server {
                 let name = format!("worker-{i}");
                 let handle = spawn(&name, move || worker.run())?;
                 server.threads.workers.push(handle);
+            }
+            if let Some(endpoint) = metrics {
+                log::info!(
+                    "Serving metrics on http://{}/metrics",
+                    endpoint.local_addr()
+                );
+                let exporter = Exporter {
+                    endpoint,
+                    sources: Sources {
+                        stats: server.stats.clone(),
+                        queue: tx.clone(),
+                        workers: config.workers,
+                    },
+                    shutdown: server.shutdown.clone(),
+                };
+                server.threads.metrics = Some(spawn("metrics", move || exporter.run())?);
             }
             let receiver = Receiver {
                 socket,
@@ -141,6 +162,12 @@ impl Server {
         self.local_addr
     }
 
+    /// The address the metrics endpoint really bound, if
+    /// [`Config::metrics_addr`] asked for one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
     /// How many worker threads answer requests.
     pub fn workers(&self) -> usize {
         self.workers
@@ -178,7 +205,8 @@ impl Server {
                 Err(_) => first_error = Some(Error::thread_panicked("receiver")),
             }
         }
-        // The receiver has returned, so the queue's sender is gone: each
+        // The receiver has returned, so the queue's sender is gone (the
+        // metrics thread drops its clone once shutdown is triggered): each
         // worker drains what is left and stops.
         for (i, handle) in self.threads.workers.drain(..).enumerate() {
             if handle.join().is_err() && first_error.is_none() {
@@ -189,6 +217,11 @@ impl Server {
         if let Some(handle) = self.threads.reporter.take() {
             if handle.join().is_err() && first_error.is_none() {
                 first_error = Some(Error::thread_panicked("stats"));
+            }
+        }
+        if let Some(handle) = self.threads.metrics.take() {
+            if handle.join().is_err() && first_error.is_none() {
+                first_error = Some(Error::thread_panicked("metrics"));
             }
         }
         if let Some(logs) = self.threads.logs.take() {

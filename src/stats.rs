@@ -156,7 +156,9 @@ impl Snapshot {
                 .dropped_queue_full
                 .saturating_sub(earlier.dropped_queue_full),
             send_errors: self.send_errors.saturating_sub(earlier.send_errors),
-            dropped_oversize: self.dropped_oversize.saturating_sub(earlier.dropped_oversize),
+            dropped_oversize: self
+                .dropped_oversize
+                .saturating_sub(earlier.dropped_oversize),
             dropped_rate_limited: self
                 .dropped_rate_limited
                 .saturating_sub(earlier.dropped_rate_limited),

@@ -61,7 +61,9 @@ pub(crate) fn bind(config: &Config) -> Result<UdpSocket> {
             log::warn!("cannot set receive buffer to {size} bytes: {e}");
         }
     }
-    socket.bind(&addr.into()).map_err(|e| Error::bind(addr, e))?;
+    socket
+        .bind(&addr.into())
+        .map_err(|e| Error::bind(addr, e))?;
     if addr.ip().is_unspecified() {
         if let Err(e) = enable_pktinfo(&socket, addr) {
             log::warn!("replies may leave from another address than requests reached: {e}");
@@ -80,12 +82,22 @@ pub(crate) fn bind(config: &Config) -> Result<UdpSocket> {
     Ok(socket.into())
 }
 
-#[cfg(any(target_os = "linux", target_os = "android", target_os = "macos", target_os = "freebsd"))]
+#[cfg(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "macos",
+    target_os = "freebsd"
+))]
 fn set_reuse_port(socket: &Socket) -> io::Result<()> {
     socket.set_reuse_port(true)
 }
 
-#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "macos", target_os = "freebsd")))]
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "macos",
+    target_os = "freebsd"
+)))]
 fn set_reuse_port(_socket: &Socket) -> io::Result<()> {
     Err(io::Error::new(
         io::ErrorKind::Unsupported,
@@ -127,18 +139,21 @@ pub(crate) fn is_transient(err: &io::Error) -> bool {
 /// Whether the error is only the read timeout that lets the receiver look at
 /// the shutdown flag.
 pub(crate) fn is_timeout(err: &io::Error) -> bool {
-    matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+    matches!(
+        err.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
 }
 
 #[cfg(target_os = "linux")]
-pub(crate) use linux::{Reader, Writer};
-#[cfg(target_os = "linux")]
 use linux::enable_pktinfo;
+#[cfg(target_os = "linux")]
+pub(crate) use linux::{Reader, Writer};
 
 #[cfg(not(target_os = "linux"))]
-pub(crate) use portable::{Reader, Writer};
-#[cfg(not(target_os = "linux"))]
 use portable::enable_pktinfo;
+#[cfg(not(target_os = "linux"))]
+pub(crate) use portable::{Reader, Writer};
 
 #[cfg(target_os = "linux")]
 mod linux {
@@ -242,15 +257,35 @@ mod linux {
             bufs: &mut [Vec<u8>],
             out: &mut Vec<Meta>,
         ) -> io::Result<()> {
+            self.read_with(sock, bufs, out, libc::MSG_WAITFORONE)
+        }
+
+        /// Like `read`, but never waits: `WouldBlock` when nothing is there.
+        pub(crate) fn try_read(
+            &mut self,
+            sock: &UdpSocket,
+            bufs: &mut [Vec<u8>],
+            out: &mut Vec<Meta>,
+        ) -> io::Result<()> {
+            self.read_with(sock, bufs, out, libc::MSG_DONTWAIT)
+        }
+
+        fn read_with(
+            &mut self,
+            sock: &UdpSocket,
+            bufs: &mut [Vec<u8>],
+            out: &mut Vec<Meta>,
+            flags: libc::c_int,
+        ) -> io::Result<()> {
             out.clear();
             let n = bufs.len().min(self.hdrs.len());
-            for i in 0..n {
-                bufs[i].clear();
+            for (i, buf) in bufs.iter_mut().enumerate().take(n) {
+                buf.clear();
                 // The kernel writes into the spare capacity through a raw
                 // pointer; no reference to uninitialised bytes is made.
                 self.iovs[i] = libc::iovec {
-                    iov_base: bufs[i].as_mut_ptr() as *mut libc::c_void,
-                    iov_len: bufs[i].capacity(),
+                    iov_base: buf.as_mut_ptr() as *mut libc::c_void,
+                    iov_len: buf.capacity(),
                 };
                 let h = &mut self.hdrs[i];
                 h.msg_len = 0;
@@ -270,7 +305,7 @@ mod linux {
                     sock.as_raw_fd(),
                     self.hdrs.as_mut_ptr(),
                     n as libc::c_uint,
-                    libc::MSG_WAITFORONE,
+                    flags,
                     ptr::null_mut(),
                 )
             };
@@ -301,6 +336,10 @@ mod linux {
         iovs: Vec<libc::iovec>,
         addrs: Vec<libc::sockaddr_storage>,
         cmsgs: Vec<Cmsg>,
+        /// Sends with no address, on a `connect()`ed socket: the kernel
+        /// then uses the route it cached at `connect` instead of looking
+        /// one up per datagram.
+        connected: bool,
     }
 
     // SAFETY: as for `Reader`.
@@ -314,6 +353,16 @@ mod linux {
                 iovs: vec![empty_iovec(); batch],
                 addrs: vec![zeroed_storage(); batch],
                 cmsgs: vec![Cmsg([0; CMSG_ROOM]); batch],
+                connected: false,
+            }
+        }
+
+        /// A writer for a `connect()`ed socket: each message's `peer` is
+        /// ignored and every datagram goes to the connected address.
+        pub(crate) fn connected(batch: usize) -> Writer {
+            Writer {
+                connected: true,
+                ..Writer::new(batch)
             }
         }
 
@@ -348,13 +397,21 @@ mod linux {
                 iov_base: m.payload.as_ptr() as *mut libc::c_void,
                 iov_len: m.payload.len(),
             };
-            let namelen = from_std(&m.peer, &mut self.addrs[i]);
+            let namelen = if self.connected {
+                0
+            } else {
+                from_std(&m.peer, &mut self.addrs[i])
+            };
             // SAFETY: the control buffer is CMSG_ROOM bytes and aligned for
             // `cmsghdr` by its type.
             let controllen = unsafe { put_source(&mut self.cmsgs[i], m.local, &m.peer) };
             let h = &mut self.hdrs[i];
             h.msg_len = 0;
-            h.msg_hdr.msg_name = &mut self.addrs[i] as *mut _ as *mut libc::c_void;
+            h.msg_hdr.msg_name = if self.connected {
+                ptr::null_mut()
+            } else {
+                &mut self.addrs[i] as *mut _ as *mut libc::c_void
+            };
             h.msg_hdr.msg_namelen = namelen;
             h.msg_hdr.msg_iov = &mut self.iovs[i];
             h.msg_hdr.msg_iovlen = 1;
@@ -419,7 +476,10 @@ mod linux {
                 // SAFETY: the family says this storage holds a `sockaddr_in`.
                 let a = unsafe { &*(addr as *const _ as *const libc::sockaddr_in) };
                 let ip = Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
-                Some(SocketAddr::V4(SocketAddrV4::new(ip, u16::from_be(a.sin_port))))
+                Some(SocketAddr::V4(SocketAddrV4::new(
+                    ip,
+                    u16::from_be(a.sin_port),
+                )))
             }
             libc::AF_INET6 if len >= mem::size_of::<libc::sockaddr_in6>() => {
                 // SAFETY: the family says this storage holds a `sockaddr_in6`.
@@ -464,8 +524,15 @@ mod linux {
         }
     }
 
-    /// The destination address of a received datagram, from its
+    /// The address to answer a received datagram from, from its
     /// `IP_PKTINFO` or `IPV6_PKTINFO` control message.
+    ///
+    /// For IPv4 that is `ipi_spec_dst`, the local address the kernel
+    /// assigns the datagram: the header's destination for unicast, but an
+    /// address of the interface for a broadcast or multicast request, which
+    /// no reply may be sent from. An IPv4 request on a dual-stack socket
+    /// brings both messages; the IPv4 one is preferred for that reason. An
+    /// IPv6 multicast destination gives `None`: the kernel then chooses.
     ///
     /// # Safety
     /// `hdr` must describe control messages the kernel wrote.
@@ -476,20 +543,29 @@ mod linux {
             if hdr.msg_controllen == 0 {
                 return None;
             }
+            let mut v6 = None;
             let mut cmsg = libc::CMSG_FIRSTHDR(hdr);
             while !cmsg.is_null() {
                 let c = &*cmsg;
                 if c.cmsg_level == libc::IPPROTO_IP && c.cmsg_type == libc::IP_PKTINFO {
-                    let info = ptr::read_unaligned(libc::CMSG_DATA(cmsg) as *const libc::in_pktinfo);
-                    return Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(info.ipi_addr.s_addr))));
+                    let info =
+                        ptr::read_unaligned(libc::CMSG_DATA(cmsg) as *const libc::in_pktinfo);
+                    let ip = Ipv4Addr::from(u32::from_be(info.ipi_spec_dst.s_addr));
+                    return (!ip.is_unspecified()).then_some(IpAddr::V4(ip));
                 }
                 if c.cmsg_level == libc::IPPROTO_IPV6 && c.cmsg_type == libc::IPV6_PKTINFO {
-                    let info = ptr::read_unaligned(libc::CMSG_DATA(cmsg) as *const libc::in6_pktinfo);
-                    return Some(IpAddr::V6(Ipv6Addr::from(info.ipi6_addr.s6_addr)));
+                    let info =
+                        ptr::read_unaligned(libc::CMSG_DATA(cmsg) as *const libc::in6_pktinfo);
+                    v6 = Some(Ipv6Addr::from(info.ipi6_addr.s6_addr));
                 }
                 cmsg = libc::CMSG_NXTHDR(hdr, cmsg);
             }
-            None
+            let ip = v6?;
+            let group = match ip.to_ipv4_mapped() {
+                Some(v4) => v4.is_multicast() || v4.is_broadcast(),
+                None => ip.is_multicast(),
+            };
+            (!group).then_some(IpAddr::V6(ip))
         }
     }
 
@@ -525,20 +601,24 @@ mod linux {
                     };
                     (*cmsg).cmsg_level = libc::IPPROTO_IP;
                     (*cmsg).cmsg_type = libc::IP_PKTINFO;
-                    (*cmsg).cmsg_len = libc::CMSG_LEN(mem::size_of::<libc::in_pktinfo>() as u32) as _;
+                    (*cmsg).cmsg_len =
+                        libc::CMSG_LEN(mem::size_of::<libc::in_pktinfo>() as u32) as _;
                     ptr::write_unaligned(libc::CMSG_DATA(cmsg) as *mut libc::in_pktinfo, info);
                     libc::CMSG_SPACE(mem::size_of::<libc::in_pktinfo>() as u32) as usize
                 }
                 (None, IpAddr::V6(ip)) => {
                     let mut info: libc::in6_pktinfo = mem::zeroed();
-                    info.ipi6_addr = libc::in6_addr { s6_addr: ip.octets() };
+                    info.ipi6_addr = libc::in6_addr {
+                        s6_addr: ip.octets(),
+                    };
                     if let SocketAddr::V6(p) = peer {
                         // Link-local peers need the interface they came in on.
                         info.ipi6_ifindex = p.scope_id();
                     }
                     (*cmsg).cmsg_level = libc::IPPROTO_IPV6;
                     (*cmsg).cmsg_type = libc::IPV6_PKTINFO;
-                    (*cmsg).cmsg_len = libc::CMSG_LEN(mem::size_of::<libc::in6_pktinfo>() as u32) as _;
+                    (*cmsg).cmsg_len =
+                        libc::CMSG_LEN(mem::size_of::<libc::in6_pktinfo>() as u32) as _;
                     ptr::write_unaligned(libc::CMSG_DATA(cmsg) as *mut libc::in6_pktinfo, info);
                     libc::CMSG_SPACE(mem::size_of::<libc::in6_pktinfo>() as u32) as usize
                 }
@@ -611,14 +691,34 @@ mod portable {
             });
             Ok(())
         }
+
+        /// Never reads: only `read` can wait here, so the caller goes
+        /// straight to it.
+        pub(crate) fn try_read(
+            &mut self,
+            _sock: &UdpSocket,
+            _bufs: &mut [Vec<u8>],
+            out: &mut Vec<Meta>,
+        ) -> io::Result<()> {
+            out.clear();
+            Err(io::ErrorKind::WouldBlock.into())
+        }
     }
 
     /// Sends one datagram per call.
-    pub(crate) struct Writer;
+    pub(crate) struct Writer {
+        connected: bool,
+    }
 
     impl Writer {
         pub(crate) fn new(_batch: usize) -> Writer {
-            Writer
+            Writer { connected: false }
+        }
+
+        /// A writer for a `connect()`ed socket: each message's `peer` is
+        /// ignored and every datagram goes to the connected address.
+        pub(crate) fn connected(_batch: usize) -> Writer {
+            Writer { connected: true }
         }
 
         pub(crate) fn write<'a>(
@@ -629,7 +729,12 @@ mod portable {
         ) -> usize {
             let mut sent = 0;
             for (i, m) in msgs.into_iter().enumerate() {
-                match sock.send_to(m.payload, m.peer) {
+                let sent = if self.connected {
+                    sock.send(m.payload)
+                } else {
+                    sock.send_to(m.payload, m.peer)
+                };
+                match sent {
                     Ok(_) => sent += 1,
                     Err(e) => failed(i, e),
                 }

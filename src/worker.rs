@@ -101,7 +101,10 @@ impl<H: Handler> Worker<H> {
                 // so it is counted once, here, and the worker goes on.
                 self.stats.worker_panics(1);
                 self.stats.send_errors(batch.len() as u64);
-                log::error!("worker recovered from a panic; {} datagrams not answered", batch.len());
+                log::error!(
+                    "worker recovered from a panic; {} datagrams not answered",
+                    batch.len()
+                );
             }
             for d in batch.drain(..) {
                 self.pool.give(d.buf);
@@ -122,9 +125,8 @@ impl<H: Handler> Worker<H> {
         let (mut oversize, mut panicked) = (0, 0);
         for (d, reply) in batch.iter().zip(replies.iter_mut()) {
             reply.clear();
-            let handled = panic::catch_unwind(AssertUnwindSafe(|| {
-                self.handler.respond(&d.buf, reply)
-            }));
+            let handled =
+                panic::catch_unwind(AssertUnwindSafe(|| self.handler.respond(&d.buf, reply)));
             let fate = match handled {
                 Ok(()) if reply.len() <= MAX_DATAGRAM => Fate::Send,
                 Ok(()) => {

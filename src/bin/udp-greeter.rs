@@ -38,11 +38,21 @@ struct Args {
     max_datagram: u32,
 
     /// Replies per second allowed to each source IP (0: no limit)
-    #[arg(long, env = "UDP_GREETER_RATE_LIMIT", value_name = "R", default_value_t = 0)]
+    #[arg(
+        long,
+        env = "UDP_GREETER_RATE_LIMIT",
+        value_name = "R",
+        default_value_t = 0
+    )]
     rate_limit: u32,
 
     /// Replies a source may get at once above its rate [default: the rate]
-    #[arg(long, env = "UDP_GREETER_RATE_BURST", value_name = "B", default_value_t = 0)]
+    #[arg(
+        long,
+        env = "UDP_GREETER_RATE_BURST",
+        value_name = "B",
+        default_value_t = 0
+    )]
     rate_burst: u32,
 
     /// Socket receive buffer to ask the kernel for, in bytes (0: system default)
@@ -55,8 +65,17 @@ struct Args {
     reuse_port: bool,
 
     /// Log the counters and rates every SECS seconds (0: never)
-    #[arg(long, env = "UDP_GREETER_STATS_INTERVAL", value_name = "SECS", default_value_t = 0)]
+    #[arg(
+        long,
+        env = "UDP_GREETER_STATS_INTERVAL",
+        value_name = "SECS",
+        default_value_t = 0
+    )]
     stats_interval: u64,
+
+    /// Serve Prometheus metrics over HTTP at ADDR, on /metrics [default: off]
+    #[arg(long, env = "UDP_GREETER_METRICS_ADDR", value_name = "ADDR")]
+    metrics_addr: Option<SocketAddr>,
 
     /// Least severe messages logged
     #[arg(long, env = "UDP_GREETER_LOG_LEVEL", value_enum, default_value_t = Level::Info)]
@@ -106,7 +125,9 @@ fn main() -> ExitCode {
     config.rate_burst = args.rate_burst;
     config.recv_buffer = (args.recv_buffer > 0).then_some(args.recv_buffer as usize);
     config.reuse_port = args.reuse_port;
-    config.stats_interval = (args.stats_interval > 0).then(|| Duration::from_secs(args.stats_interval));
+    config.stats_interval =
+        (args.stats_interval > 0).then(|| Duration::from_secs(args.stats_interval));
+    config.metrics_addr = args.metrics_addr;
 
     let server = match Server::bind(config) {
         Ok(server) => server,

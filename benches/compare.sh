@@ -1,0 +1,304 @@
+#!/usr/bin/env bash
+# Side-by-side comparison of udp-greeter with three baselines, all driven by
+# `udp-greeter-client bench` on 127.0.0.1:
+#   ours    udp-greeter --log-level warn (defaults otherwise)
+#   std     examples/std_server.rs   (one thread, recv_from/send_to)
+#   tokio   examples/tokio_server.rs (two tasks on one Arc<UdpSocket>)
+#   python  the tutorial's server    (where python3 exists)
+# Servers alternate within each round, so drift on a shared machine hits
+# them alike; the figures are medians over the rounds, and ratios are to ours.
+#
+# Environment (defaults in brackets):
+#   ROUNDS [5]  BENCH_SECS [5]  WARMUP [1]  WINDOW [64]  PAYLOAD [16]
+#   LAT_SECS [3]  CPU_RATE [100000]  CPU_SECS [5]  CPU_ROUNDS [3]
+#   MEM_SECS [10]  MEM_RATE [200000]  SWEEP_ROUNDS [3]  SWEEP_SECS [3]
+#   PHASES ["unpinned pinned latency cpu memory sweep"]
+# A quick run: ROUNDS=1 BENCH_SECS=1 WARMUP=0.5 LAT_SECS=1 CPU_SECS=1
+#   CPU_ROUNDS=1 MEM_SECS=2 SWEEP_ROUNDS=1 SWEEP_SECS=1 benches/compare.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS=${ROUNDS:-5}
+BENCH_SECS=${BENCH_SECS:-5}
+WARMUP=${WARMUP:-1}
+WINDOW=${WINDOW:-64}
+PAYLOAD=${PAYLOAD:-16}
+LAT_SECS=${LAT_SECS:-3}
+CPU_RATE=${CPU_RATE:-100000}
+CPU_SECS=${CPU_SECS:-5}
+CPU_ROUNDS=${CPU_ROUNDS:-3}
+MEM_SECS=${MEM_SECS:-10}
+MEM_RATE=${MEM_RATE:-200000}
+SWEEP_ROUNDS=${SWEEP_ROUNDS:-3}
+SWEEP_SECS=${SWEEP_SECS:-3}
+PHASES=${PHASES:-"unpinned pinned latency cpu memory sweep"}
+
+TARGET=${CARGO_TARGET_DIR:-target}
+BIN=$TARGET/release
+EX=$TARGET/release/examples
+CLIENT=$BIN/udp-greeter-client
+
+echo "building (release)..." >&2
+cargo build --release --quiet --bins --examples
+
+PY_SERVER=tests/interop/udp_server.py
+[ -f "$PY_SERVER" ] || PY_SERVER=benches/udp_server.py
+SERVERS=(ours std tokio)
+if command -v python3 >/dev/null; then
+  SERVERS+=(python)
+else
+  echo "skipped: python3 not found, no tutorial server in the comparison" >&2
+fi
+if ! command -v taskset >/dev/null; then
+  echo "skipped: taskset not found, no pinned runs" >&2
+  PHASES=${PHASES//pinned/}
+fi
+
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${PIDS[@]}"; do
+    # Bounded: SIGKILL whatever has not gone within 2 s.
+    for _ in $(seq 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+  done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# The UDP port the process holds, from its socket inodes and /proc/net/udp:
+# every server binds port 0 and this reads what the OS chose.
+port_of() {
+  local pid=$1 ino hex
+  for _ in $(seq 100); do
+    for ino in $(find "/proc/$pid/fd" -type l -printf '%l\n' 2>/dev/null |
+                 sed -n 's/^socket:\[\([0-9]*\)\]$/\1/p'); do
+      hex=$(awk -v ino="$ino" 'NR > 1 && $10 == ino { split($2, a, ":"); print a[2] }' /proc/net/udp)
+      if [ -n "$hex" ]; then
+        echo $((16#$hex))
+        return 0
+      fi
+    done
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  echo "error: no UDP port found for pid $pid" >&2
+  return 1
+}
+
+# start NAME [taskset-cpu] -> sets PID and PORT
+start() {
+  local name=$1 cpu=${2:-} pre=()
+  [ -n "$cpu" ] && pre=(taskset -c "$cpu")
+  case $name in
+    ours) "${pre[@]}" "$BIN/udp-greeter" --bind 127.0.0.1:0 --log-level warn >"$WORK/$name.log" 2>&1 & ;;
+    std) "${pre[@]}" "$EX/std_server" --bind 127.0.0.1:0 >"$WORK/$name.log" 2>&1 & ;;
+    tokio) "${pre[@]}" "$EX/tokio_server" --bind 127.0.0.1:0 >"$WORK/$name.log" 2>&1 & ;;
+    python) "${pre[@]}" python3 "$PY_SERVER" 0 >/dev/null 2>"$WORK/$name.log" & ;;
+  esac
+  PID=$!
+  PIDS+=("$PID")
+  PORT=$(port_of "$PID")
+}
+
+stop() {
+  kill "$1" 2>/dev/null || true
+  for _ in $(seq 30); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
+  kill -9 "$1" 2>/dev/null || true
+}
+
+field() { sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p" <<<"$1"; }
+
+# bench PORT [taskset-cpu] ARGS... -> JSON on stdout
+bench() {
+  local port=$1 cpu=$2 pre=()
+  shift 2
+  [ -n "$cpu" ] && pre=(taskset -c "$cpu")
+  "${pre[@]}" "$CLIENT" bench --server "127.0.0.1:$port" --json "$@"
+}
+
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
+machine() {
+  echo "machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $(uname -sr)"
+  echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+}
+
+# throughput LABEL CPU_SERVER CPU_CLIENT
+throughput() {
+  local label=$1 scpu=$2 ccpu=$3 s r json rps
+  declare -A port pid
+  for s in "${SERVERS[@]}"; do
+    start "$s" "$scpu"
+    port[$s]=$PORT pid[$s]=$PID
+  done
+  for r in $(seq "$ROUNDS"); do
+    for s in "${SERVERS[@]}"; do
+      json=$(bench "${port[$s]}" "$ccpu" --seconds "$BENCH_SECS" --warmup "$WARMUP" \
+             --window "$WINDOW" --payload "$PAYLOAD")
+      rps=$(field "$json" replies_per_s)
+      echo "$rps" >>"$WORK/tp-$label-$s"
+      echo "  $label round $r $s: $rps replies/s, lost $(field "$json" lost), bad $(field "$json" bad)" >&2
+    done
+  done
+  for s in "${SERVERS[@]}"; do stop "${pid[$s]}"; done
+  echo
+  echo "### Throughput, $label: replies/s, window $WINDOW, ${PAYLOAD}-byte payload, median of $ROUNDS x ${BENCH_SECS} s"
+  echo
+  echo "| server | median replies/s | runs | ours / this |"
+  echo "| --- | ---: | --- | ---: |"
+  local ours
+  ours=$(median <"$WORK/tp-$label-ours")
+  for s in "${SERVERS[@]}"; do
+    local m
+    m=$(median <"$WORK/tp-$label-$s")
+    echo "| $s | $m | $(tr '\n' ' ' <"$WORK/tp-$label-$s") | $(ratio "$ours" "$m") |"
+  done
+}
+
+latency() {
+  local s r json p50
+  declare -A port pid
+  for s in "${SERVERS[@]}"; do
+    start "$s"
+    port[$s]=$PORT pid[$s]=$PID
+  done
+  for r in $(seq "$ROUNDS"); do
+    for s in "${SERVERS[@]}"; do
+      json=$(bench "${port[$s]}" "" --seconds "$LAT_SECS" --warmup 0.5 --window 1 --payload "$PAYLOAD")
+      p50=$(field "$json" rtt_p50_us)
+      echo "$p50" >>"$WORK/lat-$s"
+      echo "$(field "$json" rtt_p99_us)" >>"$WORK/lat99-$s"
+      echo "  latency round $r $s: p50 $p50 us" >&2
+    done
+  done
+  for s in "${SERVERS[@]}"; do stop "${pid[$s]}"; done
+  echo
+  echo "### Round trip at window 1 (${PAYLOAD}-byte payload), median of $ROUNDS x ${LAT_SECS} s"
+  echo
+  echo "| server | RTT p50 us | RTT p99 us | ours / this (p50) |"
+  echo "| --- | ---: | ---: | ---: |"
+  local ours
+  ours=$(median <"$WORK/lat-ours")
+  for s in "${SERVERS[@]}"; do
+    local m
+    m=$(median <"$WORK/lat-$s")
+    echo "| $s | $m | $(median <"$WORK/lat99-$s") | $(ratio "$ours" "$m") |"
+  done
+}
+
+cpu() {
+  local s r json before after replies hz
+  hz=$(getconf CLK_TCK)
+  declare -A port pid
+  for s in "${SERVERS[@]}"; do
+    start "$s"
+    port[$s]=$PORT pid[$s]=$PID
+  done
+  for r in $(seq "$CPU_ROUNDS"); do
+    for s in "${SERVERS[@]}"; do
+      before=$(cpu_ticks "${pid[$s]}")
+      json=$(bench "${port[$s]}" "" --seconds "$CPU_SECS" --warmup 0 --rate "$CPU_RATE" --payload "$PAYLOAD")
+      after=$(cpu_ticks "${pid[$s]}")
+      replies=$(field "$json" replies)
+      # Microseconds of server CPU (user + system) per reply.
+      awk -v t=$((after - before)) -v hz="$hz" -v n="$replies" \
+        'BEGIN { if (n > 0) printf "%.3f\n", t / hz * 1e6 / n; else print 0 }' >>"$WORK/cpu-$s"
+      awk -v t=$((after - before)) -v hz="$hz" -v s="$CPU_SECS" \
+        'BEGIN { printf "%.1f\n", t / hz / s * 100 }' >>"$WORK/cpupct-$s"
+      echo "$(field "$json" lost)" >>"$WORK/cpulost-$s"
+      echo "  cpu round $r $s: $(tail -1 "$WORK/cpu-$s") us/reply, replies $replies" >&2
+    done
+  done
+  for s in "${SERVERS[@]}"; do stop "${pid[$s]}"; done
+  echo
+  echo "### Server CPU per reply, open loop at $CPU_RATE req/s, median of $CPU_ROUNDS x ${CPU_SECS} s"
+  echo
+  echo "| server | CPU us/reply | CPU % of one core | lost | ours / this |"
+  echo "| --- | ---: | ---: | --- | ---: |"
+  local ours
+  ours=$(median <"$WORK/cpu-ours")
+  for s in "${SERVERS[@]}"; do
+    local m
+    m=$(median <"$WORK/cpu-$s")
+    echo "| $s | $m | $(median <"$WORK/cpupct-$s") | $(tr '\n' ' ' <"$WORK/cpulost-$s") | $(ratio "$ours" "$m") |"
+  done
+}
+
+memory() {
+  local json hwm_before hwm_after rss
+  start ours
+  hwm_before=$(awk '/^VmHWM/ { print $2 }' "/proc/$PID/status")
+  json=$(bench "$PORT" "" --seconds "$MEM_SECS" --warmup 0 --rate "$MEM_RATE" --payload 8192 --timeout 0.2)
+  hwm_after=$(awk '/^VmHWM/ { print $2 }' "/proc/$PID/status")
+  rss=$(awk '/^VmRSS/ { print $2 }' "/proc/$PID/status")
+  stop "$PID"
+  echo
+  echo "### Peak memory of ours under a ${MEM_SECS} s flood of 8 KiB datagrams (open loop at $MEM_RATE req/s)"
+  echo
+  echo "| VmHWM before | VmHWM after | VmRSS after | sent | replies | lost | unsent |"
+  echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+  echo "| ${hwm_before} KiB | ${hwm_after} KiB | ${rss} KiB | $(field "$json" sent) | $(field "$json" replies) | $(field "$json" lost) | $(field "$json" unsent) |"
+  grep -h '^stats\|stats:' "$WORK/ours.log" | tail -1 | sed 's/^/server: /' >&2 || true
+}
+
+sweep() {
+  local v r json
+  start ours
+  for v in 16 512 8192; do
+    for r in $(seq "$SWEEP_ROUNDS"); do
+      json=$(bench "$PORT" "" --seconds "$SWEEP_SECS" --warmup 0.5 --window "$WINDOW" --payload "$v")
+      field "$json" replies_per_s >>"$WORK/sp-$v"
+      field "$json" rtt_p50_us >>"$WORK/spl-$v"
+    done
+  done
+  for v in 1 8 64 256; do
+    for r in $(seq "$SWEEP_ROUNDS"); do
+      json=$(bench "$PORT" "" --seconds "$SWEEP_SECS" --warmup 0.5 --window "$v" --payload "$PAYLOAD")
+      field "$json" replies_per_s >>"$WORK/sw-$v"
+      field "$json" rtt_p50_us >>"$WORK/swl-$v"
+    done
+  done
+  stop "$PID"
+  echo
+  echo "### Ours: replies/s against payload size (window $WINDOW), median of $SWEEP_ROUNDS x ${SWEEP_SECS} s"
+  echo
+  echo "| payload bytes | replies/s | RTT p50 us | MB/s of requests |"
+  echo "| ---: | ---: | ---: | ---: |"
+  for v in 16 512 8192; do
+    local m
+    m=$(median <"$WORK/sp-$v")
+    echo "| $v | $m | $(median <"$WORK/spl-$v") | $(awk -v m="$m" -v v="$v" 'BEGIN { printf "%.1f", m * v / 1e6 }') |"
+  done
+  echo
+  echo "### Ours: replies/s against window (${PAYLOAD}-byte payload), median of $SWEEP_ROUNDS x ${SWEEP_SECS} s"
+  echo
+  echo "| window | replies/s | RTT p50 us |"
+  echo "| ---: | ---: | ---: |"
+  for v in 1 8 64 256; do
+    echo "| $v | $(median <"$WORK/sw-$v") | $(median <"$WORK/swl-$v") |"
+  done
+}
+
+machine
+for phase in $PHASES; do
+  echo "phase: $phase" >&2
+  case $phase in
+    unpinned) throughput unpinned "" "" ;;
+    pinned) throughput pinned 0 1 ;;
+    latency) latency ;;
+    cpu) cpu ;;
+    memory) memory ;;
+    sweep) sweep ;;
+    *) echo "unknown phase: $phase" >&2; exit 2 ;;
+  esac
+done

@@ -1,0 +1,412 @@
+//! The load generator behind `udp-greeter-client bench`: what it counts
+//! against a real server, against servers that answer wrongly or not at
+//! all, and what its command line prints. No speed is asserted here.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use udp_greeter::bench::{self, BenchConfig, BenchReport};
+use udp_greeter::{greet, Config, Server};
+
+const CLIENT_BIN: &str = env!("CARGO_BIN_EXE_udp-greeter-client");
+
+/// How long any child process may run before the test fails.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+fn server() -> Server {
+    let mut config = Config::new("127.0.0.1:0".parse().unwrap());
+    config.workers = 2;
+    Server::bind(config).unwrap()
+}
+
+/// A short run, bounded in count as well as in time.
+fn short(addr: SocketAddr) -> BenchConfig {
+    let mut c = BenchConfig::new(addr);
+    c.duration = Duration::from_millis(500);
+    c.warmup = Duration::from_millis(100);
+    c.count = Some(2_000_000);
+    c
+}
+
+fn balanced(r: &BenchReport) {
+    assert_eq!(r.sent, r.replies + r.lost, "{r:?}");
+}
+
+/// A stand-in server on 127.0.0.1 that answers each datagram with whatever
+/// `answer` makes of it (nothing, for an empty list); stops on drop and
+/// after a bounded time and count in any case.
+struct Fake {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<u64>>,
+}
+
+impl Fake {
+    fn start(answer: fn(&[u8]) -> Vec<Vec<u8>>) -> Fake {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
+        let addr = socket.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = thread::spawn(move || {
+            let deadline = Instant::now() + PATIENCE;
+            let mut buf = vec![0u8; 65_536];
+            let mut seen = 0u64;
+            while !flag.load(Ordering::Relaxed) && Instant::now() < deadline && seen < 10_000_000 {
+                let Ok((n, peer)) = socket.recv_from(&mut buf) else {
+                    continue;
+                };
+                seen += 1;
+                for reply in answer(&buf[..n]) {
+                    let _ = socket.send_to(&reply, peer);
+                }
+            }
+            seen
+        });
+        Fake {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops the fake and returns how many datagrams it read.
+    fn finish(mut self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.take().unwrap().join().unwrap()
+    }
+}
+
+impl Drop for Fake {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A run against a fake: no warm-up, a small window and a short timeout, so
+/// several rounds of timeouts (and refills) fit in half a second.
+fn against_fake(fake: &Fake) -> BenchReport {
+    let mut c = BenchConfig::new(fake.addr);
+    c.window = 4;
+    c.duration = Duration::from_millis(500);
+    c.warmup = Duration::ZERO;
+    c.timeout = Duration::from_millis(50);
+    c.count = Some(100_000);
+    bench::run(&c).unwrap()
+}
+
+#[test]
+fn loopback() {
+    let server = server();
+    let r = bench::run(&short(server.local_addr())).unwrap();
+    let stats = server.shutdown().unwrap();
+    assert!(r.replies > 0, "{r:?}");
+    assert_eq!((r.lost, r.bad, r.duplicates, r.late), (0, 0, 0, 0), "{r:?}");
+    balanced(&r);
+    assert!(r.replies_per_sec() > 0.0);
+    assert!(r.rtt.p50 > Duration::ZERO && r.rtt.p50 <= r.rtt.p99 && r.rtt.p99 <= r.rtt.max);
+    // The warm-up's requests reached the server too, uncounted by the bench.
+    assert!(stats.replied >= r.replies, "{stats} {r:?}");
+}
+
+#[test]
+fn payload_and_sockets() {
+    let server = server();
+    let mut c = short(server.local_addr());
+    c.payload = 8192;
+    c.sockets = 3;
+    c.window = 9;
+    let r = bench::run(&c).unwrap();
+    server.shutdown().unwrap();
+    assert!(r.replies > 0, "{r:?}");
+    assert_eq!((r.lost, r.bad, r.duplicates), (0, 0, 0), "{r:?}");
+    balanced(&r);
+}
+
+#[test]
+fn count() {
+    let server = server();
+    let mut c = short(server.local_addr());
+    c.duration = Duration::from_secs(10);
+    c.count = Some(500);
+    let started = Instant::now();
+    let r = bench::run(&c).unwrap();
+    server.shutdown().unwrap();
+    assert_eq!((r.sent, r.replies), (500, 500), "{r:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn open_loop() {
+    let server = server();
+    let mut c = short(server.local_addr());
+    c.rate = Some(2000);
+    c.warmup = Duration::ZERO;
+    c.duration = Duration::from_secs(1);
+    let r = bench::run(&c).unwrap();
+    server.shutdown().unwrap();
+    assert!((1800..=2200).contains(&r.sent), "{r:?}");
+    assert_eq!(r.unsent, 0, "{r:?}");
+    assert_eq!(r.lost, 0, "{r:?}");
+    balanced(&r);
+}
+
+#[test]
+fn silent() {
+    let fake = Fake::start(|_| Vec::new());
+    let r = against_fake(&fake);
+    let seen = fake.finish();
+    assert_eq!(r.replies, 0);
+    assert_eq!(r.lost, r.sent, "{r:?}");
+    // Each timeout frees a slot that is sent again: many rounds of 4.
+    assert!(r.sent > 4 * 3, "{r:?}");
+    assert_eq!(seen, r.sent);
+    assert_eq!((r.bad, r.duplicates), (0, 0));
+}
+
+#[test]
+fn wrong_bytes() {
+    let fake = Fake::start(|req| {
+        let mut reply = greet(req);
+        let last = reply.len() - 2;
+        reply[last] ^= 0x20;
+        vec![reply]
+    });
+    let r = against_fake(&fake);
+    fake.finish();
+    assert_eq!(r.replies, 0);
+    assert_eq!(r.lost, r.sent, "{r:?}");
+    assert_eq!(r.bad, r.sent, "{r:?}");
+    assert!(r.sent > 0);
+}
+
+#[test]
+fn truncated() {
+    // The tutorial's Python server reads at most 1,024 bytes: its greeting
+    // of a longer request is short, and so is bad.
+    let fake = Fake::start(|req| vec![greet(&req[..req.len().min(1024)])]);
+    let mut c = BenchConfig::new(fake.addr);
+    c.payload = 2000;
+    c.window = 2;
+    c.duration = Duration::from_millis(300);
+    c.warmup = Duration::ZERO;
+    c.timeout = Duration::from_millis(50);
+    c.count = Some(100_000);
+    let r = bench::run(&c).unwrap();
+    fake.finish();
+    assert_eq!((r.replies, r.lost), (0, r.sent), "{r:?}");
+    assert_eq!(r.bad, r.sent, "{r:?}");
+}
+
+#[test]
+fn duplicates() {
+    let fake = Fake::start(|req| vec![greet(req), greet(req)]);
+    let r = against_fake(&fake);
+    fake.finish();
+    assert!(r.replies > 0);
+    assert_eq!(r.lost, 0, "{r:?}");
+    balanced(&r);
+    // The run may end before the second copy of its last requests arrives.
+    assert!(
+        r.duplicates <= r.sent && r.duplicates + 4 >= r.sent,
+        "{r:?}"
+    );
+    assert_eq!(r.bad, 0);
+}
+
+#[test]
+fn invalid() {
+    let mut c = BenchConfig::new("127.0.0.1:9".parse().unwrap());
+    c.payload = 4;
+    assert!(bench::run(&c).unwrap_err().is_config());
+}
+
+// ---------------------------------------------------------------------------
+// The command line
+
+/// Kills the child if the test fails before it is waited for.
+struct Guard(Option<Child>);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn client(args: &[&str]) -> Output {
+    let child = Command::new(CLIENT_BIN)
+        .args(args)
+        .env_remove("UDP_GREETER_SERVER")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut guard = Guard(Some(child));
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let child = guard.0.as_mut().unwrap();
+        if child.try_wait().unwrap().is_some() {
+            return guard.0.take().unwrap().wait_with_output().unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "client still running after {PATIENCE:?}"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The keys and raw values of a flat JSON object; panics on anything else.
+fn flat_json(text: &str) -> Vec<(String, String)> {
+    let body = text
+        .trim()
+        .strip_prefix('{')
+        .and_then(|t| t.strip_suffix('}'))
+        .expect("an object");
+    let mut out = Vec::new();
+    for pair in body.split(',') {
+        let (k, v) = pair.split_once(':').expect("key:value");
+        let key = k
+            .strip_prefix('"')
+            .and_then(|k| k.strip_suffix('"'))
+            .expect("quoted key");
+        let value = v.to_string();
+        let ok = value == "null"
+            || value.parse::<f64>().is_ok()
+            || (value.len() >= 2 && value.starts_with('"') && value.ends_with('"'));
+        assert!(ok, "value of {key}: {value}");
+        out.push((key.to_string(), value));
+    }
+    out
+}
+
+#[test]
+fn json() {
+    let server = server();
+    let addr = server.local_addr().to_string();
+    let out = client(&[
+        "bench",
+        "--server",
+        &addr,
+        "--seconds",
+        "0.3",
+        "--warmup",
+        "0",
+        "--count",
+        "100000",
+        "--json",
+    ]);
+    server.shutdown().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    // Piped: no progress lines.
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let fields = flat_json(&stdout);
+    let get = |key: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k == key)
+            .unwrap_or_else(|| panic!("no {key} in {stdout}"))
+            .1
+            .clone()
+    };
+    for key in [
+        "sent",
+        "replies",
+        "lost",
+        "bad",
+        "duplicates",
+        "replies_per_s",
+        "rtt_p50_us",
+        "rtt_p90_us",
+        "rtt_p99_us",
+        "rtt_p999_us",
+        "rtt_max_us",
+    ] {
+        get(key).parse::<f64>().unwrap();
+    }
+    assert!(get("replies").parse::<u64>().unwrap() > 0);
+    assert_eq!(get("lost"), "0");
+    assert_eq!(get("mode"), "\"closed\"");
+    assert_eq!(get("window"), "64");
+}
+
+#[test]
+fn table() {
+    let server = server();
+    let addr = server.local_addr().to_string();
+    let out = client(&[
+        "bench",
+        "--server",
+        &addr,
+        "--rate",
+        "1000",
+        "--seconds",
+        "0.3",
+        "--warmup",
+        "0",
+    ]);
+    server.shutdown().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    for row in [
+        "sent",
+        "replies",
+        "lost",
+        "bad",
+        "duplicates",
+        "replies/s",
+        "rtt p50",
+        "rtt p99.9",
+        "rtt max",
+    ] {
+        assert!(
+            stdout.lines().any(|l| l.trim_start().starts_with(row)),
+            "no {row} in\n{stdout}"
+        );
+    }
+    assert!(stdout.contains("open loop at 1000 req/s"), "{stdout}");
+}
+
+#[test]
+fn names() {
+    // The plain client is unchanged by the subcommand.
+    let server = server();
+    let addr = server.local_addr().to_string();
+    let out = client(&["--server", &addr]);
+    let out2 = client(&["--server", &addr, "--timeout", "2s", "Bo", "bench"]);
+    server.shutdown().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "Hello, Michael!\nHello, Tracy!\nHello, Sarah!\n"
+    );
+    assert!(out2.status.success(), "{out2:?}");
+    assert_eq!(
+        String::from_utf8(out2.stdout).unwrap(),
+        "Hello, Bo!\nHello, bench!\n"
+    );
+}
+
+#[test]
+fn bad_args() {
+    let out = client(&["bench", "--payload", "4"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let out = client(&["bench", "--window", "8", "--rate", "10"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+}

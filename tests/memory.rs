@@ -1,0 +1,130 @@
+//! Memory stays bounded under a flood from thousands of source ports: the
+//! server binary's peak resident set (VmHWM) stays below the documented
+//! bound, and its final counters still balance.
+
+#![cfg(target_os = "linux")]
+
+mod support;
+
+use std::net::{SocketAddr, UdpSocket};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, Protocol, Socket, Type};
+use support::{parse_stats, server_proc, PATIENCE, V4};
+
+const QUEUE: u64 = 256;
+const WORKERS: u64 = 2;
+/// Datagrams each system call may read, and each worker may take at once.
+const BATCH: u64 = 32;
+const SOURCES: usize = 2_000;
+const PAYLOAD: usize = 8 * 1024;
+const FLOOD_FOR: Duration = Duration::from_secs(3);
+const MAX_DATAGRAMS: u64 = 3_000_000;
+/// What the server needs besides its datagram buffers: code, stacks, the
+/// allocator, the queue's slots, the workers' reply buffers.
+const OVERHEAD: u64 = 64 << 20;
+
+/// 2,000 sockets, each with the smallest receive buffer, so the replies
+/// the flood draws are dropped by the kernel rather than piling up.
+fn sources() -> Vec<UdpSocket> {
+    (0..SOURCES)
+        .map(|_| {
+            let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).unwrap();
+            s.set_recv_buffer_size(1).unwrap();
+            s.bind(&SocketAddr::new(V4, 0).into()).unwrap();
+            s.into()
+        })
+        .collect()
+}
+
+/// Floods a server started with `extra` arguments, reads its peak RSS,
+/// stops it with SIGTERM and checks its counters. Returns (VmHWM, bound).
+fn flood_and_measure(max_datagram: u64, extra: &[&str]) -> (u64, u64) {
+    let (queue, workers) = (QUEUE.to_string(), WORKERS.to_string());
+    let mut args = vec![
+        "--bind",
+        "127.0.0.1:0",
+        "--queue",
+        &queue,
+        "--workers",
+        &workers,
+    ];
+    args.extend_from_slice(extra);
+    let (mut server, port) = server_proc(&args);
+    support::wait_signal_handlers(server.pid());
+    let addr = SocketAddr::new(V4, port);
+    let sockets = sources();
+
+    let started = Instant::now();
+    let payload = vec![b'm'; PAYLOAD];
+    let halves: Vec<Vec<UdpSocket>> = {
+        let mut it = sockets.into_iter();
+        let first: Vec<_> = it.by_ref().take(SOURCES / 2).collect();
+        vec![first, it.collect()]
+    };
+    let senders: Vec<_> = halves
+        .into_iter()
+        .map(|socks| {
+            let payload = payload.clone();
+            thread::spawn(move || {
+                let mut sent = 0u64;
+                'flood: loop {
+                    for s in &socks {
+                        if sent >= MAX_DATAGRAMS / 2 || started.elapsed() >= FLOOD_FOR {
+                            break 'flood;
+                        }
+                        if s.send_to(&payload, addr).is_ok() {
+                            sent += 1;
+                        }
+                    }
+                }
+                sent
+            })
+        })
+        .collect();
+    let sent: u64 = senders
+        .into_iter()
+        .map(|t| support::join_within(t, FLOOD_FOR + PATIENCE, "sender"))
+        .sum();
+
+    let peak = server.peak_rss();
+    server.signal(libc::SIGTERM);
+    let status = server.finish(PATIENCE);
+    let log = server.stderr_text();
+    assert!(status.success(), "{log}");
+    let stats = parse_stats(&log).unwrap_or_else(|| panic!("no stats line:\n{log}"));
+    assert!(
+        stats.received > 0 && stats.received <= sent,
+        "sent {sent}; {stats}"
+    );
+    assert!(stats.is_balanced(), "{stats}");
+    assert_eq!(stats.worker_panics, 0, "{stats}");
+
+    let bound = (QUEUE + (WORKERS + 1) * BATCH) * (max_datagram + 1) + OVERHEAD;
+    eprintln!(
+        "--max-datagram {max_datagram}: sent {sent} datagrams of {PAYLOAD} bytes from {SOURCES} \
+         ports; VmHWM {} KiB, bound {} KiB; {stats}",
+        peak / 1024,
+        bound / 1024
+    );
+    (peak, bound)
+}
+
+#[test]
+fn capped() {
+    let (peak, bound) = flood_and_measure(8_192, &["--max-datagram", "8192"]);
+    assert!(
+        peak <= bound,
+        "VmHWM {peak} bytes over the bound of {bound}"
+    );
+}
+
+#[test]
+fn default_max_datagram() {
+    let (peak, bound) = flood_and_measure(udp_greeter::MAX_DATAGRAM as u64, &[]);
+    assert!(
+        peak <= bound,
+        "VmHWM {peak} bytes over the bound of {bound}"
+    );
+}

@@ -1,0 +1,297 @@
+//! Graceful shutdown: in-process while idle and under a flood, and the
+//! server binary under SIGINT and SIGTERM.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use support::{
+    ask, config, parse_stats, server_proc, shutdown_within, socket_on, Flood, PATIENCE, V4,
+};
+use udp_greeter::Server;
+
+#[test]
+fn idle() {
+    let server = Server::bind(config(2, 64)).unwrap();
+    // Let the receiver settle into its blocking read with nothing to read.
+    thread::sleep(Duration::from_millis(120));
+    let started = Instant::now();
+    let stats = shutdown_within(server, Duration::from_secs(5)).unwrap();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(1), "idle shutdown took {took:?}");
+    assert_eq!(stats, udp_greeter::Snapshot::default());
+}
+
+#[test]
+fn flooded() {
+    let mut queue_full = 0;
+    for round in 0..20 {
+        let server = Server::bind(config(2, 4)).unwrap();
+        let addr = server.local_addr();
+        let flood = Flood::start(addr, V4, 8, b"flood", 200_000, Duration::from_secs(5));
+        // Shut down in the middle of the flood, once it has reached the server.
+        let deadline = Instant::now() + PATIENCE;
+        while server.stats().received < 200 {
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: the flood never arrived"
+            );
+            thread::sleep(Duration::from_millis(1));
+        }
+        let stats = shutdown_within(server, Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        let sent = flood.stop();
+        assert!(stats.is_balanced(), "round {round}: {stats}");
+        assert_eq!(stats.worker_panics, 0, "round {round}: {stats}");
+        assert!(
+            stats.received <= sent,
+            "round {round}: {stats}, sent {sent}"
+        );
+        queue_full += stats.dropped_queue_full;
+    }
+    // A queue of 4 under 8 flooding threads overflows; otherwise this test
+    // did not test what it says.
+    assert!(queue_full > 0);
+}
+
+/// The server binary, asked to stop by `sig`, logs its final counters and
+/// exits 0 within 2 s.
+fn stops_on(sig: libc::c_int) {
+    let (mut server, port) = server_proc(&["--bind", "127.0.0.1:0", "--workers", "2"]);
+    support::wait_signal_handlers(server.pid());
+    let sock = socket_on(V4);
+    let addr = SocketAddr::new(V4, port);
+    assert_eq!(ask(&sock, addr, b"Michael"), b"Hello, Michael!");
+    assert_eq!(ask(&sock, addr, b"Tracy"), b"Hello, Tracy!");
+    server.signal(sig);
+    let status = server.wait_exit(Duration::from_secs(2)).unwrap_or_else(|| {
+        panic!(
+            "still running 2 s after the signal:\n{}",
+            server.stderr_text()
+        )
+    });
+    let log = server.stderr_text();
+    assert_eq!(status.code(), Some(0), "{log}");
+    let stats = parse_stats(&log).unwrap_or_else(|| panic!("no stats line:\n{log}"));
+    assert_eq!(stats.received, 2, "{log}");
+    assert_eq!(stats.replied, 2, "{log}");
+    assert!(stats.is_balanced(), "{log}");
+}
+
+/// A supervisor may stop the server as soon as it reports itself bound:
+/// SIGTERM right after the `Bind UDP on` line must still shut it down
+/// gracefully (a `stats:` line, exit 0), not kill it outright.
+#[test]
+fn sigterm_at_once() {
+    for attempt in 0..10 {
+        let (mut server, _) = server_proc(&["--bind", "127.0.0.1:0"]);
+        server.signal(libc::SIGTERM);
+        let status = server.finish(Duration::from_secs(2));
+        let log = server.stderr_text();
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "attempt {attempt}: {status:?}\n{log}"
+        );
+        assert!(
+            parse_stats(&log).is_some(),
+            "attempt {attempt}: no stats line\n{log}"
+        );
+    }
+}
+
+#[test]
+fn sigint() {
+    stops_on(libc::SIGINT);
+}
+
+#[test]
+fn sigterm() {
+    stops_on(libc::SIGTERM);
+}
+
+/// Under a flood, SIGTERM still ends in a `stats:` line whose counters
+/// balance exactly.
+#[test]
+fn sigterm_flooded() {
+    let (mut server, port) =
+        server_proc(&["--bind", "127.0.0.1:0", "--workers", "1", "--queue", "64"]);
+    support::wait_signal_handlers(server.pid());
+    let addr = SocketAddr::new(V4, port);
+    let flood = Flood::start(addr, V4, 4, b"flood", 1_000_000, Duration::from_secs(10));
+    thread::sleep(Duration::from_millis(500));
+    server.signal(libc::SIGTERM);
+    let status = server.wait_exit(Duration::from_secs(2));
+    let sent = flood.stop();
+    let log = server.stderr_text();
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{log}");
+    let stats = parse_stats(&log).unwrap_or_else(|| panic!("no stats line:\n{log}"));
+    eprintln!("sent {sent}; {stats}");
+    assert!(stats.received > 0, "{log}");
+    assert!(stats.received <= sent, "{log}");
+    assert_eq!(
+        stats.received,
+        stats.replied
+            + stats.dropped_queue_full
+            + stats.send_errors
+            + stats.dropped_oversize
+            + stats.dropped_rate_limited,
+        "{log}"
+    );
+    assert_eq!(stats.worker_panics, 0, "{log}");
+}
+
+/// A second SIGINT while the first one's shutdown is still running exits at
+/// once with 130.
+///
+/// To make "still running" certain rather than likely, the server's stderr
+/// is a pipe the test filled before starting it: its receiver's first
+/// warning blocks in write(2), so the shutdown the first SIGINT asks for
+/// cannot finish. The first signal alone must not end the process; the
+/// second must.
+#[cfg(target_os = "linux")]
+#[test]
+fn second_sigint() {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::process::Stdio;
+
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: pipe2 writes two descriptors into the array it is given.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: both descriptors were just created and are owned by no one else.
+    let (read_end, write_end) =
+        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    fill(&write_end);
+
+    let mut cmd = support::command(support::SERVER_BIN);
+    cmd.args([
+        "--bind",
+        "127.0.0.1:0",
+        "--workers",
+        "1",
+        "--max-datagram",
+        "16",
+        "--recv-buffer",
+        "0",
+        // Nothing is logged before the first warning, and neither the
+        // signal handler's info line nor anything else can block.
+        "--log-level",
+        "warn",
+    ])
+    .stdout(Stdio::null())
+    .stderr(Stdio::from(write_end));
+    let child = cmd.spawn().expect("start the server");
+    drop(cmd);
+    let mut server = support::Proc::adopt(child);
+    let port = udp_port(server.pid());
+    support::wait_signal_handlers(server.pid());
+
+    // One datagram over --max-datagram: the receiver warns at once.
+    socket_on(V4)
+        .send_to(&[b'x'; 17], SocketAddr::new(V4, port))
+        .unwrap();
+    wait_receiver_in_write(server.pid());
+
+    server.signal(libc::SIGINT);
+    thread::sleep(Duration::from_millis(300));
+    assert!(
+        server.alive(),
+        "exited on the first SIGINT while its shutdown could not finish"
+    );
+    // 300 ms apart: signals of one kind do not queue, so two sent at once
+    // could arrive as one.
+    server.signal(libc::SIGINT);
+    let status = server.finish(Duration::from_secs(2));
+    assert_eq!(status.code(), Some(130), "{status:?}");
+    // Held open until now: with no reader left, the server's write would
+    // fail (EPIPE) instead of blocking.
+    drop(read_end);
+}
+
+/// Fills the pipe behind `fd` to the last byte, leaving it blocking.
+#[cfg(target_os = "linux")]
+fn fill(fd: &std::os::fd::OwnedFd) {
+    use std::os::fd::AsRawFd;
+    let raw = fd.as_raw_fd();
+    // SAFETY: fcntl and write on a descriptor we own, with a live buffer.
+    unsafe {
+        let flags = libc::fcntl(raw, libc::F_GETFL);
+        assert!(flags >= 0);
+        assert_eq!(libc::fcntl(raw, libc::F_SETFL, flags | libc::O_NONBLOCK), 0);
+        let page = [b'#'; 4096];
+        for chunk in [&page[..], &page[..1]] {
+            while libc::write(raw, chunk.as_ptr().cast(), chunk.len()) > 0 {}
+            assert_eq!(
+                std::io::Error::last_os_error().kind(),
+                std::io::ErrorKind::WouldBlock
+            );
+        }
+        // The child shares this open file: it must block, not fail.
+        assert_eq!(libc::fcntl(raw, libc::F_SETFL, flags), 0);
+    }
+}
+
+/// The UDP port process `pid` has bound, found through /proc since the
+/// server cannot log it here.
+#[cfg(target_os = "linux")]
+fn udp_port(pid: i32) -> u16 {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .map(|dir| {
+                dir.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                    .filter_map(|l| {
+                        let l = l.to_string_lossy().into_owned();
+                        Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_string())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let table = std::fs::read_to_string(format!("/proc/{pid}/net/udp")).unwrap_or_default();
+        for line in table.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() > 9 && inodes.iter().any(|i| i == f[9]) {
+                let port = f[1].rsplit(':').next().unwrap();
+                return u16::from_str_radix(port, 16).unwrap();
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "process {pid} bound no UDP socket"
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Waits until the thread named `receiver` of `pid` is blocked in write(2)
+/// (the first number in /proc/PID/task/TID/syscall).
+#[cfg(target_os = "linux")]
+fn wait_receiver_in_write(pid: i32) {
+    let deadline = Instant::now() + PATIENCE;
+    let mut seen = String::new();
+    loop {
+        for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+            let dir = task.unwrap().path();
+            let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+            if comm.trim() != "receiver" {
+                continue;
+            }
+            seen = std::fs::read_to_string(dir.join("syscall"))
+                .unwrap_or_else(|e| format!("cannot read: {e}"));
+            let nr = seen
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse::<i64>().ok());
+            if nr == Some(libc::SYS_write) {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the receiver of {pid} never blocked writing its warning; its syscall: {seen:?}"
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+}
