@@ -64,6 +64,21 @@ impl Server {
 
     /// Binds `config.bind` and starts answering with `handler`.
     pub fn with_handler<H: Handler>(config: Config, handler: H) -> Result<Server> {
+        Server::with_shutdown(config, handler, Shutdown::new())
+    }
+
+    /// Binds `config.bind` and starts answering with `handler`, stopping
+    /// when `shutdown` is triggered.
+    ///
+    /// Lets a caller wire signals to the handle before the socket is bound,
+    /// so a signal that arrives as soon as `Bind UDP on PORT...` is logged
+    /// still stops the server gracefully. A handle triggered already stops
+    /// it at once.
+    pub fn with_shutdown<H: Handler>(
+        config: Config,
+        handler: H,
+        shutdown: Shutdown,
+    ) -> Result<Server> {
         config.validate()?;
         let socket = transport::bind(&config)?;
         let local_addr = socket.local_addr()?;
@@ -74,7 +89,7 @@ impl Server {
             local_addr,
             metrics_addr: metrics.as_ref().map(Endpoint::local_addr),
             workers: config.workers,
-            shutdown: Shutdown::new(),
+            shutdown,
             stats: Arc::new(Stats::default()),
             threads: Threads::default(),
         };

@@ -11,7 +11,7 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use log::LevelFilter;
 use simplelog::{ColorChoice, CombinedLogger, SharedLogger, TermLogger, TerminalMode, WriteLogger};
-use udp_greeter::{Config, Server, DEFAULT_BIND, DEFAULT_QUEUE, MAX_DATAGRAM};
+use udp_greeter::{Config, Greeter, Server, Shutdown, DEFAULT_BIND, DEFAULT_QUEUE, MAX_DATAGRAM};
 
 /// Answers every UDP datagram `data` with `Hello, data!`.
 #[derive(Debug, Parser)]
@@ -129,17 +129,12 @@ fn main() -> ExitCode {
         (args.stats_interval > 0).then(|| Duration::from_secs(args.stats_interval));
     config.metrics_addr = args.metrics_addr;
 
-    let server = match Server::bind(config) {
-        Ok(server) => server,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(if e.is_config() { 2 } else { 1 });
-        }
-    };
-
-    let shutdown = server.shutdown_handle();
+    // Signals are wired before the socket is bound: a signal that arrives
+    // right after `Bind UDP on` must still stop the server gracefully.
+    let shutdown = Shutdown::new();
+    let on_signal = shutdown.clone();
     let wired = ctrlc::set_handler(move || {
-        if shutdown.trigger() {
+        if on_signal.trigger() {
             // The second signal: the user does not want to wait.
             std::process::exit(130);
         }
@@ -147,9 +142,16 @@ fn main() -> ExitCode {
     });
     if let Err(e) = wired {
         eprintln!("error: cannot install the signal handler: {e}");
-        let _ = server.shutdown();
         return ExitCode::from(1);
     }
+
+    let server = match Server::with_shutdown(config, Greeter, shutdown) {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(if e.is_config() { 2 } else { 1 });
+        }
+    };
 
     match server.join() {
         Ok(_) => ExitCode::SUCCESS,
