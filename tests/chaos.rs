@@ -15,7 +15,7 @@ use support::{
     config, join_within, recv_within, shutdown_within, socket_on, tag_of, tagged, Flood,
     StopOnDrop, PATIENCE, V4, V4_OTHER,
 };
-use udp_greeter::{greet, greet_into, Server, Snapshot};
+use udp_greeter::{greet, Server, Snapshot};
 
 const ROUNDS: u32 = 20;
 
@@ -96,14 +96,7 @@ fn round(n: u32) -> Round {
     // mostly below it.
     c.rate_limit = 2_000;
     c.rate_burst = 2_000;
-    let server = Server::with_handler(c, move |req: &[u8], reply: &mut Vec<u8>| {
-        if req.starts_with(b"panic") {
-            count.fetch_add(1, Ordering::Relaxed);
-            std::panic::panic_any(support::INJECTED);
-        }
-        greet_into(req, reply);
-    })
-    .unwrap();
+    let server = Server::with_handler(c, support::panicking_greeter(count)).unwrap();
     let addr = server.local_addr();
 
     let stop = Arc::new(AtomicBool::new(false));

@@ -15,7 +15,7 @@ use support::{
     ask, config, parse_stats, recv_within, replies_before_sentinel, server_proc, settled,
     shutdown_within, socket_on, PATIENCE, V4, V4_OTHER,
 };
-use udp_greeter::{greet, greet_into, RateLimiter, Server, Snapshot, DEFAULT_SLOTS};
+use udp_greeter::{greet, RateLimiter, Server, Snapshot, DEFAULT_SLOTS};
 
 /// One worker, so replies come back in request order (see
 /// `replies_before_sentinel`).
@@ -276,14 +276,7 @@ fn panics() {
     support::quiet_injected_panics();
     let panicked = Arc::new(AtomicU64::new(0));
     let count = panicked.clone();
-    let server = Server::with_handler(config(1, 64), move |req: &[u8], reply: &mut Vec<u8>| {
-        if req.starts_with(b"panic") {
-            count.fetch_add(1, Ordering::Relaxed);
-            std::panic::panic_any(support::INJECTED);
-        }
-        greet_into(req, reply);
-    })
-    .unwrap();
+    let server = Server::with_handler(config(1, 64), support::panicking_greeter(count)).unwrap();
     let addr = server.local_addr();
     let sock = socket_on(V4);
     for i in 0..3 {

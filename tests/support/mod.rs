@@ -727,3 +727,17 @@ pub fn quiet_injected_panics() {
         }));
     });
 }
+
+/// The greeting, except that a payload starting with `panic` makes the
+/// handler panic (with [`INJECTED`]); each such panic is counted in `count`.
+pub fn panicking_greeter(
+    count: Arc<std::sync::atomic::AtomicU64>,
+) -> impl Fn(&[u8], &mut Vec<u8>) + Send + Sync + 'static {
+    move |req: &[u8], reply: &mut Vec<u8>| {
+        if req.starts_with(b"panic") {
+            count.fetch_add(1, Ordering::Relaxed);
+            std::panic::panic_any(INJECTED);
+        }
+        udp_greeter::greet_into(req, reply);
+    }
+}
