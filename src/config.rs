@@ -58,12 +58,13 @@ pub struct Config {
 }
 
 impl Config {
-    /// The defaults, bound to `bind`: one worker per CPU, a queue of 1,024
-    /// datagrams, datagrams up to 65,507 bytes, no rate limit.
+    /// The defaults, bound to `bind`: one worker per CPU but one (the
+    /// receiver keeps the last CPU busy under load), at least one; a queue
+    /// of 1,024 datagrams, datagrams up to 65,507 bytes, no rate limit.
     pub fn new(bind: SocketAddr) -> Config {
         Config {
             bind,
-            workers: num_cpus::get().max(1),
+            workers: num_cpus::get().saturating_sub(1).max(1),
             queue: DEFAULT_QUEUE,
             max_datagram: MAX_DATAGRAM,
             rate_limit: 0,

@@ -45,6 +45,7 @@ mod receiver;
 mod reporter;
 mod server;
 mod shutdown;
+mod spin;
 mod stats;
 mod throttle;
 mod transport;

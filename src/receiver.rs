@@ -13,17 +13,13 @@ use crate::buffer::{BufferPool, Datagram};
 use crate::error::{Error, Result};
 use crate::ratelimit::RateLimiter;
 use crate::shutdown::Shutdown;
+use crate::spin::{Spin, LONE_LOOKS};
 use crate::stats::Stats;
 use crate::throttle::Throttle;
 use crate::transport::{self, Meta, Reader};
 
 /// How many datagrams one system call may read, and a worker may take at once.
 pub(crate) const BATCH: usize = 32;
-
-/// How many times the receiver looks for more datagrams without waiting,
-/// after a read that found some, before it sleeps until the next.
-/// Measured with `benches/compare.sh` (docs/benchmarks.md).
-const SPIN_POLLS: u32 = 8;
 
 /// How many warnings of one kind are logged per second.
 const WARNINGS_PER_SECOND: u64 = 1;
@@ -64,27 +60,25 @@ impl Receiver {
         };
         // The socket's read timeout bounds each wait, so the flag is seen
         // within one poll interval even when no traffic arrives.
-        let mut polls = SPIN_POLLS;
+        let mut spin = Spin::with_lone_looks(LONE_LOOKS);
         while !self.shutdown.is_triggered() {
-            // After a read that found datagrams, look again a few times
-            // without waiting, yielding the CPU in between, before sleeping
-            // in the kernel: under load the next datagram is there by then,
-            // and on a small (virtual) machine a sleep and wake-up costs
-            // far more than a look. Idle, it sleeps after a few looks, so a
-            // lone request is still read at once and idle costs nothing.
-            let read = if polls < SPIN_POLLS {
+            // Right after a read, look again without sleeping (yielding the
+            // CPU between looks) as long as the policy in `spin` says that
+            // is cheaper than a sleep and a wake-up; otherwise sleep in the
+            // kernel until a datagram or the timeout comes.
+            let awake = spin.awake();
+            let read = if awake {
                 reader.try_read(&self.socket, &mut slots, &mut metas)
             } else {
                 reader.read(&self.socket, &mut slots, &mut metas)
             };
             match read {
                 Ok(()) => {
-                    polls = 0;
+                    spin.record(metas.len());
                     self.dispatch(&mut slots, &metas, &warnings)?
                 }
                 Err(e) if transport::is_timeout(&e) => {
-                    if polls < SPIN_POLLS {
-                        polls += 1;
+                    if awake {
                         thread::yield_now();
                     }
                 }

@@ -330,16 +330,92 @@ mod linux {
         }
     }
 
-    /// Sends many datagrams with one `sendmmsg` call.
+    /// `UDP_SEGMENT` from `linux/udp.h`; the libc crate has it only for
+    /// some Linux targets.
+    const UDP_SEGMENT: libc::c_int = 103;
+
+    /// Most datagrams one segmented send may carry (the kernel's
+    /// `UDP_MAX_SEGMENTS`).
+    const GSO_MAX_SEGMENTS: usize = 64;
+
+    /// Largest datagram that is ever coalesced: what fits one packet at the
+    /// smallest IPv6 MTU (1280 - 40 - 8). The kernel refuses segments that
+    /// do not fit the path's MTU, since it cannot fragment them; larger
+    /// replies gain little from coalescing anyway, as their cost is in the
+    /// bytes, not in the packets.
+    const GSO_MAX_SEGMENT: usize = 1232;
+
+    /// Largest payload of one segmented send: an IPv4 datagram's limit.
+    const GSO_MAX_BYTES: usize = 65_507;
+
+    /// Room the `UDP_SEGMENT` control message takes after the source one.
+    fn segment_cmsg_space() -> usize {
+        // SAFETY: CMSG_SPACE only computes a size.
+        unsafe { libc::CMSG_SPACE(mem::size_of::<u16>() as u32) as usize }
+    }
+
+    /// Whether the kernel segments datagrams for this socket: asked once
+    /// per writer, since a kernel before 4.18 would silently ignore the
+    /// control message and send one large datagram instead.
+    fn gso_supported(sock: &UdpSocket) -> bool {
+        let mut value: libc::c_int = 0;
+        let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: `value` and `len` outlive the call and describe each other.
+        let rc = unsafe {
+            libc::getsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_UDP,
+                UDP_SEGMENT,
+                &mut value as *mut libc::c_int as *mut libc::c_void,
+                &mut len,
+            )
+        };
+        rc == 0
+    }
+
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    enum Gso {
+        /// Not asked yet: the writer has not seen its socket.
+        Unknown,
+        On,
+        Off,
+    }
+
+    /// The datagrams one header sends: a run of messages to the same peer
+    /// from the same source, all of one size but the last, which the kernel
+    /// splits into datagrams again (UDP generic segmentation offload).
+    #[derive(Clone, Copy, Debug)]
+    struct Group {
+        /// Index of the first message, within the staged messages.
+        first: usize,
+        count: usize,
+        /// Size of every datagram but maybe the last.
+        segment: usize,
+        bytes: usize,
+        /// Whether the last datagram is shorter, which ends the group.
+        closed: bool,
+        /// Length of the source address control message alone.
+        source_len: usize,
+        peer: SocketAddr,
+        local: Option<IpAddr>,
+    }
+
+    /// Sends many datagrams with one `sendmmsg` call, and where the kernel
+    /// can, runs of equal-sized datagrams to one peer as one segmented send
+    /// (`UDP_SEGMENT`), which crosses the network stack once for the run.
     pub(crate) struct Writer {
+        /// One header per group.
         hdrs: Vec<libc::mmsghdr>,
-        iovs: Vec<libc::iovec>,
         addrs: Vec<libc::sockaddr_storage>,
         cmsgs: Vec<Cmsg>,
+        groups: Vec<Group>,
+        /// One entry per message; a group's entries are consecutive.
+        iovs: Vec<libc::iovec>,
         /// Sends with no address, on a `connect()`ed socket: the kernel
         /// then uses the route it cached at `connect` instead of looking
         /// one up per datagram.
         connected: bool,
+        gso: Gso,
     }
 
     // SAFETY: as for `Reader`.
@@ -350,10 +426,12 @@ mod linux {
             let batch = batch.max(1);
             Writer {
                 hdrs: vec![zeroed_msghdr(); batch],
-                iovs: vec![empty_iovec(); batch],
                 addrs: vec![zeroed_storage(); batch],
                 cmsgs: vec![Cmsg([0; CMSG_ROOM]); batch],
+                groups: Vec::with_capacity(batch),
+                iovs: vec![empty_iovec(); batch],
                 connected: false,
+                gso: Gso::Unknown,
             }
         }
 
@@ -366,6 +444,16 @@ mod linux {
             }
         }
 
+        /// A writer that sends every datagram on its own, as a kernel
+        /// without segmentation offload would have it.
+        #[cfg(test)]
+        fn without_gso(batch: usize) -> Writer {
+            Writer {
+                gso: Gso::Off,
+                ..Writer::new(batch)
+            }
+        }
+
         /// Sends every message; calls `failed` with the index and error of
         /// each that could not be sent. Returns how many were sent.
         pub(crate) fn write<'a>(
@@ -374,25 +462,71 @@ mod linux {
             msgs: impl IntoIterator<Item = Outgoing<'a>>,
             mut failed: impl FnMut(usize, io::Error),
         ) -> usize {
+            if self.gso == Gso::Unknown {
+                self.gso = if gso_supported(sock) {
+                    Gso::On
+                } else {
+                    Gso::Off
+                };
+            }
             let mut sent = 0;
             let mut filled = 0;
             let mut base = 0;
+            self.groups.clear();
             for m in msgs {
-                self.stage(filled, &m);
+                if !self.join(filled, &m) {
+                    self.stage(filled, &m);
+                }
                 filled += 1;
-                if filled == self.hdrs.len() {
-                    sent += self.flush(sock, filled, base, &mut failed);
+                if filled == self.iovs.len() {
+                    sent += self.flush(sock, base, &mut failed);
                     base += filled;
                     filled = 0;
+                    self.groups.clear();
                 }
             }
             if filled > 0 {
-                sent += self.flush(sock, filled, base, &mut failed);
+                sent += self.flush(sock, base, &mut failed);
+                self.groups.clear();
             }
             sent
         }
 
+        /// Adds message `i` to the last group if it can ride along.
+        fn join(&mut self, i: usize, m: &Outgoing<'_>) -> bool {
+            if self.gso != Gso::On {
+                return false;
+            }
+            let Some(g) = self.groups.last_mut() else {
+                return false;
+            };
+            let len = m.payload.len();
+            let fits = !g.closed
+                && g.segment > 0
+                && g.segment <= GSO_MAX_SEGMENT
+                && (1..=g.segment).contains(&len)
+                && g.count < GSO_MAX_SEGMENTS
+                && g.bytes + len <= GSO_MAX_BYTES
+                && (self.connected || g.peer == m.peer)
+                && g.local == m.local
+                && g.source_len + segment_cmsg_space() <= CMSG_ROOM;
+            if !fits {
+                return false;
+            }
+            debug_assert_eq!(g.first + g.count, i);
+            self.iovs[i] = libc::iovec {
+                iov_base: m.payload.as_ptr() as *mut libc::c_void,
+                iov_len: len,
+            };
+            g.count += 1;
+            g.bytes += len;
+            g.closed = len < g.segment;
+            true
+        }
+
+        /// Starts a group with message `i`.
         fn stage(&mut self, i: usize, m: &Outgoing<'_>) {
+            let g = self.groups.len();
             self.iovs[i] = libc::iovec {
                 iov_base: m.payload.as_ptr() as *mut libc::c_void,
                 iov_len: m.payload.len(),
@@ -400,43 +534,82 @@ mod linux {
             let namelen = if self.connected {
                 0
             } else {
-                from_std(&m.peer, &mut self.addrs[i])
+                from_std(&m.peer, &mut self.addrs[g])
             };
             // SAFETY: the control buffer is CMSG_ROOM bytes and aligned for
             // `cmsghdr` by its type.
-            let controllen = unsafe { put_source(&mut self.cmsgs[i], m.local, &m.peer) };
-            let h = &mut self.hdrs[i];
+            let source_len = unsafe { put_source(&mut self.cmsgs[g], m.local, &m.peer) };
+            let h = &mut self.hdrs[g];
             h.msg_len = 0;
             h.msg_hdr.msg_name = if self.connected {
                 ptr::null_mut()
             } else {
-                &mut self.addrs[i] as *mut _ as *mut libc::c_void
+                &mut self.addrs[g] as *mut _ as *mut libc::c_void
             };
             h.msg_hdr.msg_namelen = namelen;
-            h.msg_hdr.msg_iov = &mut self.iovs[i];
-            h.msg_hdr.msg_iovlen = 1;
-            h.msg_hdr.msg_control = if controllen == 0 {
-                ptr::null_mut()
-            } else {
-                self.cmsgs[i].0.as_mut_ptr() as *mut libc::c_void
-            };
-            h.msg_hdr.msg_controllen = controllen as _;
             h.msg_hdr.msg_flags = 0;
+            self.groups.push(Group {
+                first: i,
+                count: 1,
+                segment: m.payload.len(),
+                bytes: m.payload.len(),
+                closed: false,
+                source_len,
+                peer: m.peer,
+                local: m.local,
+            });
         }
 
-        /// Sends the first `n` staged messages, the first of which is
-        /// message number `base` of the caller's.
+        /// Points each header at its group's payloads and control messages,
+        /// now that the groups are complete.
+        fn seal(&mut self) {
+            for (g, group) in self.groups.iter().enumerate() {
+                let mut controllen = group.source_len;
+                if group.count > 1 {
+                    // SAFETY: `join` checked that the segment message fits
+                    // after the source one within CMSG_ROOM, and the source
+                    // message's length is a CMSG_SPACE, so the offset is
+                    // aligned for `cmsghdr`.
+                    unsafe {
+                        let cmsg =
+                            self.cmsgs[g].0.as_mut_ptr().add(controllen) as *mut libc::cmsghdr;
+                        (*cmsg).cmsg_level = libc::SOL_UDP;
+                        (*cmsg).cmsg_type = UDP_SEGMENT;
+                        (*cmsg).cmsg_len = libc::CMSG_LEN(mem::size_of::<u16>() as u32) as _;
+                        // A segment is at most GSO_MAX_SEGMENT bytes.
+                        ptr::write_unaligned(
+                            libc::CMSG_DATA(cmsg) as *mut u16,
+                            group.segment as u16,
+                        );
+                    }
+                    controllen += segment_cmsg_space();
+                }
+                let h = &mut self.hdrs[g].msg_hdr;
+                h.msg_iov = &mut self.iovs[group.first];
+                h.msg_iovlen = group.count as _;
+                h.msg_control = if controllen == 0 {
+                    ptr::null_mut()
+                } else {
+                    self.cmsgs[g].0.as_mut_ptr() as *mut libc::c_void
+                };
+                h.msg_controllen = controllen as _;
+            }
+        }
+
+        /// Sends the staged groups, whose first message is message number
+        /// `base` of the caller's. Returns how many datagrams were sent.
         fn flush(
             &mut self,
             sock: &UdpSocket,
-            n: usize,
             base: usize,
             failed: &mut impl FnMut(usize, io::Error),
         ) -> usize {
+            self.seal();
+            let n = self.groups.len();
             let mut sent = 0;
             let mut i = 0;
             while i < n {
-                // SAFETY: headers `i..n` were staged by `stage` and point into
+                // SAFETY: headers `i..n` were sealed above and point into
                 // `self` and into payloads the caller keeps alive (they are
                 // borrowed for 'a by `write`).
                 let rc = unsafe {
@@ -448,8 +621,12 @@ mod linux {
                     )
                 };
                 if rc > 0 {
-                    sent += rc as usize;
-                    i += rc as usize;
+                    let rc = rc as usize;
+                    sent += self.groups[i..i + rc]
+                        .iter()
+                        .map(|g| g.count)
+                        .sum::<usize>();
+                    i += rc;
                     continue;
                 }
                 let err = if rc == 0 {
@@ -460,10 +637,58 @@ mod linux {
                 if err.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
-                // The first unsent message is the one that failed; the rest
+                // The first unsent group is the one that failed; the rest
                 // are tried again.
-                failed(base + i, err);
+                let group = self.groups[i];
+                if group.count == 1 {
+                    failed(base + group.first, err);
+                } else {
+                    // Whatever the cause, each datagram gets its own try and
+                    // its own fate. EIO is the device refusing segmentation
+                    // itself: no group will pass it, so stop forming them.
+                    if err.raw_os_error() == Some(libc::EIO) {
+                        self.gso = Gso::Off;
+                    }
+                    sent += self.send_each(sock, i, base, failed);
+                }
                 i += 1;
+            }
+            sent
+        }
+
+        /// Sends the datagrams of group `g` one by one.
+        fn send_each(
+            &mut self,
+            sock: &UdpSocket,
+            g: usize,
+            base: usize,
+            failed: &mut impl FnMut(usize, io::Error),
+        ) -> usize {
+            let group = self.groups[g];
+            let mut sent = 0;
+            for j in group.first..group.first + group.count {
+                let mut hdr = self.hdrs[g].msg_hdr;
+                hdr.msg_iov = &mut self.iovs[j];
+                hdr.msg_iovlen = 1;
+                hdr.msg_controllen = group.source_len as _;
+                if group.source_len == 0 {
+                    hdr.msg_control = ptr::null_mut();
+                }
+                loop {
+                    // SAFETY: `hdr` is the group's sealed header, narrowed to
+                    // one payload and to the source control message, all of
+                    // which outlive the call.
+                    let rc = unsafe { libc::sendmsg(sock.as_raw_fd(), &hdr, 0) };
+                    if rc >= 0 {
+                        sent += 1;
+                        break;
+                    }
+                    let err = io::Error::last_os_error();
+                    if err.kind() != io::ErrorKind::Interrupted {
+                        failed(base + j, err);
+                        break;
+                    }
+                }
             }
             sent
         }
@@ -640,10 +865,176 @@ mod linux {
                 assert_eq!(to_std(&storage, len), Some(addr));
             }
         }
+
+        fn loopback() -> UdpSocket {
+            let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+            s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                .unwrap();
+            s
+        }
+
+        /// Reads `n` datagrams, in order.
+        fn take(sock: &UdpSocket, n: usize) -> Vec<Vec<u8>> {
+            let mut buf = [0u8; 4096];
+            (0..n)
+                .map(|_| {
+                    let len = sock.recv(&mut buf).unwrap();
+                    buf[..len].to_vec()
+                })
+                .collect()
+        }
+
+        /// Nothing more arrives within a moment.
+        fn quiet(sock: &UdpSocket) -> bool {
+            sock.set_nonblocking(true).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            let r = sock.recv(&mut [0u8; 16]);
+            sock.set_nonblocking(false).unwrap();
+            r.is_err()
+        }
+
+        fn to<'a>(payload: &'a [u8], peer: &UdpSocket) -> Outgoing<'a> {
+            Outgoing {
+                payload,
+                peer: peer.local_addr().unwrap(),
+                local: None,
+            }
+        }
+
+        /// Equal datagrams, a shorter one that ends the run, a new run, an
+        /// empty one (never coalesced) and one too large to coalesce.
+        fn mixed() -> Vec<Vec<u8>> {
+            let mut p: Vec<Vec<u8>> = (0..5u8).map(|i| vec![b'a' + i; 10]).collect();
+            p.push(b"tail".to_vec());
+            p.push(vec![b'x'; 10]);
+            p.push(vec![b'y'; 10]);
+            p.push(Vec::new());
+            p.push(Vec::new());
+            p.push(vec![b'z'; 2000]);
+            p.push(vec![b'w'; 2000]);
+            p
+        }
+
+        fn arrive_apart(mut writer: Writer) -> Writer {
+            let (tx, rx) = (loopback(), loopback());
+            let payloads = mixed();
+            let mut errors = Vec::new();
+            let sent = writer.write(&tx, payloads.iter().map(|p| to(p, &rx)), |i, e| {
+                errors.push((i, e.kind()))
+            });
+            assert_eq!(errors, []);
+            assert_eq!(sent, payloads.len());
+            assert_eq!(take(&rx, payloads.len()), payloads);
+            assert!(quiet(&rx));
+            writer
+        }
+
+        #[test]
+        fn segmented() {
+            let w = arrive_apart(Writer::new(16));
+            assert_eq!(w.gso, Gso::On, "this kernel segments (Linux 4.18+)");
+        }
+
+        #[test]
+        fn unsegmented() {
+            let w = arrive_apart(Writer::without_gso(16));
+            assert_eq!(w.gso, Gso::Off);
+        }
+
+        #[test]
+        fn small_window() {
+            // Runs are cut where the writer's window of messages ends.
+            arrive_apart(Writer::new(3));
+        }
+
+        #[test]
+        fn segmented_from_source() {
+            // The source address message and the segment message share the
+            // control buffer; IPv6's is the larger of the two kinds.
+            for (any, lo) in [("0.0.0.0:0", "127.0.0.1"), ("[::]:0", "::1")] {
+                let tx = UdpSocket::bind(any).unwrap();
+                let rx = UdpSocket::bind((lo, 0)).unwrap();
+                rx.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                    .unwrap();
+                let local: IpAddr = lo.parse().unwrap();
+                let payloads = [b"abc", b"def", b"ghi"];
+                let msgs = payloads.iter().map(|p| Outgoing {
+                    payload: p.as_slice(),
+                    peer: rx.local_addr().unwrap(),
+                    local: Some(local),
+                });
+                assert_eq!(Writer::new(8).write(&tx, msgs, |_, e| panic!("{e}")), 3);
+                let mut buf = [0u8; 16];
+                for p in payloads {
+                    let (n, from) = rx.recv_from(&mut buf).unwrap();
+                    assert_eq!(&buf[..n], p);
+                    assert_eq!(from.ip(), local);
+                }
+                assert!(quiet(&rx));
+            }
+        }
+
+        #[test]
+        fn peers_apart() {
+            let (tx, a, b) = (loopback(), loopback(), loopback());
+            let msgs = [
+                to(b"one", &a),
+                to(b"two", &a),
+                to(b"red", &b),
+                to(b"blu", &b),
+                to(b"six", &a),
+            ];
+            let sent = Writer::new(8).write(&tx, msgs, |_, e| panic!("{e}"));
+            assert_eq!(sent, 5);
+            assert_eq!(
+                take(&a, 3),
+                [b"one".to_vec(), b"two".to_vec(), b"six".to_vec()]
+            );
+            assert_eq!(take(&b, 2), [b"red".to_vec(), b"blu".to_vec()]);
+            assert!(quiet(&a) && quiet(&b));
+        }
+
+        #[test]
+        fn failed_run() {
+            // A run the kernel refuses (broadcast without SO_BROADCAST) is
+            // tried datagram by datagram, each failure reported once.
+            let (tx, rx) = (loopback(), loopback());
+            let bcast: SocketAddr = "255.255.255.255:9".parse().unwrap();
+            let msgs = [
+                to(b"ok-1", &rx),
+                Outgoing {
+                    payload: b"no-1",
+                    peer: bcast,
+                    local: None,
+                },
+                Outgoing {
+                    payload: b"no-2",
+                    peer: bcast,
+                    local: None,
+                },
+                Outgoing {
+                    payload: b"no-3",
+                    peer: bcast,
+                    local: None,
+                },
+                to(b"ok-2", &rx),
+            ];
+            let mut failed = Vec::new();
+            let mut w = Writer::new(8);
+            let sent = w.write(&tx, msgs, |i, _| failed.push(i));
+            assert_eq!(sent, 2);
+            assert_eq!(failed, [1, 2, 3]);
+            assert_eq!(take(&rx, 2), [b"ok-1".to_vec(), b"ok-2".to_vec()]);
+            assert!(quiet(&rx));
+            assert_eq!(w.gso, Gso::On, "a refused run is no reason to stop");
+        }
     }
 }
 
-#[cfg(not(target_os = "linux"))]
+// Also built for tests on Linux, so the fallback is compiled and exercised
+// where the project's CI runs.
+#[cfg(any(not(target_os = "linux"), test))]
+#[cfg_attr(target_os = "linux", allow(dead_code))]
 mod portable {
     use std::io;
     use std::net::{SocketAddr, UdpSocket};
@@ -729,17 +1120,83 @@ mod portable {
         ) -> usize {
             let mut sent = 0;
             for (i, m) in msgs.into_iter().enumerate() {
-                let sent = if self.connected {
+                let result = if self.connected {
                     sock.send(m.payload)
                 } else {
                     sock.send_to(m.payload, m.peer)
                 };
-                match sent {
+                match result {
                     Ok(_) => sent += 1,
                     Err(e) => failed(i, e),
                 }
             }
             sent
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        fn loopback() -> UdpSocket {
+            let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+            s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                .unwrap();
+            s
+        }
+
+        #[test]
+        fn round_trip() {
+            let (tx, rx) = (loopback(), loopback());
+            let peer = rx.local_addr().unwrap();
+            let bcast: SocketAddr = "255.255.255.255:9".parse().unwrap();
+            let msgs = [b"one".as_slice(), b"", b"three"]
+                .into_iter()
+                .map(|payload| Outgoing {
+                    payload,
+                    peer,
+                    local: None,
+                })
+                .chain([Outgoing {
+                    payload: b"refused",
+                    peer: bcast,
+                    local: None,
+                }]);
+            let mut failed = Vec::new();
+            assert_eq!(Writer::new(8).write(&tx, msgs, |i, _| failed.push(i)), 3);
+            assert_eq!(failed, [3]);
+
+            let mut reader = Reader::new(8);
+            let mut bufs = vec![Vec::with_capacity(64), Vec::with_capacity(64)];
+            let mut metas = Vec::new();
+            let from = tx.local_addr().unwrap();
+            for want in [b"one".as_slice(), b"", b"three"] {
+                reader.read(&rx, &mut bufs, &mut metas).unwrap();
+                assert_eq!(metas.len(), 1);
+                assert_eq!(metas[0].peer, Some(from));
+                assert_eq!(metas[0].len, want.len());
+                assert_eq!(bufs[0], want);
+            }
+            let e = reader.try_read(&rx, &mut bufs, &mut metas).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        }
+
+        #[test]
+        fn connected() {
+            let (tx, rx) = (loopback(), loopback());
+            tx.connect(rx.local_addr().unwrap()).unwrap();
+            let elsewhere: SocketAddr = "127.0.0.1:9".parse().unwrap();
+            let msg = Outgoing {
+                payload: b"hi",
+                peer: elsewhere,
+                local: None,
+            };
+            assert_eq!(
+                Writer::connected(1).write(&tx, [msg], |_, e| panic!("{e}")),
+                1
+            );
+            let mut buf = [0u8; 8];
+            assert_eq!(rx.recv(&mut buf).unwrap(), 2);
         }
     }
 }

@@ -4,13 +4,15 @@
 use std::net::UdpSocket;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
+use std::thread;
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, TryRecvError};
 
 use crate::buffer::{BufferPool, Datagram};
 use crate::greeting::MAX_DATAGRAM;
 use crate::handler::Handler;
 use crate::receiver::{more, BATCH};
+use crate::spin::Spin;
 use crate::stats::Stats;
 use crate::throttle::Throttle;
 use crate::transport::{Outgoing, Writer};
@@ -83,7 +85,25 @@ impl<H: Handler> Worker<H> {
         let mut replies: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::new()).collect();
         let mut fates: Vec<Fate> = Vec::with_capacity(BATCH);
         let mut writer = Writer::new(BATCH);
-        while let Ok(first) = self.queue.recv() {
+        let mut spin = Spin::new();
+        loop {
+            // Right after a batch, look for the next without sleeping, as
+            // long as the policy in `spin` says that is the cheaper wait.
+            let first = if spin.awake() {
+                match self.queue.try_recv() {
+                    Ok(d) => d,
+                    Err(TryRecvError::Empty) => {
+                        thread::yield_now();
+                        continue;
+                    }
+                    Err(TryRecvError::Disconnected) => break,
+                }
+            } else {
+                match self.queue.recv() {
+                    Ok(d) => d,
+                    Err(_) => break,
+                }
+            };
             batch.push(first);
             // Take what else is already queued, without waiting for more: a
             // lone request is answered at once.
@@ -93,6 +113,7 @@ impl<H: Handler> Worker<H> {
                     Err(_) => break,
                 }
             }
+            spin.record(batch.len());
             let served = panic::catch_unwind(AssertUnwindSafe(|| {
                 self.serve(&batch, &mut replies, &mut fates, &mut writer)
             }));

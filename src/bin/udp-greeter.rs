@@ -21,7 +21,7 @@ struct Args {
     #[arg(long, env = "UDP_GREETER_BIND", default_value = DEFAULT_BIND, value_name = "ADDR")]
     bind: SocketAddr,
 
-    /// Worker threads [default: one per CPU]
+    /// Worker threads [default: one per CPU but one, at least 1]
     #[arg(long, env = "UDP_GREETER_WORKERS", value_name = "N",
           value_parser = clap::value_parser!(u16).range(1..=1024))]
     workers: Option<u16>,

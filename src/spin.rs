@@ -1,0 +1,248 @@
+//! Staying awake under load: after a batch, the receiver and the workers
+//! may look for more work for a while, yielding the CPU between looks,
+//! instead of going to sleep at once.
+//!
+//! Sleeping costs a wake-up per batch, and on a small virtual machine a
+//! wake-up that has to rouse an idle CPU costs tens of microseconds, during
+//! which nothing is answered. Looking costs the CPU for as long as it looks.
+//! So each thread stays awake:
+//!
+//! - for [`BUSY_TIME`] after a full batch, which says work arrives faster
+//!   than it is taken: a saturated server never sleeps;
+//! - after a smaller batch, for a learned time of at most [`LEARN_MAX`],
+//!   about what a sleep and a wake-up cost: doubled to cover a wait that
+//!   found work, halved after a wait that found none, down to zero. Never
+//!   looking for longer than sleeping would cost bounds the waste at the
+//!   cost of the sleeps it replaces (the classic competitive-spinning
+//!   argument); sparse load soon looks no more and sleeps through its gaps,
+//!   and idle costs nothing. At zero, one batch in [`PROBE_EVERY`] tries a
+//!   short wait again, so a change of pace is noticed;
+//! - for the receiver, a few more looks ([`LONE_LOOKS`]) after a read that
+//!   brought a single datagram: the mark of a client waiting for each answer
+//!   before it asks again, whose round trip a sleep and wake-up lengthen
+//!   most. Bursts, even sparse ones, mostly bring more than one, so this
+//!   costs them little.
+
+use std::time::{Duration, Instant};
+
+use crate::receiver::BATCH;
+
+/// A batch this large keeps its thread awake for [`BUSY_TIME`]: a full one,
+/// as large as one read may bring, says more was waiting.
+pub(crate) const BUSY_BATCH: usize = BATCH;
+
+/// How long a thread stays awake after a full batch: longer than the gaps
+/// between bursts of a saturated closed loop on the reference machine
+/// (100 to 1,000 us measured; docs/benchmarks.md).
+pub(crate) const BUSY_TIME: Duration = Duration::from_micros(300);
+
+/// The most a thread learns to stay awake after a batch that is not full:
+/// about what one more wake-up added to a round trip on the reference
+/// machine (15-20 us). With 300 us both threads kept looking through the
+/// 30 us gaps of an open-loop sender at 100k requests/s, at 2.4-3x the
+/// single-threaded server's CPU per reply; 10, 20 and 40 us cost nothing
+/// measurable there (docs/benchmarks.md).
+pub(crate) const LEARN_MAX: Duration = Duration::from_micros(20);
+
+/// The wait a thread tries when it has learned not to wait.
+const PROBE_TIME: Duration = LEARN_MAX;
+
+/// At a learned wait of zero, one small batch in this many probes again.
+const PROBE_EVERY: u32 = 64;
+
+/// How many more times the receiver looks after a read of one datagram.
+/// At window 1 this took the median round trip from 1.16x to 0.93x the
+/// single-threaded server's, with the CPU per reply at 100k requests/s
+/// unchanged (1.05x against 1.06x); looking 4 times after every read, not
+/// only lone ones, cost 1.19x there (docs/benchmarks.md).
+pub(crate) const LONE_LOOKS: u32 = 4;
+
+/// A learned wait below this is not worth a look: it becomes zero.
+const MIN_WAIT: Duration = Duration::from_micros(2);
+
+/// When the thread that owns it should look again rather than sleep.
+#[derive(Debug)]
+pub(crate) struct Spin {
+    /// The end of the current wait awake, if the thread is in one.
+    until: Option<Instant>,
+    /// When the current wait began.
+    since: Instant,
+    /// Whether the current wait's outcome teaches `learned`.
+    learning: bool,
+    /// How long to stay awake after a batch that is not full.
+    learned: Duration,
+    /// Small batches since the last probe, while `learned` is zero.
+    unprobed: u32,
+    /// Looks to take after a batch of one, and those left of them.
+    lone_looks: u32,
+    looks: u32,
+}
+
+impl Spin {
+    /// The workers' policy.
+    pub(crate) fn new() -> Spin {
+        Spin::with_lone_looks(0)
+    }
+
+    /// The receiver's: also [`LONE_LOOKS`] looks after a lone datagram.
+    pub(crate) fn with_lone_looks(lone_looks: u32) -> Spin {
+        Spin {
+            until: None,
+            since: Instant::now(),
+            learning: false,
+            learned: PROBE_TIME,
+            unprobed: 0,
+            lone_looks,
+            looks: 0,
+        }
+    }
+
+    /// Notes a batch of `n` items, just taken, and decides how long to stay
+    /// awake for the next.
+    pub(crate) fn record(&mut self, n: usize) {
+        self.record_at(n, Instant::now());
+    }
+
+    /// Whether to look again without waiting, rather than sleep.
+    pub(crate) fn awake(&mut self) -> bool {
+        self.awake_at(Instant::now())
+    }
+
+    fn record_at(&mut self, n: usize, now: Instant) {
+        if self.until.is_some() && self.learning {
+            // The wait found work: make sure the next covers it twice over.
+            let waited = now.saturating_duration_since(self.since);
+            self.learned = self.learned.max(waited * 2).min(LEARN_MAX);
+        }
+        let (wait, learning) = if n >= BUSY_BATCH {
+            (BUSY_TIME, false)
+        } else if !self.learned.is_zero() {
+            (self.learned, true)
+        } else {
+            self.unprobed += 1;
+            if self.unprobed >= PROBE_EVERY {
+                self.unprobed = 0;
+                (PROBE_TIME, true)
+            } else {
+                (Duration::ZERO, false)
+            }
+        };
+        self.looks = if n == 1 { self.lone_looks } else { 0 };
+        self.since = now;
+        self.learning = learning;
+        self.until = (!wait.is_zero()).then(|| now + wait);
+    }
+
+    fn awake_at(&mut self, now: Instant) -> bool {
+        if self.waiting(now) {
+            return true;
+        }
+        if self.looks > 0 {
+            self.looks -= 1;
+            return true;
+        }
+        false
+    }
+
+    /// Whether the current wait awake lasts at `now`; learns from its end.
+    fn waiting(&mut self, now: Instant) -> bool {
+        let Some(until) = self.until else {
+            return false;
+        };
+        if now < until {
+            return true;
+        }
+        if self.learning {
+            // The wait found nothing: halve the next.
+            self.learned /= 2;
+            if self.learned < MIN_WAIT {
+                self.learned = Duration::ZERO;
+            }
+        }
+        self.until = None;
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const US: Duration = Duration::from_micros(1);
+
+    /// A batch of `n` at `at` (microseconds from `t0`), after looking until
+    /// then; says whether the thread was still awake when the batch came.
+    fn batch(s: &mut Spin, t0: Instant, at: u32, n: usize) -> bool {
+        let now = t0 + US * at;
+        let awake = s.awake_at(now);
+        s.record_at(n, now);
+        awake
+    }
+
+    #[test]
+    fn full_batch() {
+        let (mut s, t0) = (Spin::new(), Instant::now());
+        batch(&mut s, t0, 0, BUSY_BATCH);
+        assert!(s.awake_at(t0 + BUSY_TIME - US));
+        assert!(!s.awake_at(t0 + BUSY_TIME));
+        // A full batch's wait teaches nothing.
+        assert_eq!(s.learned, PROBE_TIME);
+    }
+
+    #[test]
+    fn sparse() {
+        // Batches 100 us apart: every wait finds nothing, so the waits
+        // shrink to zero; then only one batch in PROBE_EVERY waits.
+        let (mut s, t0) = (Spin::new(), Instant::now());
+        let mut at = 0;
+        for _ in 0..8 {
+            batch(&mut s, t0, at, 1);
+            at += 100;
+        }
+        assert_eq!(s.learned, Duration::ZERO);
+        let mut waits = 0;
+        for _ in 0..PROBE_EVERY * 2 {
+            batch(&mut s, t0, at, 1);
+            waits += usize::from(s.until.is_some());
+            at += 100;
+        }
+        assert_eq!(waits, 2);
+    }
+
+    #[test]
+    fn lone() {
+        let (mut s, t0) = (Spin::with_lone_looks(LONE_LOOKS), Instant::now());
+        s.learned = Duration::ZERO;
+        batch(&mut s, t0, 0, 2);
+        assert!(!s.awake_at(t0));
+        batch(&mut s, t0, 100, 1);
+        let later = t0 + Duration::from_secs(1);
+        let looks = (0..10).take_while(|_| s.awake_at(later)).count();
+        assert_eq!(looks, LONE_LOOKS as usize);
+        // The workers' policy takes no such looks.
+        let mut w = Spin::new();
+        w.learned = Duration::ZERO;
+        batch(&mut w, t0, 0, 1);
+        assert!(!w.awake_at(t0));
+    }
+
+    #[test]
+    fn paid() {
+        // A wait that found work grows the next to twice what it took, up
+        // to LEARN_MAX; batches that keep coming keep the thread awake.
+        let (mut s, t0) = (Spin::new(), Instant::now());
+        s.learned = US * 4;
+        batch(&mut s, t0, 0, 1);
+        assert!(batch(&mut s, t0, 3, 1));
+        assert_eq!(s.learned, US * 6);
+        let mut at = 3;
+        for (gap, learned) in [(5, 10), (9, 18), (15, 20), (5, 20)] {
+            at += gap;
+            assert!(batch(&mut s, t0, at, 1));
+            assert_eq!(s.learned, US * learned);
+        }
+        assert_eq!(s.learned, LEARN_MAX);
+        assert!(!s.awake_at(t0 + US * at + LEARN_MAX));
+        assert_eq!(s.learned, LEARN_MAX / 2);
+    }
+}
