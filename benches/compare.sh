@@ -3,6 +3,8 @@
 # `udp-greeter-client bench` on 127.0.0.1:
 #   ours    udp-greeter --log-level warn (defaults otherwise)
 #   std     examples/std_server.rs   (one thread, recv_from/send_to)
+#   batched examples/batched_server.rs (one thread, recvmmsg/sendmmsg: the
+#           issue's "practical limit" reference; Linux only)
 #   tokio   examples/tokio_server.rs (two tasks on one Arc<UdpSocket>)
 #   python  the tutorial's server    (where python3 exists)
 # Servers alternate within each round, so drift on a shared machine hits
@@ -43,7 +45,13 @@ cargo build --release --quiet --bins --examples
 
 PY_SERVER=tests/interop/udp_server.py
 [ -f "$PY_SERVER" ] || PY_SERVER=benches/udp_server.py
-SERVERS=(ours std tokio)
+SERVERS=(ours std)
+if [ "$(uname -s)" = Linux ]; then
+  SERVERS+=(batched)
+else
+  echo "skipped: batched baseline (recvmmsg/sendmmsg are Linux only)" >&2
+fi
+SERVERS+=(tokio)
 if command -v python3 >/dev/null; then
   SERVERS+=(python)
 else
@@ -98,6 +106,7 @@ start() {
   case $name in
     ours) "${pre[@]}" "$BIN/udp-greeter" --bind 127.0.0.1:0 --log-level warn >"$WORK/$name.log" 2>&1 & ;;
     std) "${pre[@]}" "$EX/std_server" --bind 127.0.0.1:0 >"$WORK/$name.log" 2>&1 & ;;
+    batched) "${pre[@]}" "$EX/batched_server" --bind 127.0.0.1:0 >"$WORK/$name.log" 2>&1 & ;;
     tokio) "${pre[@]}" "$EX/tokio_server" --bind 127.0.0.1:0 >"$WORK/$name.log" 2>&1 & ;;
     python) "${pre[@]}" python3 "$PY_SERVER" 0 >/dev/null 2>"$WORK/$name.log" & ;;
   esac
