@@ -188,3 +188,43 @@ pub(crate) fn more(held_back: u64) -> String {
         format!(" ({held_back} more like this not shown)")
     }
 }
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn fatal_error() {
+        // A descriptor that is no longer a socket: every read fails with
+        // ENOTSOCK, which no retry mends, so the receiver must stop, say
+        // why, and trigger the shutdown the workers and join wait on.
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let null = std::fs::File::open("/dev/null").unwrap();
+        // SAFETY: both descriptors are open and owned here; dup2 only makes
+        // the socket's number refer to /dev/null.
+        assert!(unsafe { libc::dup2(null.as_raw_fd(), socket.as_raw_fd()) } >= 0);
+        let (queue, _rx) = crossbeam_channel::bounded(4);
+        let shutdown = Shutdown::new();
+        let stats = Arc::new(Stats::default());
+        let receiver = Receiver {
+            socket,
+            queue,
+            pool: BufferPool::new(64, 8),
+            stats: Arc::clone(&stats),
+            shutdown: shutdown.clone(),
+            limiter: None,
+            max_datagram: 63,
+        };
+        let err = receiver.run().unwrap_err();
+        assert!(shutdown.is_triggered());
+        assert!(err.to_string().starts_with("receiving stopped"), "{err}");
+        let io = err
+            .source()
+            .and_then(|s| s.downcast_ref::<std::io::Error>())
+            .unwrap();
+        assert_eq!(io.raw_os_error(), Some(libc::ENOTSOCK));
+        assert_eq!(stats.snapshot().received, 0);
+    }
+}

@@ -1200,3 +1200,32 @@ mod portable {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transient() {
+        use io::ErrorKind::*;
+        for kind in [Interrupted, WouldBlock, TimedOut, ConnectionRefused] {
+            assert!(is_transient(&kind.into()), "{kind:?}");
+        }
+        #[cfg(unix)]
+        for errno in [libc::ENOBUFS, libc::EHOSTUNREACH, libc::ENETDOWN] {
+            assert!(
+                is_transient(&io::Error::from_raw_os_error(errno)),
+                "{errno}"
+            );
+        }
+        #[cfg(unix)]
+        for errno in [libc::EBADF, libc::ENOTSOCK, libc::EINVAL, libc::EFAULT] {
+            assert!(
+                !is_transient(&io::Error::from_raw_os_error(errno)),
+                "{errno}"
+            );
+        }
+        assert!(is_timeout(&WouldBlock.into()));
+        assert!(!is_timeout(&Interrupted.into()));
+    }
+}

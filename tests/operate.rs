@@ -557,10 +557,11 @@ fn reuse_port() {
         "1",
     ]));
     let port = first.port();
-    let mut second = Proc::spawn(server_command().args([
+    // The second asks through its environment, in one of the spellings
+    // a boolean variable accepts besides `true`.
+    let mut second = Proc::spawn(server_command().env("UDP_GREETER_REUSE_PORT", "yes").args([
         "--bind",
         &format!("127.0.0.1:{port}"),
-        "--reuse-port",
         "--workers",
         "1",
     ]));
@@ -949,19 +950,24 @@ fn env_vars() {
         );
     }
 
-    let out = run_bounded(
-        server_command()
-            .env("UDP_GREETER_WORKERS", "0")
-            .args(["--bind", "127.0.0.1:0"]),
-        PATIENCE,
-        "udp-greeter",
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    for (var, value) in [
+        ("UDP_GREETER_WORKERS", "0"),
+        ("UDP_GREETER_REUSE_PORT", "maybe"),
+    ] {
+        let out = run_bounded(
+            server_command()
+                .env(var, value)
+                .args(["--bind", "127.0.0.1:0"]),
+            PATIENCE,
+            "udp-greeter",
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{var}={value}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 
     let mut server = Proc::spawn(
         server_command()

@@ -61,7 +61,8 @@ struct Args {
     recv_buffer: u64,
 
     /// Set SO_REUSEPORT, so several processes can share the port
-    #[arg(long, env = "UDP_GREETER_REUSE_PORT")]
+    #[arg(long, env = "UDP_GREETER_REUSE_PORT",
+          value_parser = clap::builder::BoolishValueParser::new())]
     reuse_port: bool,
 
     /// Log the counters and rates every SECS seconds (0: never)
