@@ -33,7 +33,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::error::{Error, Result};
 use crate::greeting::{MAX_GREETABLE, PREFIX, SUFFIX};
-use crate::transport::{Meta, Outgoing, Reader, Writer};
+use crate::transport::{is_transient, Meta, Outgoing, Reader, Writer};
 
 /// Bytes of a request that carry its id; the smallest payload.
 pub const ID_BYTES: usize = 8;
@@ -409,7 +409,7 @@ impl Bench {
             issued: 0,
             start: Instant::now(),
             warm_end_ns: nanos(config.warmup),
-            end_ns: nanos(config.warmup + config.duration),
+            end_ns: nanos(config.warmup.saturating_add(config.duration)),
             timeout_ns: nanos(config.timeout),
             last_reply_ns: 0,
             sent: 0,
@@ -475,7 +475,7 @@ impl Bench {
             wake = wake.min(self.warm_end_ns);
         }
         if let Some(&(_, _, sent_ns)) = self.deadlines.front() {
-            wake = wake.min(sent_ns + self.timeout_ns);
+            wake = wake.min(sent_ns.saturating_add(self.timeout_ns));
         }
         if let (Some(rate), true) = (self.config.rate, now < self.end_ns) {
             // Sends go out in small batches rather than one datagram per
@@ -491,7 +491,7 @@ impl Bench {
     /// its slot.
     fn expire(&mut self, now: u64) {
         while let Some(&(slot, id, sent_ns)) = self.deadlines.front() {
-            if sent_ns + self.timeout_ns > now {
+            if sent_ns.saturating_add(self.timeout_ns) > now {
                 break;
             }
             self.deadlines.pop_front();
@@ -588,7 +588,7 @@ impl Bench {
         });
         self.writer.write(&self.sockets[i], msgs, |j, e| {
             failed[j] = true;
-            if !is_soft(&e) && hard_error.is_none() {
+            if !is_transient(&e) && hard_error.is_none() {
                 hard_error = Some(e);
             }
         });
@@ -626,8 +626,9 @@ impl Bench {
                     .read(&self.sockets[i], &mut self.replies, &mut self.metas)
                 {
                     Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if is_soft(&e) => break,
+                    // Nothing more to read (WouldBlock), or an ICMP report
+                    // of an earlier datagram: go on with the next socket.
+                    Err(e) if is_transient(&e) => break,
                     Err(e) => return Err(e.into()),
                 }
                 let n = self.metas.len();
@@ -766,12 +767,6 @@ fn parse(reply: &[u8], payload: usize) -> Option<u64> {
 
 fn nanos(d: Duration) -> u64 {
     d.as_nanos().min(u64::MAX as u128) as u64
-}
-
-/// Errors a load generator rides out: a full buffer, an ICMP report of an
-/// earlier datagram, an interrupted call.
-fn is_soft(e: &io::Error) -> bool {
-    crate::transport::is_transient(e)
 }
 
 /// A non-blocking socket of the server's address family; on the loopback

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::greeting::greet;
+use crate::transport::is_timeout;
 
 /// How long each try waits for a reply by default.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -111,14 +112,7 @@ impl Client {
                 Ok((n, from)) => {
                     log::debug!("ignored {n} bytes from {from}: not the reply awaited");
                 }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    return Ok(false)
-                }
+                Err(e) if is_timeout(&e) => return Ok(false),
                 // An ICMP error for an earlier datagram; the wait goes on.
                 Err(e)
                     if matches!(

@@ -86,24 +86,7 @@ impl<H: Handler> Worker<H> {
         let mut fates: Vec<Fate> = Vec::with_capacity(BATCH);
         let mut writer = Writer::new(BATCH);
         let mut spin = Spin::new();
-        loop {
-            // Right after a batch, look for the next without sleeping, as
-            // long as the policy in `spin` says that is the cheaper wait.
-            let first = if spin.awake() {
-                match self.queue.try_recv() {
-                    Ok(d) => d,
-                    Err(TryRecvError::Empty) => {
-                        thread::yield_now();
-                        continue;
-                    }
-                    Err(TryRecvError::Disconnected) => break,
-                }
-            } else {
-                match self.queue.recv() {
-                    Ok(d) => d,
-                    Err(_) => break,
-                }
-            };
+        while let Some(first) = self.next(&mut spin) {
             batch.push(first);
             // Take what else is already queued, without waiting for more: a
             // lone request is answered at once.
@@ -131,6 +114,21 @@ impl<H: Handler> Worker<H> {
                 self.pool.give(d.buf);
             }
         }
+    }
+
+    /// The next datagram, or `None` once the queue is empty and the
+    /// receiver has hung up. Right after a batch it looks without sleeping,
+    /// yielding the CPU between looks, as long as `spin` says that is the
+    /// cheaper wait; otherwise it sleeps until one comes.
+    fn next(&self, spin: &mut Spin) -> Option<Datagram> {
+        while spin.awake() {
+            match self.queue.try_recv() {
+                Ok(d) => return Some(d),
+                Err(TryRecvError::Empty) => thread::yield_now(),
+                Err(TryRecvError::Disconnected) => return None,
+            }
+        }
+        self.queue.recv().ok()
     }
 
     /// Answers one batch and counts the fate of each of its datagrams.

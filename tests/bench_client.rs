@@ -290,11 +290,12 @@ fn flat_json(text: &str) -> Vec<(String, String)> {
     out
 }
 
-#[test]
-fn json() {
+/// `udp-greeter-client bench` for 0.3 s against a fresh server, with `extra`
+/// arguments; it must succeed.
+fn bench_briefly(extra: &[&str]) -> Output {
     let server = server();
     let addr = server.local_addr().to_string();
-    let out = client(&[
+    let mut args = vec![
         "bench",
         "--server",
         &addr,
@@ -302,12 +303,17 @@ fn json() {
         "0.3",
         "--warmup",
         "0",
-        "--count",
-        "100000",
-        "--json",
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let out = client(&args);
     server.shutdown().unwrap();
     assert!(out.status.success(), "{out:?}");
+    out
+}
+
+#[test]
+fn json() {
+    let out = bench_briefly(&["--count", "100000", "--json"]);
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
     // Piped: no progress lines.
@@ -348,21 +354,7 @@ fn json() {
 
 #[test]
 fn table() {
-    let server = server();
-    let addr = server.local_addr().to_string();
-    let out = client(&[
-        "bench",
-        "--server",
-        &addr,
-        "--rate",
-        "1000",
-        "--seconds",
-        "0.3",
-        "--warmup",
-        "0",
-    ]);
-    server.shutdown().unwrap();
-    assert!(out.status.success(), "{out:?}");
+    let out = bench_briefly(&["--rate", "1000"]);
     let stdout = String::from_utf8(out.stdout).unwrap();
     for row in [
         "sent",
