@@ -349,10 +349,9 @@ mod linux {
     const GSO_MAX_BYTES: usize = 65_507;
 
     /// Room the `UDP_SEGMENT` control message takes after the source one.
-    fn segment_cmsg_space() -> usize {
-        // SAFETY: CMSG_SPACE only computes a size.
-        unsafe { libc::CMSG_SPACE(mem::size_of::<u16>() as u32) as usize }
-    }
+    // SAFETY: CMSG_SPACE only computes a size.
+    const SEGMENT_CMSG_SPACE: usize =
+        unsafe { libc::CMSG_SPACE(mem::size_of::<u16>() as u32) as usize };
 
     /// Whether the kernel segments datagrams for this socket: asked once
     /// per writer, since a kernel before 4.18 would silently ignore the
@@ -509,7 +508,7 @@ mod linux {
                 && g.bytes + len <= GSO_MAX_BYTES
                 && (self.connected || g.peer == m.peer)
                 && g.local == m.local
-                && g.source_len + segment_cmsg_space() <= CMSG_ROOM;
+                && g.source_len + SEGMENT_CMSG_SPACE <= CMSG_ROOM;
             if !fits {
                 return false;
             }
@@ -582,7 +581,7 @@ mod linux {
                             group.segment as u16,
                         );
                     }
-                    controllen += segment_cmsg_space();
+                    controllen += SEGMENT_CMSG_SPACE;
                 }
                 let h = &mut self.hdrs[g].msg_hdr;
                 h.msg_iov = &mut self.iovs[group.first];
@@ -642,6 +641,13 @@ mod linux {
                 let group = self.groups[i];
                 if group.count == 1 {
                     failed(base + group.first, err);
+                } else if super::is_timeout(&err) {
+                    // The send buffer stayed full for the whole send
+                    // timeout: a try per datagram would wait that long
+                    // again for each. The run fails as a whole.
+                    for j in group.first..group.first + group.count {
+                        failed(base + j, same(&err));
+                    }
                 } else {
                     // Whatever the cause, each datagram gets its own try and
                     // its own fate. EIO is the device refusing segmentation
@@ -691,6 +697,14 @@ mod linux {
                 }
             }
             sent
+        }
+    }
+
+    /// Another error like `err`, for each datagram a failure covers.
+    fn same(err: &io::Error) -> io::Error {
+        match err.raw_os_error() {
+            Some(code) => io::Error::from_raw_os_error(code),
+            None => io::Error::from(err.kind()),
         }
     }
 
