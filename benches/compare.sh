@@ -18,6 +18,7 @@
 # A quick run: ROUNDS=1 BENCH_SECS=1 WARMUP=0.5 LAT_SECS=1 CPU_SECS=1
 #   CPU_ROUNDS=1 MEM_SECS=2 SWEEP_ROUNDS=1 SWEEP_SECS=1 benches/compare.sh
 set -euo pipefail
+[ "$(uname -s)" = Linux ] || { echo "error: compare.sh reads /proc: Linux only" >&2; exit 2; }
 cd "$(dirname "$0")/.."
 
 ROUNDS=${ROUNDS:-5}
@@ -44,14 +45,7 @@ echo "building (release)..." >&2
 cargo build --release --quiet --bins --examples
 
 PY_SERVER=tests/interop/udp_server.py
-[ -f "$PY_SERVER" ] || PY_SERVER=benches/udp_server.py
-SERVERS=(ours std)
-if [ "$(uname -s)" = Linux ]; then
-  SERVERS+=(batched)
-else
-  echo "skipped: batched baseline (recvmmsg/sendmmsg are Linux only)" >&2
-fi
-SERVERS+=(tokio)
+SERVERS=(ours std batched tokio)
 if command -v python3 >/dev/null; then
   SERVERS+=(python)
 else
@@ -59,7 +53,8 @@ else
 fi
 if ! command -v taskset >/dev/null; then
   echo "skipped: taskset not found, no pinned runs" >&2
-  PHASES=${PHASES//pinned/}
+  # Word by word: a substitution would also cut "unpinned".
+  PHASES=$(for p in $PHASES; do [ "$p" = pinned ] || printf '%s ' "$p"; done)
 fi
 
 WORK=$(mktemp -d)
@@ -116,9 +111,13 @@ start() {
 }
 
 stop() {
+  local pid kept=()
   kill "$1" 2>/dev/null || true
-  for _ in $(seq 30); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
+  for _ in $(seq 30); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
   kill -9 "$1" 2>/dev/null || true
+  # Forget it, so cleanup never signals a PID the OS has handed on.
+  for pid in "${PIDS[@]}"; do [ "$pid" = "$1" ] || kept+=("$pid"); done
+  PIDS=("${kept[@]}")
 }
 
 field() { sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p" <<<"$1"; }
@@ -257,7 +256,6 @@ memory() {
   echo "| VmHWM before | VmHWM after | VmRSS after | sent | replies | lost | unsent |"
   echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
   echo "| ${hwm_before} KiB | ${hwm_after} KiB | ${rss} KiB | $(field "$json" sent) | $(field "$json" replies) | $(field "$json" lost) | $(field "$json" unsent) |"
-  grep -h '^stats\|stats:' "$WORK/ours.log" | tail -1 | sed 's/^/server: /' >&2 || true
 }
 
 sweep() {

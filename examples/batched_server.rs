@@ -37,10 +37,11 @@ fn serve(socket: &UdpSocket) -> ExitCode {
     use std::{mem, ptr};
 
     const BATCH: usize = 64;
-    const ROOM: usize = 2048;
+    // Room for any UDP payload, so no request is cut short.
+    const ROOM: usize = 65_536;
 
     let fd = socket.as_raw_fd();
-    let mut inbox = vec![[0u8; ROOM]; BATCH];
+    let mut inbox = vec![vec![0u8; ROOM]; BATCH];
     let mut outbox: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(ROOM)).collect();
     // SAFETY (all three): plain C structs for which all-zero is valid.
     let mut addrs: Vec<libc::sockaddr_storage> = vec![unsafe { mem::zeroed() }; BATCH];
