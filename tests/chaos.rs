@@ -181,5 +181,10 @@ fn chaos() {
     assert!(total.dropped_rate_limited > 0, "{total}");
     assert!(total.dropped_oversize > 0, "{total}");
     assert!(total.worker_panics > 0, "{total}");
-    assert!(checked >= u64::from(ROUNDS) * 2, "{total}");
+    // Each checker's first reply comes before the load starts; anything
+    // beyond those was checked byte for byte under it.
+    assert!(
+        checked > u64::from(ROUNDS) * 2,
+        "no reply checked under load: {total}"
+    );
 }
