@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::greeting::MAX_DATAGRAM;
+use crate::protocol::MAX_DATAGRAM;
 
 /// The address the server binds when none is given: the tutorial's.
 pub const DEFAULT_BIND: &str = "127.0.0.1:9999";
@@ -12,9 +12,17 @@ pub const DEFAULT_BIND: &str = "127.0.0.1:9999";
 /// How many datagrams may wait for a worker when none is given.
 pub const DEFAULT_QUEUE: usize = 1024;
 
+/// The most worker threads a server may run.
+pub const MAX_WORKERS: usize = 1024;
+
+/// The most datagrams that may wait for a worker: with 64 KiB buffers, a
+/// full queue of this size would hold 64 GiB.
+pub const MAX_QUEUE: usize = 1 << 20;
+
 /// How the server runs.
 ///
-/// Start from [`Config::new`] and set what differs:
+/// Start from [`Config::new`] and set what differs. `None` means "off" (or
+/// "the system's default") for every optional setting.
 ///
 /// ```
 /// let mut config = udp_greeter::Config::new("127.0.0.1:0".parse()?);
@@ -28,22 +36,24 @@ pub const DEFAULT_QUEUE: usize = 1024;
 pub struct Config {
     /// The address to bind, IPv4 or IPv6. Port 0 lets the OS choose.
     pub bind: SocketAddr,
-    /// How many worker threads format and send replies. At least 1.
+    /// How many worker threads format and send replies: 1 to
+    /// [`MAX_WORKERS`].
     pub workers: usize,
-    /// How many datagrams may wait for a worker; more are dropped and
-    /// counted as `dropped_queue_full`. At least 1.
+    /// How many datagrams may wait for a worker (1 to [`MAX_QUEUE`]); more
+    /// are dropped and counted as `dropped_queue_full`.
     pub queue: usize,
     /// The largest datagram accepted, in bytes (1 to 65,507). A larger one is
     /// counted as `dropped_oversize`, never answered with a truncated greeting.
     pub max_datagram: usize,
-    /// Replies per second allowed to each source IP address; 0 turns the
-    /// limit off.
-    pub rate_limit: u32,
-    /// How many replies a source may have at once above its rate; 0 means
-    /// the same as `rate_limit`.
-    pub rate_burst: u32,
-    /// The socket receive buffer to ask the kernel for, in bytes; `None`
-    /// keeps the system default. The kernel may grant less (on Linux, at most
+    /// Replies per second allowed to each source IP address (at least 1);
+    /// `None`: no limit.
+    pub rate_limit: Option<u32>,
+    /// The size of each source's token bucket: how many back-to-back
+    /// requests a quiet source gets answered before its rate applies (at
+    /// least 1). `None`: the same as `rate_limit`. Needs `rate_limit`.
+    pub rate_burst: Option<u32>,
+    /// The socket receive buffer to ask the kernel for, in bytes (at least
+    /// 1); `None` keeps the system default. The kernel may grant less (on Linux, at most
     /// `net.core.rmem_max`); the server logs what it got.
     pub recv_buffer: Option<usize>,
     /// Sets `SO_REUSEPORT`, so several processes can share one port.
@@ -54,6 +64,7 @@ pub struct Config {
     /// `None` serves nothing. Port 0 lets the OS choose, see
     /// [`Server::metrics_addr`](crate::Server::metrics_addr). The endpoint
     /// has no authentication: bind it to a private or loopback address.
+    /// Needs the crate's `metrics` feature.
     pub metrics_addr: Option<SocketAddr>,
 }
 
@@ -67,8 +78,8 @@ impl Config {
             workers: num_cpus::get().saturating_sub(1).max(1),
             queue: DEFAULT_QUEUE,
             max_datagram: MAX_DATAGRAM,
-            rate_limit: 0,
-            rate_burst: 0,
+            rate_limit: None,
+            rate_burst: None,
             recv_buffer: Some(DEFAULT_RECV_BUFFER),
             reuse_port: false,
             stats_interval: None,
@@ -78,19 +89,38 @@ impl Config {
 
     /// Checks every value, naming the first that the server cannot run with.
     pub fn validate(&self) -> Result<()> {
-        if self.workers == 0 {
-            return Err(Error::config("workers must be at least 1"));
+        if !(1..=MAX_WORKERS).contains(&self.workers) {
+            return Err(Error::config(format!(
+                "workers must be from 1 to {MAX_WORKERS}"
+            )));
         }
-        if self.queue == 0 {
-            return Err(Error::config("queue must be at least 1"));
+        if !(1..=MAX_QUEUE).contains(&self.queue) {
+            return Err(Error::config(format!("queue must be from 1 to {MAX_QUEUE}")));
         }
         if !(1..=MAX_DATAGRAM).contains(&self.max_datagram) {
             return Err(Error::config(format!(
                 "max datagram must be from 1 to {MAX_DATAGRAM} bytes"
             )));
         }
+        if self.rate_limit == Some(0) {
+            return Err(Error::config("rate limit must be at least 1 reply a second"));
+        }
+        if self.rate_burst == Some(0) {
+            return Err(Error::config("rate burst must be at least 1"));
+        }
+        if self.rate_burst.is_some() && self.rate_limit.is_none() {
+            return Err(Error::config("a rate burst needs a rate limit"));
+        }
+        if self.recv_buffer == Some(0) {
+            return Err(Error::config("receive buffer must be at least 1 byte"));
+        }
         if self.stats_interval == Some(Duration::ZERO) {
             return Err(Error::config("stats interval must be more than 0"));
+        }
+        if self.metrics_addr.is_some() && !cfg!(feature = "metrics") {
+            return Err(Error::config(
+                "metrics need the crate's `metrics` feature, which this build lacks",
+            ));
         }
         Ok(())
     }
@@ -140,5 +170,28 @@ mod tests {
             max_datagram: 65_508,
             ..Config::default()
         }));
+        assert!(bad(Config {
+            workers: MAX_WORKERS + 1,
+            ..Config::default()
+        }));
+        assert!(bad(Config {
+            queue: MAX_QUEUE + 1,
+            ..Config::default()
+        }));
+        assert!(bad(Config {
+            rate_limit: Some(0),
+            ..Config::default()
+        }));
+        assert!(bad(Config {
+            rate_burst: Some(10),
+            ..Config::default()
+        }));
+        assert!(Config {
+            rate_limit: Some(5),
+            rate_burst: Some(10),
+            ..Config::default()
+        }
+        .validate()
+        .is_ok());
     }
 }

@@ -9,8 +9,9 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 /// An error from the server or the client.
 ///
-/// Its `Display` is one line fit for a user: it names the address involved
-/// and the operating system's own words.
+/// Opaque: every error is made by a constructor that adds what was being
+/// done, so its `Display` is one line fit for a user that names the address
+/// involved and the operating system's own words.
 #[derive(Debug)]
 pub struct Error {
     kind: ErrorKind,
@@ -18,19 +19,37 @@ pub struct Error {
 
 #[derive(Debug)]
 enum ErrorKind {
-    Bind { addr: SocketAddr, err: io::Error },
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        err: io::Error,
+    },
     Config(String),
-    Spawn { thread: String, err: io::Error },
+    Spawn {
+        thread: String,
+        err: io::Error,
+    },
     Receive(io::Error),
     ThreadPanicked(String),
-    NoReply { server: SocketAddr, attempts: u32 },
-    Io(io::Error),
+    NoReply {
+        server: SocketAddr,
+        attempts: u32,
+        wrong: u64,
+    },
+    Refused {
+        server: SocketAddr,
+    },
+    Io {
+        doing: String,
+        err: io::Error,
+    },
 }
 
 impl Error {
-    pub(crate) fn bind(addr: SocketAddr, err: io::Error) -> Error {
+    /// Binding `addr` for `what` ("UDP", "metrics") failed.
+    pub(crate) fn bind(what: &'static str, addr: SocketAddr, err: io::Error) -> Error {
         Error {
-            kind: ErrorKind::Bind { addr, err },
+            kind: ErrorKind::Bind { what, addr, err },
         }
     }
 
@@ -49,6 +68,7 @@ impl Error {
         }
     }
 
+    /// The receiver's socket failed for good.
     pub(crate) fn receive(err: io::Error) -> Error {
         Error {
             kind: ErrorKind::Receive(err),
@@ -61,9 +81,32 @@ impl Error {
         }
     }
 
-    pub(crate) fn no_reply(server: SocketAddr, attempts: u32) -> Error {
+    /// Every try timed out; `wrong` datagrams came back that were not the
+    /// reply awaited.
+    pub(crate) fn no_reply(server: SocketAddr, attempts: u32, wrong: u64) -> Error {
         Error {
-            kind: ErrorKind::NoReply { server, attempts },
+            kind: ErrorKind::NoReply {
+                server,
+                attempts,
+                wrong,
+            },
+        }
+    }
+
+    /// The operating system said that nothing listens at `server`.
+    pub(crate) fn refused(server: SocketAddr) -> Error {
+        Error {
+            kind: ErrorKind::Refused { server },
+        }
+    }
+
+    /// An I/O error while `doing` something ("send to 127.0.0.1:9999").
+    pub(crate) fn io(doing: impl Into<String>, err: io::Error) -> Error {
+        Error {
+            kind: ErrorKind::Io {
+                doing: doing.into(),
+                err,
+            },
         }
     }
 
@@ -73,8 +116,11 @@ impl Error {
             ErrorKind::Bind { err, .. }
             | ErrorKind::Spawn { err, .. }
             | ErrorKind::Receive(err)
-            | ErrorKind::Io(err) => Some(err),
-            ErrorKind::Config(_) | ErrorKind::ThreadPanicked(_) | ErrorKind::NoReply { .. } => None,
+            | ErrorKind::Io { err, .. } => Some(err),
+            ErrorKind::Config(_)
+            | ErrorKind::ThreadPanicked(_)
+            | ErrorKind::NoReply { .. }
+            | ErrorKind::Refused { .. } => None,
         }
     }
 
@@ -87,45 +133,50 @@ impl Error {
     pub fn is_no_reply(&self) -> bool {
         matches!(self.kind, ErrorKind::NoReply { .. })
     }
+
+    /// Whether the operating system said that nothing listens at the
+    /// server's address (an ICMP port unreachable came back).
+    pub fn is_refused(&self) -> bool {
+        matches!(self.kind, ErrorKind::Refused { .. })
+    }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
-            ErrorKind::Bind { addr, err } => write!(f, "cannot bind UDP {addr}: {err}"),
+            ErrorKind::Bind { what, addr, err } => write!(f, "cannot bind {what} {addr}: {err}"),
             ErrorKind::Config(msg) => write!(f, "invalid configuration: {msg}"),
             ErrorKind::Spawn { thread, err } => {
                 write!(f, "cannot start thread {thread}: {err}")
             }
             ErrorKind::Receive(err) => write!(f, "receiving stopped: {err}"),
             ErrorKind::ThreadPanicked(thread) => write!(f, "thread {thread} panicked"),
-            ErrorKind::NoReply { server, attempts } => {
+            ErrorKind::NoReply {
+                server,
+                attempts,
+                wrong,
+            } => {
                 let tries = if *attempts == 1 { "try" } else { "tries" };
-                write!(f, "no reply from {server} after {attempts} {tries}")
+                write!(f, "no reply from {server} after {attempts} {tries}")?;
+                match wrong {
+                    0 => Ok(()),
+                    1 => write!(f, " (1 datagram came back that was not the greeting)"),
+                    n => write!(f, " ({n} datagrams came back that were not the greeting)"),
+                }
             }
-            ErrorKind::Io(err) => err.fmt(f),
+            ErrorKind::Refused { server } => write!(
+                f,
+                "nothing is listening at {server} (the operating system refused the request)"
+            ),
+            ErrorKind::Io { doing, err } => write!(f, "cannot {doing}: {err}"),
         }
     }
 }
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match &self.kind {
-            // `Io` displays the inner error itself, so it is not its source
-            // too: a reporter walking the chain would print it twice.
-            ErrorKind::Io(err) => err.source(),
-            _ => self
-                .io_error()
-                .map(|e| e as &(dyn std::error::Error + 'static)),
-        }
-    }
-}
-
-impl From<io::Error> for Error {
-    fn from(err: io::Error) -> Error {
-        Error {
-            kind: ErrorKind::Io(err),
-        }
+        self.io_error()
+            .map(|e| e as &(dyn std::error::Error + 'static))
     }
 }
 
@@ -137,25 +188,33 @@ mod tests {
     #[test]
     fn bind_display() {
         let addr: SocketAddr = "127.0.0.1:9999".parse().unwrap();
-        let err = Error::bind(addr, io::Error::from(io::ErrorKind::AddrInUse));
+        let err = Error::bind("UDP", addr, io::Error::from(io::ErrorKind::AddrInUse));
         let msg = err.to_string();
         assert!(msg.starts_with("cannot bind UDP 127.0.0.1:9999: "), "{msg}");
         assert!(!msg.contains('\n'));
         assert!(err.source().is_some());
+        let err = Error::bind("metrics", addr, io::Error::from(io::ErrorKind::AddrInUse));
+        assert!(err.to_string().starts_with("cannot bind metrics 127.0.0.1:9999: "));
     }
 
     #[test]
-    fn from_io() {
-        let err = Error::from(io::Error::other("boom"));
-        assert_eq!(err.to_string(), "boom");
+    fn io_context() {
+        let err = Error::io("send to [::1]:7", io::Error::other("boom"));
+        assert_eq!(err.to_string(), "cannot send to [::1]:7: boom");
         assert!(err.io_error().is_some());
     }
 
     #[test]
     fn no_reply() {
         let addr: SocketAddr = "[::1]:7".parse().unwrap();
-        let err = Error::no_reply(addr, 3);
+        let err = Error::no_reply(addr, 3, 0);
         assert_eq!(err.to_string(), "no reply from [::1]:7 after 3 tries");
         assert!(err.is_no_reply() && err.source().is_none());
+        let err = Error::no_reply(addr, 1, 2);
+        assert_eq!(
+            err.to_string(),
+            "no reply from [::1]:7 after 1 try (2 datagrams came back that were not the greeting)"
+        );
+        assert!(Error::refused(addr).is_refused());
     }
 }

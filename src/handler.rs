@@ -1,7 +1,7 @@
 //! What a worker does with one request: the [`Handler`] trait and the
 //! [`Greeter`] that the server runs by default.
 
-use crate::greeting::greet_into;
+use crate::protocol::greet_into;
 
 /// Turns one request into one reply.
 ///

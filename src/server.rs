@@ -3,20 +3,16 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::thread::{self, JoinHandle};
+use std::thread::JoinHandle;
 
-use crate::buffer::BufferPool;
 use crate::config::Config;
+use crate::control::reporter::Reporter;
+use crate::control::shutdown::{Shutdown, POLL_INTERVAL};
+use crate::control::stats::{Snapshot, Stats};
 use crate::error::{Error, Result};
 use crate::handler::{Greeter, Handler};
-use crate::metrics::{Endpoint, Exporter, Sources};
-use crate::ratelimit::{RateLimiter, DEFAULT_SLOTS};
-use crate::receiver::{Receiver, BATCH};
-use crate::reporter::Reporter;
-use crate::shutdown::Shutdown;
-use crate::stats::{Snapshot, Stats};
-use crate::transport;
-use crate::worker::{Worker, WorkerLogs};
+use crate::pipeline::{self, spawn, Pipeline};
+use crate::sys;
 
 /// A running server.
 ///
@@ -47,11 +43,9 @@ pub struct Server {
 
 #[derive(Debug, Default)]
 struct Threads {
-    receiver: Option<JoinHandle<Result<()>>>,
-    workers: Vec<JoinHandle<()>>,
+    pipeline: Pipeline,
     reporter: Option<JoinHandle<()>>,
     metrics: Option<JoinHandle<()>>,
-    logs: Option<Arc<WorkerLogs>>,
 }
 
 impl Server {
@@ -80,45 +74,45 @@ impl Server {
         shutdown: Shutdown,
     ) -> Result<Server> {
         config.validate()?;
-        let socket = transport::bind(&config)?;
-        let local_addr = socket.local_addr()?;
-        let metrics = config.metrics_addr.map(Endpoint::bind).transpose()?;
+        let socket = sys::bind(&config, POLL_INTERVAL)?;
+        let local_addr = socket
+            .local_addr()
+            .map_err(|e| Error::bind("UDP", config.bind, e))?;
+        #[cfg(feature = "metrics")]
+        let metrics = config
+            .metrics_addr
+            .map(crate::control::metrics::Endpoint::bind)
+            .transpose()?;
         log::info!("Bind UDP on {}...", local_addr.port());
 
         let mut server = Server {
             local_addr,
-            metrics_addr: metrics.as_ref().map(Endpoint::local_addr),
+            metrics_addr: None,
             workers: config.workers,
             shutdown,
             stats: Arc::new(Stats::default()),
             threads: Threads::default(),
         };
-        let (tx, rx) = crossbeam_channel::bounded(config.queue);
-        // Room for every buffer that can be out at once, so that none needs
-        // making again in the steady state (see `BufferPool`).
-        let keep = config.queue + (config.workers + 1) * BATCH;
-        let pool = BufferPool::new(config.max_datagram + 1, keep);
-        let handler = Arc::new(handler);
-        let logs = Arc::new(WorkerLogs::new());
-        server.threads.logs = Some(logs.clone());
-
         // If any thread cannot start, the ones already started are stopped
-        // and joined before the error is returned.
+        // and joined before the error is returned. The closure owns every
+        // clone of the queue's sender, so once it returns the workers
+        // already started see the queue close.
         let started = (|| -> Result<()> {
-            for i in 0..config.workers {
-                let worker = Worker {
-                    socket: socket.try_clone()?,
-                    queue: rx.clone(),
-                    pool: pool.clone(),
-                    stats: server.stats.clone(),
-                    handler: handler.clone(),
-                    logs: logs.clone(),
-                };
-                let name = format!("worker-{i}");
-                let handle = spawn(&name, move || worker.run())?;
-                server.threads.workers.push(handle);
-            }
+            let queue = pipeline::queue(&config);
+            #[cfg(feature = "metrics")]
+            let metrics_queue = queue.0.clone();
+            server.threads.pipeline.start(
+                &config,
+                socket,
+                queue,
+                handler,
+                &server.stats,
+                &server.shutdown,
+            )?;
+            #[cfg(feature = "metrics")]
             if let Some(endpoint) = metrics {
+                use crate::control::metrics::{Exporter, Sources};
+                server.metrics_addr = Some(endpoint.local_addr());
                 log::info!(
                     "Serving metrics on http://{}/metrics",
                     endpoint.local_addr()
@@ -127,30 +121,13 @@ impl Server {
                     endpoint,
                     sources: Sources {
                         stats: server.stats.clone(),
-                        queue: tx.clone(),
+                        queue: metrics_queue,
                         workers: config.workers,
                     },
                     shutdown: server.shutdown.clone(),
                 };
                 server.threads.metrics = Some(spawn("metrics", move || exporter.run())?);
             }
-            let receiver = Receiver {
-                socket,
-                queue: tx,
-                pool,
-                stats: server.stats.clone(),
-                shutdown: server.shutdown.clone(),
-                limiter: (config.rate_limit > 0).then(|| {
-                    let burst = if config.rate_burst == 0 {
-                        config.rate_limit
-                    } else {
-                        config.rate_burst
-                    };
-                    RateLimiter::new(config.rate_limit, burst, DEFAULT_SLOTS)
-                }),
-                max_datagram: config.max_datagram,
-            };
-            server.threads.receiver = Some(spawn("receiver", move || receiver.run())?);
             if let Some(every) = config.stats_interval {
                 let reporter = Reporter {
                     stats: server.stats.clone(),
@@ -164,8 +141,6 @@ impl Server {
         match started {
             Ok(()) => Ok(server),
             Err(e) => {
-                // The closure owned the queue's sender and dropped it on
-                // return, so the workers already started see the queue close.
                 let _ = server.shutdown();
                 Err(e)
             }
@@ -209,41 +184,34 @@ impl Server {
     ///
     /// By then the receiver has stopped reading, every datagram it had
     /// queued has been answered, and every thread has been joined. Logs the
-    /// final `stats:` line, and an error if the counters do not balance.
+    /// final `stats:` line (at `warn` when any datagram was dropped or
+    /// failed, at `info` otherwise), and an error if the counters do not
+    /// balance.
     /// Returns the final counters, or the first error that stopped a thread.
     pub fn join(mut self) -> Result<Snapshot> {
-        let mut first_error = None;
-        if let Some(handle) = self.threads.receiver.take() {
-            match handle.join() {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => first_error = Some(e),
-                Err(_) => first_error = Some(Error::thread_panicked("receiver")),
-            }
-        }
-        // The receiver has returned, so the queue's sender is gone (the
+        // The receiver returns first, dropping the queue's sender (the
         // metrics thread drops its clone once shutdown is triggered): each
-        // worker drains what is left and stops.
-        for (i, handle) in self.threads.workers.drain(..).enumerate() {
-            if handle.join().is_err() && first_error.is_none() {
-                first_error = Some(Error::thread_panicked(&format!("worker-{i}")));
-            }
-        }
+        // worker then drains what is left and stops.
+        let mut first_error = self.threads.pipeline.join();
         self.shutdown.trigger();
-        if let Some(handle) = self.threads.reporter.take() {
-            if handle.join().is_err() && first_error.is_none() {
-                first_error = Some(Error::thread_panicked("stats"));
+        for (name, handle) in [
+            ("stats", self.threads.reporter.take()),
+            ("metrics", self.threads.metrics.take()),
+        ] {
+            if let Some(handle) = handle {
+                if handle.join().is_err() && first_error.is_none() {
+                    first_error = Some(Error::thread_panicked(name));
+                }
             }
-        }
-        if let Some(handle) = self.threads.metrics.take() {
-            if handle.join().is_err() && first_error.is_none() {
-                first_error = Some(Error::thread_panicked("metrics"));
-            }
-        }
-        if let Some(logs) = self.threads.logs.take() {
-            logs.flush();
         }
         let stats = self.stats.snapshot();
-        log::info!("{stats}");
+        // A line an operator must see at any log level when something was
+        // lost; a quiet receipt otherwise.
+        if stats.has_trouble() {
+            log::warn!("{stats}");
+        } else {
+            log::info!("{stats}");
+        }
         if !stats.is_balanced() {
             log::error!(
                 "counters do not balance: received={} but the fates add up to {}",
@@ -263,14 +231,4 @@ impl Drop for Server {
         // Never blocks: the threads notice the flag and finish by themselves.
         self.shutdown.trigger();
     }
-}
-
-fn spawn<T: Send + 'static>(
-    name: &str,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Result<JoinHandle<T>> {
-    thread::Builder::new()
-        .name(name.to_string())
-        .spawn(f)
-        .map_err(|e| Error::spawn(name, e))
 }

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use udp_greeter::bench::{self, BenchConfig, BenchReport};
+use udp_greeter::client::bench::{self, BenchConfig, Phase, Progress};
 use udp_greeter::{Client, DEFAULT_BIND, DEFAULT_RETRIES};
 
 /// Sends each NAME to a udp-greeter server and prints its greeting.
@@ -162,11 +162,10 @@ fn run_bench(args: BenchArgs) -> ExitCode {
     config.count = args.count;
     // Live progress only for a person watching; a pipe gets the result alone.
     let live = std::io::stderr().is_terminal();
-    let shown = |p: &BenchReport| {
-        let phase = if p.elapsed.is_zero() {
-            "warm-up"
-        } else {
-            "measuring"
+    let shown = |p: &Progress| {
+        let phase = match p.phase {
+            Phase::Warmup => "warm-up",
+            _ => "measuring",
         };
         eprint!(
             "\r{phase} {:5.1} s  sent {}  replies {}  lost {}  {:.0} replies/s   ",

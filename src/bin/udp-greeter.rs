@@ -122,8 +122,8 @@ fn main() -> ExitCode {
     }
     config.queue = args.queue as usize;
     config.max_datagram = args.max_datagram as usize;
-    config.rate_limit = args.rate_limit;
-    config.rate_burst = args.rate_burst;
+    config.rate_limit = (args.rate_limit > 0).then_some(args.rate_limit);
+    config.rate_burst = (args.rate_burst > 0).then_some(args.rate_burst);
     config.recv_buffer = (args.recv_buffer > 0).then_some(args.recv_buffer as usize);
     config.reuse_port = args.reuse_port;
     config.stats_interval =

@@ -1,4 +1,5 @@
-//! The greeting itself: pure bytes in, bytes out, no I/O.
+//! The protocol: the greeting and the limits of a UDP datagram. Pure bytes
+//! in, bytes out; imports nothing.
 
 /// What every greeting starts with.
 pub const PREFIX: &[u8] = b"Hello, ";

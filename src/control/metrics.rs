@@ -20,11 +20,9 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use tiny_http::{Header, Method, Request, Response};
 
-use crate::buffer::Datagram;
+use super::shutdown::{Shutdown, POLL_INTERVAL};
+use super::stats::Stats;
 use crate::error::{Error, Result};
-use crate::shutdown::Shutdown;
-use crate::stats::Stats;
-use crate::transport::POLL_INTERVAL;
 
 /// The only path served.
 const PATH: &str = "/metrics";
@@ -39,12 +37,7 @@ impl Endpoint {
     /// Binds the TCP listener, so that a bad or busy address is an error of
     /// [`Server::bind`](crate::Server::bind), not of a thread later.
     pub(crate) fn bind(addr: SocketAddr) -> Result<Endpoint> {
-        let fail = |e: io::Error| {
-            Error::from(io::Error::new(
-                e.kind(),
-                format!("cannot bind metrics {addr}: {e}"),
-            ))
-        };
+        let fail = |e| Error::bind("metrics", addr, e);
         let listener = TcpListener::bind(addr).map_err(fail)?;
         let local_addr = listener.local_addr().map_err(fail)?;
         let http = tiny_http::Server::from_listener(listener, None)
@@ -58,26 +51,26 @@ impl Endpoint {
     }
 }
 
-/// What one scrape reads.
+/// What one scrape reads; `T` is what the queue carries.
 #[derive(Debug)]
-pub(crate) struct Sources {
+pub(crate) struct Sources<T> {
     pub stats: Arc<Stats>,
     /// Only for its length. A sender, not a receiver: holding a receiver
     /// would hide from the receiver thread that every worker is gone. The
     /// exporter drops it as soon as shutdown is triggered, so the workers
     /// still see the queue close once the receiver has returned.
-    pub queue: Sender<Datagram>,
+    pub queue: Sender<T>,
     pub workers: usize,
 }
 
 /// The `metrics` thread.
-pub(crate) struct Exporter {
+pub(crate) struct Exporter<T> {
     pub endpoint: Endpoint,
-    pub sources: Sources,
+    pub sources: Sources<T>,
     pub shutdown: Shutdown,
 }
 
-impl Exporter {
+impl<T: Send + std::fmt::Debug + 'static> Exporter<T> {
     /// Serves until shutdown is triggered.
     pub(crate) fn run(self) {
         let Exporter {
@@ -103,7 +96,7 @@ impl Exporter {
 }
 
 /// Every metric: the build, then the live counters.
-fn registry(sources: Sources) -> Registry {
+fn registry<T: Send + std::fmt::Debug + 'static>(sources: Sources<T>) -> Registry {
     let mut registry = Registry::default();
     registry.register(
         "udp_greeter_build",
@@ -159,9 +152,9 @@ fn with_header<R: io::Read>(response: Response<R>, name: &str, value: &str) -> R
 
 /// Reads the live counters on every scrape.
 #[derive(Debug)]
-struct Live(Sources);
+struct Live<T>(Sources<T>);
 
-impl Collector for Live {
+impl<T: Send + std::fmt::Debug + 'static> Collector for Live<T> {
     fn encode(
         &self,
         mut encoder: DescriptorEncoder<'_>,
@@ -196,6 +189,12 @@ impl Collector for Live {
             "udp_greeter_worker_panics",
             "Panics caught in worker threads",
             s.worker_panics,
+        )?;
+        counter(
+            &mut encoder,
+            "udp_greeter_control_truncated",
+            "Datagrams whose control messages the kernel cut short",
+            s.control_truncated,
         )?;
         gauge(
             &mut encoder,
@@ -241,15 +240,16 @@ fn gauge(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::control::stats::Count;
 
     #[test]
     fn exposition() {
         let stats = Arc::new(Stats::default());
-        stats.received(7);
-        stats.replied(4);
-        stats.dropped_queue_full(1);
-        stats.dropped_rate_limited(2);
-        let (tx, _rx) = crossbeam_channel::bounded(16);
+        stats.receiver().add(Count::Received, 7);
+        stats.workers().add(Count::Replied, 4);
+        stats.receiver().add(Count::DroppedQueueFull, 1);
+        stats.receiver().add(Count::DroppedRateLimited, 2);
+        let (tx, _rx) = crossbeam_channel::bounded::<u8>(16);
         let registry = registry(Sources {
             stats,
             queue: tx,
@@ -268,6 +268,7 @@ mod tests {
             "udp_greeter_datagrams_total{fate=\"dropped_oversize\"} 0",
             "udp_greeter_datagrams_total{fate=\"dropped_rate_limited\"} 2",
             "udp_greeter_worker_panics_total 0",
+            "udp_greeter_control_truncated_total 0",
             "# TYPE udp_greeter_queue_depth gauge",
             "udp_greeter_queue_depth 0",
             "udp_greeter_queue_capacity 16",

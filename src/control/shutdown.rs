@@ -2,6 +2,11 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
+
+/// The longest any server thread waits before it looks at the shutdown
+/// flag again: half the 100 ms within which it must notice a shutdown.
+pub(crate) const POLL_INTERVAL: Duration = Duration::from_millis(50);
 
 /// A handle that stops a running [`Server`](crate::Server).
 ///

@@ -1,6 +1,7 @@
 //! A cap on how many lines of one kind are logged per second, so a flood
 //! can neither throttle the server on its own logging nor fill a disk.
 
+use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -25,6 +26,26 @@ pub(crate) struct Admission {
     pub admitted: bool,
     /// Lines held back in an earlier second, to report now; 0 for none.
     pub held_back: u64,
+}
+
+impl Admission {
+    /// The tail of a rate-limited line: how many like it were not shown.
+    pub(crate) fn more(&self) -> HeldBack {
+        HeldBack(self.held_back)
+    }
+}
+
+/// Shows as ` (N more like this not shown)`, or as nothing for none.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HeldBack(u64);
+
+impl fmt::Display for HeldBack {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            0 => Ok(()),
+            n => write!(f, " ({n} more like this not shown)"),
+        }
+    }
 }
 
 impl Throttle {
@@ -93,6 +114,16 @@ mod tests {
             }
         );
         assert_eq!(t.take_held_back(), 0);
+    }
+
+    #[test]
+    fn more() {
+        let t = Throttle::new(1);
+        let now = t.epoch;
+        assert_eq!(t.admit_at(now).more().to_string(), "");
+        t.admit_at(now);
+        let a = t.admit_at(now + Duration::from_secs(1));
+        assert_eq!(a.more().to_string(), " (1 more like this not shown)");
     }
 
     #[test]

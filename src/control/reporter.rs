@@ -5,9 +5,8 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::shutdown::Shutdown;
-use crate::stats::{Snapshot, Stats};
-use crate::transport::POLL_INTERVAL;
+use super::shutdown::{Shutdown, POLL_INTERVAL};
+use super::stats::{Snapshot, Stats};
 
 pub(crate) struct Reporter {
     pub stats: Arc<Stats>,

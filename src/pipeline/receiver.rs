@@ -9,22 +9,22 @@ use std::time::Instant;
 
 use crossbeam_channel::{Sender, TrySendError};
 
-use crate::buffer::{BufferPool, Datagram};
+use super::buffer::BufferPool;
+use super::ratelimit::RateLimiter;
+use super::wait::{WaitPolicy, LONE_LOOKS};
+use super::{shown, Datagram, BATCH};
+use crate::control::shutdown::Shutdown;
+use crate::control::stats::{Count, Stats};
+use crate::control::throttle::Throttle;
 use crate::error::{Error, Result};
-use crate::ratelimit::RateLimiter;
-use crate::shutdown::Shutdown;
-use crate::spin::{Spin, LONE_LOOKS};
-use crate::stats::Stats;
-use crate::throttle::Throttle;
-use crate::transport::{self, Meta, Reader};
-
-/// How many datagrams one system call may read, and a worker may take at once.
-pub(crate) const BATCH: usize = 32;
+use crate::sys::{self, Meta, Reader};
 
 /// How many warnings of one kind are logged per second.
 const WARNINGS_PER_SECOND: u64 = 1;
 
-pub(crate) struct Receiver {
+/// The receiver thread's state: named apart from the channel's
+/// `Receiver`, which is the workers' end of the queue.
+pub(crate) struct ReceiverThread {
     pub socket: UdpSocket,
     pub queue: Sender<Datagram>,
     pub pool: BufferPool,
@@ -41,9 +41,10 @@ struct Warnings {
     rate_limited: Throttle,
     queue_full: Throttle,
     receive_error: Throttle,
+    control_truncated: Throttle,
 }
 
-impl Receiver {
+impl ReceiverThread {
     /// Reads until shutdown is triggered or the socket fails for good.
     ///
     /// Returning drops the queue's sender, which tells the workers to finish
@@ -57,16 +58,17 @@ impl Receiver {
             rate_limited: Throttle::new(WARNINGS_PER_SECOND),
             queue_full: Throttle::new(WARNINGS_PER_SECOND),
             receive_error: Throttle::new(WARNINGS_PER_SECOND),
+            control_truncated: Throttle::new(WARNINGS_PER_SECOND),
         };
         // The socket's read timeout bounds each wait, so the flag is seen
         // within one poll interval even when no traffic arrives.
-        let mut spin = Spin::with_lone_looks(LONE_LOOKS);
+        let mut wait = WaitPolicy::with_lone_looks(LONE_LOOKS);
         while !self.shutdown.is_triggered() {
             // Right after a read, look again without sleeping (yielding the
-            // CPU between looks) as long as the policy in `spin` says that
-            // is cheaper than a sleep and a wake-up; otherwise sleep in the
+            // CPU between looks) as long as the wait policy says that is
+            // cheaper than a sleep and a wake-up; otherwise sleep in the
             // kernel until a datagram or the timeout comes.
-            let awake = spin.awake();
+            let awake = wait.awake();
             let read = if awake {
                 reader.try_read(&self.socket, &mut slots, &mut metas)
             } else {
@@ -74,18 +76,18 @@ impl Receiver {
             };
             match read {
                 Ok(()) => {
-                    spin.record(metas.len());
+                    wait.record(metas.len());
                     self.dispatch(&mut slots, &metas, &warnings)?
                 }
-                Err(e) if transport::is_timeout(&e) => {
+                Err(e) if sys::is_timeout(&e) => {
                     if awake {
                         thread::yield_now();
                     }
                 }
-                Err(e) if transport::is_transient(&e) => {
+                Err(e) if sys::is_transient(&e) => {
                     let a = warnings.receive_error.admit();
                     if a.admitted {
-                        log::warn!("receive error, carrying on: {e}{}", more(a.held_back));
+                        log::warn!("receive error, carrying on: {e}{}", a.more());
                     }
                 }
                 Err(e) => {
@@ -105,9 +107,11 @@ impl Receiver {
         metas: &[Meta],
         warnings: &Warnings,
     ) -> Result<()> {
-        self.stats.received(metas.len() as u64);
+        let tally = self.stats.receiver();
+        tally.add(Count::Received, metas.len() as u64);
         let now = self.limiter.as_ref().map(|_| Instant::now());
         let (mut oversize, mut limited, mut full, mut unanswerable) = (0, 0, 0, 0);
+        let mut cut = 0;
         let mut result = Ok(());
         for (slot, meta) in slots.iter_mut().zip(metas) {
             let Some(peer) = meta.peer else {
@@ -115,14 +119,29 @@ impl Receiver {
                 unanswerable += 1;
                 continue;
             };
+            if meta.control_truncated {
+                // Still answered, but maybe from another address than the
+                // one it reached: the control buffer is sized for every
+                // message the socket asks for, so this should never happen.
+                cut += 1;
+                let a = warnings.control_truncated.admit();
+                if a.admitted {
+                    log::warn!(
+                        "the kernel cut the control messages of a datagram from {}{}",
+                        shown(peer),
+                        a.more()
+                    );
+                }
+            }
             if meta.truncated || meta.len > self.max_datagram {
                 oversize += 1;
                 let a = warnings.oversize.admit();
                 if a.admitted {
                     log::warn!(
-                        "dropped a datagram from {peer} over {} bytes{}",
+                        "dropped a datagram from {} over {} bytes{}",
+                        shown(peer),
                         self.max_datagram,
-                        more(a.held_back)
+                        a.more()
                     );
                 }
                 continue;
@@ -134,8 +153,8 @@ impl Receiver {
                     if a.admitted {
                         log::warn!(
                             "rate limit: dropping datagrams from {}{}",
-                            peer.ip(),
-                            more(a.held_back)
+                            shown(peer).ip(),
+                            a.more()
                         );
                     }
                     continue;
@@ -155,8 +174,9 @@ impl Receiver {
                     let a = warnings.queue_full.admit();
                     if a.admitted {
                         log::warn!(
-                            "queue full: dropped a datagram from {peer}{}",
-                            more(a.held_back)
+                            "queue full: dropped a datagram from {}{}",
+                            shown(peer),
+                            a.more()
                         );
                     }
                 }
@@ -172,20 +192,12 @@ impl Receiver {
                 }
             }
         }
-        self.stats.dropped_truncated(oversize);
-        self.stats.dropped_rate_limited(limited);
-        self.stats.dropped_queue_full(full);
-        self.stats.send_errors(unanswerable);
+        tally.add(Count::DroppedOversize, oversize);
+        tally.add(Count::DroppedRateLimited, limited);
+        tally.add(Count::DroppedQueueFull, full);
+        tally.add(Count::SendErrors, unanswerable);
+        tally.add(Count::ControlTruncated, cut);
         result
-    }
-}
-
-/// The tail of a rate-limited warning: how many like it were not shown.
-pub(crate) fn more(held_back: u64) -> String {
-    if held_back == 0 {
-        String::new()
-    } else {
-        format!(" ({held_back} more like this not shown)")
     }
 }
 
@@ -193,7 +205,6 @@ pub(crate) fn more(held_back: u64) -> String {
 mod tests {
     use super::*;
     use std::error::Error as _;
-    use std::os::fd::AsRawFd;
 
     #[test]
     fn fatal_error() {
@@ -201,14 +212,11 @@ mod tests {
         // ENOTSOCK, which no retry mends, so the receiver must stop, say
         // why, and trigger the shutdown the workers and join wait on.
         let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let null = std::fs::File::open("/dev/null").unwrap();
-        // SAFETY: both descriptors are open and owned here; dup2 only makes
-        // the socket's number refer to /dev/null.
-        assert!(unsafe { libc::dup2(null.as_raw_fd(), socket.as_raw_fd()) } >= 0);
+        sys::break_for_test(&socket).unwrap();
         let (queue, _rx) = crossbeam_channel::bounded(4);
         let shutdown = Shutdown::new();
         let stats = Arc::new(Stats::default());
-        let receiver = Receiver {
+        let receiver = ReceiverThread {
             socket,
             queue,
             pool: BufferPool::new(64, 8),

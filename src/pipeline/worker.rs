@@ -8,14 +8,14 @@ use std::thread;
 
 use crossbeam_channel::{Receiver, TryRecvError};
 
-use crate::buffer::{BufferPool, Datagram};
-use crate::greeting::MAX_DATAGRAM;
+use super::buffer::BufferPool;
+use super::wait::WaitPolicy;
+use super::{shown, Datagram, BATCH};
+use crate::control::stats::{Count, Stats};
+use crate::control::throttle::Throttle;
 use crate::handler::Handler;
-use crate::receiver::{more, BATCH};
-use crate::spin::Spin;
-use crate::stats::Stats;
-use crate::throttle::Throttle;
-use crate::transport::{Outgoing, Writer};
+use crate::protocol::MAX_DATAGRAM;
+use crate::sys::{Outgoing, Writer};
 
 /// How many `Received from` lines all workers together log per second.
 pub(crate) const RECEIVED_LINES_PER_SECOND: u64 = 100;
@@ -70,9 +70,9 @@ pub(crate) struct Worker<H> {
     pub logs: Arc<WorkerLogs>,
 }
 
-/// The fate of one datagram within a batch, before the batch is sent.
+/// What became of one datagram within a batch, before the batch is sent.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Fate {
+enum Outcome {
     Send,
     Oversize,
     Panicked,
@@ -83,10 +83,10 @@ impl<H: Handler> Worker<H> {
     pub(crate) fn run(self) {
         let mut batch: Vec<Datagram> = Vec::with_capacity(BATCH);
         let mut replies: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::new()).collect();
-        let mut fates: Vec<Fate> = Vec::with_capacity(BATCH);
+        let mut fates: Vec<Outcome> = Vec::with_capacity(BATCH);
         let mut writer = Writer::new(BATCH);
-        let mut spin = Spin::new();
-        while let Some(first) = self.next(&mut spin) {
+        let mut wait = WaitPolicy::new();
+        while let Some(first) = self.next(&mut wait) {
             batch.push(first);
             // Take what else is already queued, without waiting for more: a
             // lone request is answered at once.
@@ -96,15 +96,16 @@ impl<H: Handler> Worker<H> {
                     Err(_) => break,
                 }
             }
-            spin.record(batch.len());
+            wait.record(batch.len());
             let served = panic::catch_unwind(AssertUnwindSafe(|| {
                 self.serve(&batch, &mut replies, &mut fates, &mut writer)
             }));
             if served.is_err() {
                 // A bug outside the handler; the batch was not counted yet,
                 // so it is counted once, here, and the worker goes on.
-                self.stats.worker_panics(1);
-                self.stats.send_errors(batch.len() as u64);
+                let tally = self.stats.workers();
+                tally.add(Count::WorkerPanics, 1);
+                tally.add(Count::SendErrors, batch.len() as u64);
                 log::error!(
                     "worker recovered from a panic; {} datagrams not answered",
                     batch.len()
@@ -118,10 +119,10 @@ impl<H: Handler> Worker<H> {
 
     /// The next datagram, or `None` once the queue is empty and the
     /// receiver has hung up. Right after a batch it looks without sleeping,
-    /// yielding the CPU between looks, as long as `spin` says that is the
-    /// cheaper wait; otherwise it sleeps until one comes.
-    fn next(&self, spin: &mut Spin) -> Option<Datagram> {
-        while spin.awake() {
+    /// yielding the CPU between looks, as long as the wait policy says that
+    /// is the cheaper wait; otherwise it sleeps until one comes.
+    fn next(&self, wait: &mut WaitPolicy) -> Option<Datagram> {
+        while wait.awake() {
             match self.queue.try_recv() {
                 Ok(d) => return Some(d),
                 Err(TryRecvError::Empty) => thread::yield_now(),
@@ -136,7 +137,7 @@ impl<H: Handler> Worker<H> {
         &self,
         batch: &[Datagram],
         replies: &mut [Vec<u8>],
-        fates: &mut Vec<Fate>,
+        fates: &mut Vec<Outcome>,
         writer: &mut Writer,
     ) {
         self.log_received(batch);
@@ -147,19 +148,19 @@ impl<H: Handler> Worker<H> {
             let handled =
                 panic::catch_unwind(AssertUnwindSafe(|| self.handler.respond(&d.buf, reply)));
             let fate = match handled {
-                Ok(()) if reply.len() <= MAX_DATAGRAM => Fate::Send,
+                Ok(()) if reply.len() <= MAX_DATAGRAM => Outcome::Send,
                 Ok(()) => {
                     oversize += 1;
                     let a = self.logs.oversize.admit();
                     if a.admitted {
                         log::warn!(
                             "dropped the reply to {}: {} bytes is over the UDP limit{}",
-                            d.peer,
+                            shown(d.peer),
                             reply.len(),
-                            more(a.held_back)
+                            a.more()
                         );
                     }
-                    Fate::Oversize
+                    Outcome::Oversize
                 }
                 Err(_) => {
                     panicked += 1;
@@ -167,11 +168,11 @@ impl<H: Handler> Worker<H> {
                     if a.admitted {
                         log::error!(
                             "handler panicked on a datagram from {}{}",
-                            d.peer,
-                            more(a.held_back)
+                            shown(d.peer),
+                            a.more()
                         );
                     }
-                    Fate::Panicked
+                    Outcome::Panicked
                 }
             };
             fates.push(fate);
@@ -180,7 +181,7 @@ impl<H: Handler> Worker<H> {
             .iter()
             .zip(replies.iter())
             .zip(fates.iter())
-            .filter(|(_, fate)| **fate == Fate::Send)
+            .filter(|(_, fate)| **fate == Outcome::Send)
             .map(|((d, reply), _)| Outgoing {
                 payload: reply,
                 peer: d.peer,
@@ -191,13 +192,14 @@ impl<H: Handler> Worker<H> {
             failed += 1;
             let a = self.logs.send_error.admit();
             if a.admitted {
-                log::warn!("cannot send a reply: {e}{}", more(a.held_back));
+                log::warn!("cannot send a reply: {e}{}", a.more());
             }
         });
-        self.stats.replied(sent as u64);
-        self.stats.send_errors(failed + panicked);
-        self.stats.dropped_reply_too_big(oversize);
-        self.stats.worker_panics(panicked);
+        let tally = self.stats.workers();
+        tally.add(Count::Replied, sent as u64);
+        tally.add(Count::SendErrors, failed + panicked);
+        tally.add(Count::DroppedOversize, oversize);
+        tally.add(Count::WorkerPanics, panicked);
     }
 
     fn log_received(&self, batch: &[Datagram]) {
@@ -212,17 +214,17 @@ impl<H: Handler> Worker<H> {
             if !a.admitted {
                 continue;
             }
-            log::info!("Received from {}.", d.peer);
+            log::info!("Received from {}.", shown(d.peer));
             if log::log_enabled!(log::Level::Trace) {
                 // Escaped, so a payload can neither forge log lines nor drive
                 // the terminal that shows them.
-                let shown = &d.buf[..d.buf.len().min(TRACE_BYTES)];
+                let bytes = &d.buf[..d.buf.len().min(TRACE_BYTES)];
                 let cut = if d.buf.len() > TRACE_BYTES { "..." } else { "" };
                 log::trace!(
                     "{} bytes from {}: \"{}\"{cut}",
                     d.buf.len(),
-                    d.peer,
-                    shown.escape_ascii()
+                    shown(d.peer),
+                    bytes.escape_ascii()
                 );
             }
         }

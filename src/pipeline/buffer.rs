@@ -1,19 +1,7 @@
 //! Datagram buffers, recycled between the receiver and the workers so the
 //! steady state allocates nothing per datagram.
 
-use std::net::{IpAddr, SocketAddr};
-
 use crossbeam_channel::{Receiver, Sender};
-
-/// One received datagram on its way from the receiver to a worker.
-#[derive(Debug)]
-pub(crate) struct Datagram {
-    /// The payload: exactly the datagram's bytes.
-    pub buf: Vec<u8>,
-    pub peer: SocketAddr,
-    /// The address the datagram was sent to, when known (wildcard binds).
-    pub local: Option<IpAddr>,
-}
 
 /// Free buffers, each with room for one datagram and one byte more (so a
 /// datagram over the cap shows up as one that filled the buffer).

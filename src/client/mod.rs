@@ -1,12 +1,16 @@
-//! The client: sends a name, waits for its greeting, and never hangs.
+//! The client: sends a name, waits for its greeting, and never hangs; and,
+//! behind the `bench` feature, the load generator that measures a server.
 
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::greeting::greet;
-use crate::transport::is_timeout;
+use crate::protocol::greet;
+use crate::sys::is_timeout;
+
+#[cfg(feature = "bench")]
+pub mod bench;
 
 /// How long each try waits for a reply by default.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -21,9 +25,12 @@ const RECV_BUFFER: usize = 65_536;
 /// A client of one greeting server.
 ///
 /// UDP may lose a request or its reply, so each try waits a bounded time
-/// and the request is sent again a bounded number of times. Only a reply
-/// that comes from the server's address and is exactly the greeting for the
-/// request is taken; anything else is ignored.
+/// and the request is sent again a bounded number of times. The socket is
+/// connected to the server: the kernel passes on only datagrams from the
+/// server's address, and reports at once when nothing listens there (an
+/// ICMP port unreachable), where an unconnected socket would wait out every
+/// try. Only a reply that is exactly the greeting for the request is taken;
+/// anything else is counted and passed over.
 ///
 /// ```
 /// use udp_greeter::{Client, Config, Server};
@@ -49,7 +56,10 @@ impl Client {
             SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
             SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
         };
-        let socket = UdpSocket::bind(any)?;
+        let socket = UdpSocket::bind(any).map_err(|e| Error::bind("UDP", any, e))?;
+        socket
+            .connect(server)
+            .map_err(|e| Error::io(format!("connect to {server}"), e))?;
         Ok(Client {
             socket,
             server,
@@ -77,51 +87,70 @@ impl Client {
 
     /// The client's own address.
     pub fn local_addr(&self) -> Result<SocketAddr> {
-        Ok(self.socket.local_addr()?)
+        self.socket
+            .local_addr()
+            .map_err(|e| Error::io("read the client's address", e))
     }
 
     /// Sends `name` and returns the server's greeting: `Hello, name!`.
     ///
-    /// Fails with [`Error::is_no_reply`] when every try timed out.
+    /// Fails with [`Error::is_refused`] as soon as the operating system
+    /// says nothing listens at the server's address, and with
+    /// [`Error::is_no_reply`] when every try timed out (saying how many
+    /// datagrams came back that were not the greeting).
     pub fn greet(&self, name: &[u8]) -> Result<Vec<u8>> {
         let expected = greet(name);
         let mut buf = vec![0u8; RECV_BUFFER];
         let attempts = self.retries.saturating_add(1);
+        let mut wrong = 0;
         for _ in 0..attempts {
-            self.socket.send_to(name, self.server)?;
-            if self.wait_for(&expected, &mut buf)? {
+            match self.socket.send(name) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                    return Err(Error::refused(self.server))
+                }
+                Err(e) => return Err(Error::io(format!("send to {}", self.server), e)),
+            }
+            if self.wait_for(&expected, &mut buf, &mut wrong)? {
                 return Ok(expected);
             }
         }
-        Err(Error::no_reply(self.server, attempts))
+        Err(Error::no_reply(self.server, attempts, wrong))
     }
 
-    /// Waits up to the timeout for `expected` from the server. Whatever else
-    /// arrives meanwhile (a late reply to an earlier try, a stranger's
-    /// datagram) is passed over.
-    fn wait_for(&self, expected: &[u8], buf: &mut [u8]) -> Result<bool> {
+    /// Waits up to the timeout for `expected`. Whatever else arrives
+    /// meanwhile (a late reply to an earlier try, a wrong answer) is counted
+    /// in `wrong` and passed over.
+    fn wait_for(&self, expected: &[u8], buf: &mut [u8], wrong: &mut u64) -> Result<bool> {
         let deadline = Instant::now() + self.timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Ok(false);
             }
-            self.socket.set_read_timeout(Some(left))?;
-            match self.socket.recv_from(buf) {
-                Ok((n, from)) if from == self.server && &buf[..n] == expected => return Ok(true),
-                Ok((n, from)) => {
-                    log::debug!("ignored {n} bytes from {from}: not the reply awaited");
+            self.socket
+                .set_read_timeout(Some(left))
+                .map_err(|e| Error::io("set the client's timeout", e))?;
+            match self.socket.recv(buf) {
+                Ok(n) if &buf[..n] == expected => return Ok(true),
+                Ok(n) => {
+                    *wrong += 1;
+                    log::debug!(
+                        "ignored {n} bytes from {}: not the reply awaited",
+                        self.server
+                    );
                 }
                 Err(e) if is_timeout(&e) => return Ok(false),
-                // An ICMP error for an earlier datagram; the wait goes on.
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                    return Err(Error::refused(self.server))
+                }
+                // A reset or an interrupted call: the wait goes on.
                 Err(e)
                     if matches!(
                         e.kind(),
-                        io::ErrorKind::ConnectionRefused
-                            | io::ErrorKind::ConnectionReset
-                            | io::ErrorKind::Interrupted
+                        io::ErrorKind::ConnectionReset | io::ErrorKind::Interrupted
                     ) => {}
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(Error::io(format!("receive from {}", self.server), e)),
             }
         }
     }

@@ -1,6 +1,6 @@
-//! Staying awake under load: after a batch, the receiver and the workers
-//! may look for more work for a while, yielding the CPU between looks,
-//! instead of going to sleep at once.
+//! When a stage waits awake and when it sleeps: after a batch, the receiver
+//! and the workers may look for more work for a while, yielding the CPU
+//! between looks, instead of going to sleep at once.
 //!
 //! Sleeping costs a wake-up per batch, and on a small virtual machine a
 //! wake-up that has to rouse an idle CPU costs tens of microseconds, during
@@ -25,7 +25,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::receiver::BATCH;
+use super::BATCH;
 
 /// A batch this large keeps its thread awake for [`BUSY_TIME`]: a full one,
 /// as large as one read may bring, says more was waiting.
@@ -62,7 +62,7 @@ const MIN_WAIT: Duration = Duration::from_micros(2);
 
 /// When the thread that owns it should look again rather than sleep.
 #[derive(Debug)]
-pub(crate) struct Spin {
+pub(crate) struct WaitPolicy {
     /// The end of the current wait awake, if the thread is in one.
     until: Option<Instant>,
     /// When the current wait began.
@@ -78,15 +78,15 @@ pub(crate) struct Spin {
     looks: u32,
 }
 
-impl Spin {
+impl WaitPolicy {
     /// The workers' policy.
-    pub(crate) fn new() -> Spin {
-        Spin::with_lone_looks(0)
+    pub(crate) fn new() -> WaitPolicy {
+        WaitPolicy::with_lone_looks(0)
     }
 
     /// The receiver's: also [`LONE_LOOKS`] looks after a lone datagram.
-    pub(crate) fn with_lone_looks(lone_looks: u32) -> Spin {
-        Spin {
+    pub(crate) fn with_lone_looks(lone_looks: u32) -> WaitPolicy {
+        WaitPolicy {
             until: None,
             since: Instant::now(),
             learning: false,
@@ -172,7 +172,7 @@ mod tests {
 
     /// A batch of `n` at `at` (microseconds from `t0`), after looking until
     /// then; says whether the thread was still awake when the batch came.
-    fn batch(s: &mut Spin, t0: Instant, at: u32, n: usize) -> bool {
+    fn batch(s: &mut WaitPolicy, t0: Instant, at: u32, n: usize) -> bool {
         let now = t0 + US * at;
         let awake = s.awake_at(now);
         s.record_at(n, now);
@@ -181,7 +181,7 @@ mod tests {
 
     #[test]
     fn full_batch() {
-        let (mut s, t0) = (Spin::new(), Instant::now());
+        let (mut s, t0) = (WaitPolicy::new(), Instant::now());
         batch(&mut s, t0, 0, BUSY_BATCH);
         assert!(s.awake_at(t0 + BUSY_TIME - US));
         assert!(!s.awake_at(t0 + BUSY_TIME));
@@ -193,7 +193,7 @@ mod tests {
     fn sparse() {
         // Batches 100 us apart: every wait finds nothing, so the waits
         // shrink to zero; then only one batch in PROBE_EVERY waits.
-        let (mut s, t0) = (Spin::new(), Instant::now());
+        let (mut s, t0) = (WaitPolicy::new(), Instant::now());
         let mut at = 0;
         for _ in 0..8 {
             batch(&mut s, t0, at, 1);
@@ -211,7 +211,7 @@ mod tests {
 
     #[test]
     fn lone() {
-        let (mut s, t0) = (Spin::with_lone_looks(LONE_LOOKS), Instant::now());
+        let (mut s, t0) = (WaitPolicy::with_lone_looks(LONE_LOOKS), Instant::now());
         s.learned = Duration::ZERO;
         batch(&mut s, t0, 0, 2);
         assert!(!s.awake_at(t0));
@@ -220,7 +220,7 @@ mod tests {
         let looks = (0..10).take_while(|_| s.awake_at(later)).count();
         assert_eq!(looks, LONE_LOOKS as usize);
         // The workers' policy takes no such looks.
-        let mut w = Spin::new();
+        let mut w = WaitPolicy::new();
         w.learned = Duration::ZERO;
         batch(&mut w, t0, 0, 1);
         assert!(!w.awake_at(t0));
@@ -230,7 +230,7 @@ mod tests {
     fn paid() {
         // A wait that found work grows the next to twice what it took, up
         // to LEARN_MAX; batches that keep coming keep the thread awake.
-        let (mut s, t0) = (Spin::new(), Instant::now());
+        let (mut s, t0) = (WaitPolicy::new(), Instant::now());
         s.learned = US * 4;
         batch(&mut s, t0, 0, 1);
         assert!(batch(&mut s, t0, 3, 1));

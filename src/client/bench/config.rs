@@ -1,0 +1,131 @@
+//! What a run sends, how hard, and for how long.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::table::MAX_SLOTS;
+use super::{BATCH, ID_BYTES};
+use crate::error::{Error, Result};
+use crate::protocol::MAX_GREETABLE;
+
+/// The most client sockets one run may use.
+pub const MAX_SOCKETS: usize = 1024;
+
+/// What to send, how hard, and for how long.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct BenchConfig {
+    /// The server under test.
+    pub server: SocketAddr,
+    /// Closed loop: how many requests are in flight at once (at least 1).
+    /// Ignored when `rate` is set.
+    pub window: usize,
+    /// Open loop: requests per second, sent whatever the replies do.
+    pub rate: Option<u64>,
+    /// How long to measure, after the warm-up.
+    pub duration: Duration,
+    /// How long to send before measuring; nothing sent then is counted.
+    pub warmup: Duration,
+    /// Bytes per request, at least [`ID_BYTES`].
+    pub payload: usize,
+    /// How many client sockets (source ports) share the load.
+    pub sockets: usize,
+    /// How long a request waits for its reply before it counts as lost (and,
+    /// in a closed loop, its slot is refilled).
+    pub timeout: Duration,
+    /// Stops sending after this many requests while measuring, even if
+    /// `duration` has not passed.
+    pub count: Option<u64>,
+}
+
+impl BenchConfig {
+    /// The defaults against `server`: a closed loop of 64 requests in
+    /// flight, 16-byte payloads, one socket, 5 s after a 1 s warm-up, 1 s
+    /// timeout.
+    pub fn new(server: SocketAddr) -> BenchConfig {
+        BenchConfig {
+            server,
+            window: 64,
+            rate: None,
+            duration: Duration::from_secs(5),
+            warmup: Duration::from_secs(1),
+            payload: 16,
+            sockets: 1,
+            timeout: Duration::from_secs(1),
+            count: None,
+        }
+    }
+
+    /// Checks every value, naming the first that cannot be run.
+    pub fn validate(&self) -> Result<()> {
+        if self.rate.is_none() && self.window == 0 {
+            return Err(Error::config("window must be at least 1"));
+        }
+        if self.window > MAX_SLOTS {
+            return Err(Error::config(format!("window must be at most {MAX_SLOTS}")));
+        }
+        if self.rate == Some(0) {
+            return Err(Error::config("rate must be at least 1"));
+        }
+        if !(ID_BYTES..=MAX_GREETABLE).contains(&self.payload) {
+            return Err(Error::config(format!(
+                "payload must be from {ID_BYTES} to {MAX_GREETABLE} bytes"
+            )));
+        }
+        if !(1..=MAX_SOCKETS).contains(&self.sockets) {
+            return Err(Error::config(format!(
+                "sockets must be from 1 to {MAX_SOCKETS}"
+            )));
+        }
+        if self.duration.is_zero() {
+            return Err(Error::config("duration must be more than 0"));
+        }
+        if self.count == Some(0) {
+            return Err(Error::config("count must be at least 1"));
+        }
+        if self.server.port() == 0 {
+            return Err(Error::config("the server's port cannot be 0"));
+        }
+        if self.timeout < Duration::from_millis(1) {
+            return Err(Error::config("timeout must be at least 1 ms"));
+        }
+        Ok(())
+    }
+
+    /// How many requests can be in flight at once.
+    pub(super) fn slots(&self) -> usize {
+        match self.rate {
+            None => self.window,
+            // Everything sent within one timeout may still be out, plus a
+            // margin for bursts when the generator catches up.
+            Some(rate) => {
+                let within = rate as f64 * self.timeout.as_secs_f64() * 1.25;
+                (within as usize + BATCH * self.sockets).min(MAX_SLOTS)
+            }
+        }
+    }
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid() {
+        let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let mut c = BenchConfig::new(addr);
+        c.payload = 7;
+        assert!(c.validate().is_err());
+        let mut c = BenchConfig::new(addr);
+        c.window = 0;
+        assert!(c.validate().is_err());
+        c.rate = Some(10);
+        assert!(c.validate().is_ok());
+        assert!(c.slots() >= 12);
+        c.count = Some(0);
+        assert!(c.validate().is_err());
+        let c = BenchConfig::new("127.0.0.1:0".parse().unwrap());
+        assert!(c.validate().unwrap_err().is_config());
+    }
+}

@@ -1,0 +1,448 @@
+//! The send/receive loop: one thread drives every socket, sends requests in
+//! batches, reads replies in batches, and sleeps in `poll` when there is
+//! nothing to do, so on a small machine it leaves the cores to the server
+//! under test instead of spinning.
+
+use std::net::UdpSocket;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+
+use super::config::BenchConfig;
+use super::report::{BenchReport, Phase, Progress, Rtt};
+use super::table::{Answer, Table};
+use super::{BATCH, ID_BYTES};
+use crate::error::{Error, Result};
+use crate::protocol::{PREFIX, SUFFIX};
+use crate::sys::{self, Meta, Outgoing, Reader, Writer};
+
+/// The longest single sleep, so progress and phase changes are never late.
+const MAX_WAIT: Duration = Duration::from_millis(50);
+
+/// How often progress is reported.
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+
+/// Socket buffers asked for: room for a burst in either direction.
+const SOCKET_BUFFER: usize = 4 << 20;
+
+/// Counts of one phase: the warm-up's, or the measurement's.
+#[derive(Debug, Default, Clone, Copy)]
+struct Counts {
+    sent: u64,
+    replies: u64,
+    lost: u64,
+}
+
+pub(super) struct Generator {
+    config: BenchConfig,
+    sockets: Vec<UdpSocket>,
+    reader: Reader,
+    writer: Writer,
+    /// One request buffer per batch entry; only the id bytes change.
+    requests: Vec<Vec<u8>>,
+    replies: Vec<Vec<u8>>,
+    metas: Vec<Meta>,
+    failed: Vec<bool>,
+    /// The ids of the batch being sent.
+    staged: Vec<u64>,
+    table: Table,
+    /// Each socket's share of the window.
+    share: Vec<usize>,
+    /// Open loop: requests due so far, sent or not.
+    issued: u64,
+    start: Instant,
+    warm_end_ns: u64,
+    end_ns: u64,
+    timeout_ns: u64,
+    last_reply_ns: u64,
+    warmup: Counts,
+    measured: Counts,
+    bad: u64,
+    duplicates: u64,
+    late: u64,
+    unsent: u64,
+    hist: Histogram<u64>,
+}
+
+impl Generator {
+    pub(super) fn new(config: &BenchConfig) -> Result<Generator> {
+        let k = config.sockets;
+        let sockets = (0..k)
+            .map(|_| sys::client_socket(config.server, SOCKET_BUFFER))
+            .collect::<std::io::Result<Vec<_>>>()
+            .map_err(|e| Error::io(format!("open a socket to {}", config.server), e))?;
+        let mut request = vec![0u8; config.payload];
+        for (i, b) in request.iter_mut().enumerate().skip(ID_BYTES) {
+            *b = filler(i);
+        }
+        let expect = PREFIX.len() + config.payload + SUFFIX.len();
+        let slots = config.slots();
+        let window = if config.rate.is_some() {
+            slots
+        } else {
+            config.window
+        };
+        // The window, split as evenly as it goes between the sockets.
+        let share = (0..k)
+            .map(|i| window / k + usize::from(i < window % k))
+            .collect();
+        let hist = Histogram::new_with_bounds(1, 3_600_000_000_000, 3)
+            .map_err(|e| Error::config(format!("histogram: {e}")))?;
+        Ok(Generator {
+            config: config.clone(),
+            sockets,
+            reader: Reader::new(BATCH),
+            writer: Writer::connected(BATCH),
+            requests: vec![request; BATCH],
+            // One byte over the expected length, so a longer reply shows.
+            replies: (0..BATCH).map(|_| Vec::with_capacity(expect + 1)).collect(),
+            metas: Vec::with_capacity(BATCH),
+            failed: vec![false; BATCH],
+            staged: Vec::with_capacity(BATCH),
+            table: Table::new(slots, k),
+            share,
+            issued: 0,
+            start: Instant::now(),
+            warm_end_ns: nanos(config.warmup),
+            end_ns: nanos(config.warmup.saturating_add(config.duration)),
+            timeout_ns: nanos(config.timeout),
+            last_reply_ns: 0,
+            warmup: Counts::default(),
+            measured: Counts::default(),
+            bad: 0,
+            duplicates: 0,
+            late: 0,
+            unsent: 0,
+            hist,
+        })
+    }
+
+    fn now_ns(&self) -> u64 {
+        nanos(self.start.elapsed())
+    }
+
+    pub(super) fn run(&mut self, mut progress: impl FnMut(&Progress)) -> Result<()> {
+        self.start = Instant::now();
+        let mut next_progress = nanos(PROGRESS_EVERY);
+        loop {
+            let now = self.now_ns();
+            if self.count_reached() && now < self.end_ns {
+                // The count is reached: what is left is only the draining.
+                self.end_ns = now.max(self.warm_end_ns);
+            }
+            self.expire(now);
+            if now >= self.end_ns && self.table.measured_in_flight() == 0 {
+                return Ok(());
+            }
+            if now >= next_progress {
+                progress(&self.progress(now));
+                next_progress = now + nanos(PROGRESS_EVERY);
+            }
+            let sent = if now < self.end_ns {
+                self.send(now)?
+            } else {
+                0
+            };
+            let read = self.receive()?;
+            if sent == 0 && read == 0 {
+                let wake = self.next_wake(now).min(next_progress);
+                let wait = Duration::from_nanos(wake.saturating_sub(self.now_ns()));
+                if !wait.is_zero() {
+                    sys::wait_readable(&self.sockets, wait.min(MAX_WAIT))
+                        .map_err(|e| Error::io("wait for replies", e))?;
+                }
+            }
+        }
+    }
+
+    fn count_reached(&self) -> bool {
+        self.config.count.is_some_and(|c| self.measured.sent >= c)
+    }
+
+    /// When there is next something to do besides reading replies.
+    fn next_wake(&self, now: u64) -> u64 {
+        let mut wake = if now < self.end_ns {
+            self.end_ns
+        } else {
+            u64::MAX
+        };
+        if now < self.warm_end_ns {
+            wake = wake.min(self.warm_end_ns);
+        }
+        if let Some(sent_ns) = self.table.oldest_sent() {
+            wake = wake.min(sent_ns.saturating_add(self.timeout_ns));
+        }
+        if let (Some(rate), true) = (self.config.rate, now < self.end_ns) {
+            // Sends go out in small batches rather than one datagram per
+            // wake-up: a tenth of a millisecond's worth at a time.
+            let quantum = (rate / 10_000).clamp(1, BATCH as u64);
+            let due = (self.issued + quantum) as u128 * 1_000_000_000 / rate as u128;
+            wake = wake.min(due.min(u64::MAX as u128) as u64);
+        }
+        wake
+    }
+
+    /// Counts as lost every measured request whose time is up.
+    fn expire(&mut self, now: u64) {
+        if let Some(cutoff) = now.checked_sub(self.timeout_ns) {
+            let lost = self.table.expire(cutoff);
+            self.measured.lost += lost;
+        }
+    }
+
+    /// Sends what the window or the rate allows now; returns how many.
+    fn send(&mut self, now: u64) -> Result<usize> {
+        let mut total = 0;
+        let k = self.sockets.len();
+        match self.config.rate {
+            None => {
+                for i in 0..k {
+                    loop {
+                        let room = self.share[i] - self.table.in_flight(i);
+                        if room == 0 {
+                            break;
+                        }
+                        let n = self.send_batch(i, room.min(BATCH), now)?;
+                        total += n;
+                        if n < room.min(BATCH) {
+                            break;
+                        }
+                    }
+                }
+            }
+            Some(rate) => {
+                let due = (now as u128 * rate as u128 / 1_000_000_000) as u64;
+                let mut i = (self.issued as usize / BATCH) % k;
+                while self.issued < due && !self.count_reached() {
+                    let want = (due - self.issued).min(BATCH as u64) as usize;
+                    let want = match self.config.count {
+                        Some(c) if now >= self.warm_end_ns => {
+                            want.min((c - self.measured.sent) as usize)
+                        }
+                        _ => want,
+                    };
+                    let n = self.send_batch(i, want, now)?;
+                    total += n;
+                    self.issued += want as u64;
+                    if now >= self.warm_end_ns {
+                        self.unsent += (want - n) as u64;
+                    }
+                    i = (i + 1) % k;
+                }
+            }
+        }
+        Ok(total)
+    }
+
+    /// Sends up to `want` new requests on socket `i`; returns how many left.
+    fn send_batch(&mut self, i: usize, want: usize, now: u64) -> Result<usize> {
+        let measured = now >= self.warm_end_ns;
+        let want = match (self.config.count, measured) {
+            (Some(c), true) => want.min(c.saturating_sub(self.measured.sent) as usize),
+            _ => want,
+        };
+        self.staged.clear();
+        while self.staged.len() < want {
+            let Some(id) = self.table.take(i, now, measured) else {
+                break;
+            };
+            self.requests[self.staged.len()][..ID_BYTES].copy_from_slice(&id.to_le_bytes());
+            self.staged.push(id);
+        }
+        let n = self.staged.len();
+        if n == 0 {
+            return Ok(0);
+        }
+        self.failed[..n].fill(false);
+        let server = self.config.server;
+        let failed = &mut self.failed;
+        let mut hard_error = None;
+        let msgs = self.requests[..n].iter().map(|r| Outgoing {
+            payload: r,
+            peer: server,
+            local: None,
+        });
+        self.writer.write(&self.sockets[i], msgs, |j, e| {
+            failed[j] = true;
+            if !sys::is_transient(&e) && hard_error.is_none() {
+                hard_error = Some(e);
+            }
+        });
+        let mut sent = 0;
+        for j in 0..n {
+            let id = self.staged[j];
+            if self.failed[j] {
+                // Never left: the slot is free again and nothing is counted.
+                self.table.unsent(id);
+                continue;
+            }
+            sent += 1;
+            self.table.sent(id);
+            if measured {
+                self.measured.sent += 1;
+            } else {
+                self.warmup.sent += 1;
+            }
+        }
+        if let Some(e) = hard_error {
+            return Err(Error::io(format!("send to {server}"), e));
+        }
+        Ok(sent)
+    }
+
+    /// Reads every reply waiting on every socket; returns how many.
+    fn receive(&mut self) -> Result<usize> {
+        let mut total = 0;
+        for i in 0..self.sockets.len() {
+            loop {
+                match self
+                    .reader
+                    .read(&self.sockets[i], &mut self.replies, &mut self.metas)
+                {
+                    Ok(()) => {}
+                    // Nothing more to read (WouldBlock), or an ICMP report
+                    // of an earlier datagram: go on with the next socket.
+                    Err(e) if sys::is_transient(&e) => break,
+                    Err(e) => {
+                        return Err(Error::io(format!("receive from {}", self.config.server), e))
+                    }
+                }
+                let n = self.metas.len();
+                if n == 0 {
+                    break;
+                }
+                total += n;
+                let now = self.now_ns();
+                for j in 0..n {
+                    let meta = self.metas[j];
+                    self.check(j, meta, now);
+                }
+                if n < self.replies.len() {
+                    break;
+                }
+            }
+        }
+        Ok(total)
+    }
+
+    /// Matches one reply to its request and counts it.
+    fn check(&mut self, j: usize, meta: Meta, now: u64) {
+        let counting = now >= self.warm_end_ns;
+        let id = (meta.peer == Some(self.config.server) && !meta.truncated)
+            .then(|| parse(&self.replies[j], self.config.payload))
+            .flatten();
+        let answer = match id {
+            Some(id) => self.table.answer(id, now),
+            None => Answer::Unknown,
+        };
+        match answer {
+            Answer::Measured { rtt_ns } => {
+                self.measured.replies += 1;
+                self.hist.saturating_record(rtt_ns);
+                self.last_reply_ns = now;
+            }
+            Answer::Warmup => self.warmup.replies += 1,
+            _ if !counting => {}
+            Answer::Duplicate => self.duplicates += 1,
+            Answer::Late => self.late += 1,
+            Answer::Unknown => self.bad += 1,
+        }
+    }
+
+    fn progress(&self, now: u64) -> Progress {
+        let (phase, counts, since) = if now < self.warm_end_ns {
+            (Phase::Warmup, self.warmup, 0)
+        } else {
+            (Phase::Measuring, self.measured, self.warm_end_ns)
+        };
+        Progress {
+            phase,
+            elapsed: Duration::from_nanos(now.saturating_sub(since)),
+            sent: counts.sent,
+            replies: counts.replies,
+            lost: counts.lost,
+        }
+    }
+
+    /// The report once the run is over.
+    pub(super) fn report(&self) -> BenchReport {
+        let measured = self.last_reply_ns.saturating_sub(self.warm_end_ns);
+        let elapsed = measured.max(self.end_ns - self.warm_end_ns);
+        let q = |q: f64| Duration::from_nanos(self.hist.value_at_quantile(q));
+        let rtt = (!self.hist.is_empty()).then(|| Rtt {
+            p50: q(0.5),
+            p90: q(0.9),
+            p99: q(0.99),
+            p999: q(0.999),
+            max: Duration::from_nanos(self.hist.max()),
+        });
+        BenchReport {
+            config: self.config.clone(),
+            sent: self.measured.sent,
+            replies: self.measured.replies,
+            lost: self.measured.lost,
+            bad: self.bad,
+            duplicates: self.duplicates,
+            late: self.late,
+            unsent: self.unsent,
+            elapsed: Duration::from_nanos(elapsed),
+            rtt,
+        }
+    }
+}
+
+/// The filler byte at position `i` of every request.
+fn filler(i: usize) -> u8 {
+    b'a' + (i % 26) as u8
+}
+
+/// The id of `reply` if it is exactly the greeting of a request of
+/// `payload` bytes.
+fn parse(reply: &[u8], payload: usize) -> Option<u64> {
+    if reply.len() != PREFIX.len() + payload + SUFFIX.len()
+        || !reply.starts_with(PREFIX)
+        || !reply.ends_with(SUFFIX)
+    {
+        return None;
+    }
+    let body = &reply[PREFIX.len()..PREFIX.len() + payload];
+    let (id, pad) = body.split_at(ID_BYTES);
+    if pad
+        .iter()
+        .enumerate()
+        .any(|(i, &b)| b != filler(i + ID_BYTES))
+    {
+        return None;
+    }
+    let mut bytes = [0u8; ID_BYTES];
+    bytes.copy_from_slice(id);
+    Some(u64::from_le_bytes(bytes))
+}
+
+fn nanos(d: Duration) -> u64 {
+    d.as_nanos().min(u64::MAX as u128) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::greet;
+
+    #[test]
+    fn parse_exact() {
+        let mut req = vec![0u8; 16];
+        req[..8].copy_from_slice(&42u64.to_le_bytes());
+        for (i, b) in req.iter_mut().enumerate().skip(8) {
+            *b = filler(i);
+        }
+        let reply = greet(&req);
+        assert_eq!(parse(&reply, 16), Some(42));
+        assert_eq!(parse(&reply, 15), None);
+        let mut wrong = reply.clone();
+        wrong[20] ^= 1;
+        assert_eq!(parse(&wrong, 16), None);
+        let mut longer = reply.clone();
+        longer.push(b'!');
+        assert_eq!(parse(&longer, 16), None);
+    }
+}

@@ -1,0 +1,50 @@
+//! The load generator behind `udp-greeter-client bench`.
+//!
+//! Every request carries a unique 8-byte id at the start of its payload,
+//! padded to the payload size with fixed filler. A reply is matched to its
+//! request by that id and checked byte for byte against the greeting the
+//! request asks for. Each request sent while measuring ends in exactly one
+//! of `replies` or `lost`; `bad`, `duplicates` and `late` count datagrams
+//! that arrived on top of that.
+//!
+//! ```no_run
+//! use udp_greeter::client::bench::{run, BenchConfig};
+//!
+//! let mut config = BenchConfig::new("127.0.0.1:9999".parse()?);
+//! config.window = 64;
+//! let report = run(&config)?;
+//! println!("{report}");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod config;
+mod generator;
+mod report;
+mod table;
+
+pub use config::{BenchConfig, MAX_SOCKETS};
+pub use report::{BenchReport, Phase, Progress, Rtt};
+pub use table::MAX_SLOTS;
+
+use crate::error::Result;
+use generator::Generator;
+
+/// Bytes of a request that carry its id; the smallest payload.
+pub const ID_BYTES: usize = 8;
+
+/// How many datagrams one system call sends or reads.
+const BATCH: usize = 32;
+
+/// Runs the load described by `config` and reports what it measured.
+pub fn run(config: &BenchConfig) -> Result<BenchReport> {
+    run_with(config, |_| {})
+}
+
+/// Like [`run`], and hands the run so far to `progress` about once a
+/// second, warm-up included.
+pub fn run_with(config: &BenchConfig, progress: impl FnMut(&Progress)) -> Result<BenchReport> {
+    config.validate()?;
+    let mut generator = Generator::new(config)?;
+    generator.run(progress)?;
+    Ok(generator.report())
+}

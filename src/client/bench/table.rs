@@ -1,0 +1,225 @@
+//! The requests in flight: which slot tracks each, its id, when it was
+//! sent, and when it is due to count as lost.
+//!
+//! An id's low bits name its slot, the high bits are a sequence number, so
+//! no two requests of a run share an id and a reply finds its slot at once.
+
+use std::collections::VecDeque;
+
+/// The low bits of an id name the slot that tracks the request.
+const SLOT_BITS: u32 = 24;
+const SLOT_MASK: u64 = (1 << SLOT_BITS) - 1;
+
+/// The most requests that can be in flight at once.
+pub const MAX_SLOTS: usize = 1 << SLOT_BITS;
+
+/// A slot with no request in flight.
+const NONE: u64 = u64::MAX;
+
+/// One request a slot tracks.
+#[derive(Clone, Copy)]
+struct Slot {
+    /// The id in flight, or `NONE`.
+    id: u64,
+    /// When it was sent, in nanoseconds since the start of the run.
+    sent_ns: u64,
+    /// The id before, and whether it was answered: tells a duplicate from a
+    /// late reply.
+    prev: u64,
+    prev_answered: bool,
+    /// Whether it was sent while measuring.
+    measured: bool,
+    socket: u32,
+}
+
+impl Slot {
+    const EMPTY: Slot = Slot {
+        id: NONE,
+        sent_ns: 0,
+        prev: NONE,
+        prev_answered: false,
+        measured: false,
+        socket: 0,
+    };
+}
+
+/// What a reply's id turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Answer {
+    /// The reply to a request in flight, sent while measuring, after
+    /// `rtt_ns`.
+    Measured { rtt_ns: u64 },
+    /// The reply to a request in flight, sent during the warm-up.
+    Warmup,
+    /// A second reply to a request already answered.
+    Duplicate,
+    /// A reply to a request already counted lost, or too old to tell.
+    Late,
+    /// No request of this run had that id.
+    Unknown,
+}
+
+/// Every slot, free or in flight.
+pub(super) struct Table {
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    /// Requests in send order, for the timeout: (slot, id, sent_ns);
+    /// entries whose slot has moved on are skipped when they reach the
+    /// front.
+    deadlines: VecDeque<(u32, u64, u64)>,
+    seq: u64,
+    /// Requests in flight per socket.
+    in_flight: Vec<usize>,
+    measured_in_flight: u64,
+}
+
+impl Table {
+    pub(super) fn new(slots: usize, sockets: usize) -> Table {
+        let slots = slots.clamp(1, MAX_SLOTS);
+        Table {
+            slots: vec![Slot::EMPTY; slots],
+            free: (0..slots as u32).rev().collect(),
+            deadlines: VecDeque::with_capacity(slots.min(1 << 20)),
+            seq: 0,
+            in_flight: vec![0; sockets],
+            measured_in_flight: 0,
+        }
+    }
+
+    pub(super) fn in_flight(&self, socket: usize) -> usize {
+        self.in_flight[socket]
+    }
+
+    /// Requests sent while measuring and not yet answered or lost.
+    pub(super) fn measured_in_flight(&self) -> u64 {
+        self.measured_in_flight
+    }
+
+    /// When the oldest request in flight was sent.
+    pub(super) fn oldest_sent(&self) -> Option<u64> {
+        self.deadlines.front().map(|&(_, _, sent_ns)| sent_ns)
+    }
+
+    /// Takes a free slot for a new request on `socket`; returns its id, or
+    /// `None` when every slot is taken. The request is not in flight until
+    /// [`Table::sent`] says it left.
+    pub(super) fn take(&mut self, socket: usize, now: u64, measured: bool) -> Option<u64> {
+        let slot = self.free.pop()?;
+        self.seq += 1;
+        let id = (self.seq << SLOT_BITS) | u64::from(slot);
+        let s = &mut self.slots[slot as usize];
+        s.id = id;
+        s.sent_ns = now;
+        s.measured = measured;
+        s.socket = socket as u32;
+        Some(id)
+    }
+
+    /// The request `id` left: it is in flight until answered or expired.
+    pub(super) fn sent(&mut self, id: u64) {
+        let slot = (id & SLOT_MASK) as u32;
+        let s = &self.slots[slot as usize];
+        self.in_flight[s.socket as usize] += 1;
+        if s.measured {
+            self.measured_in_flight += 1;
+        }
+        self.deadlines.push_back((slot, id, s.sent_ns));
+    }
+
+    /// The request `id` never left: its slot is free again.
+    pub(super) fn unsent(&mut self, id: u64) {
+        let slot = (id & SLOT_MASK) as u32;
+        self.slots[slot as usize].id = NONE;
+        self.free.push(slot);
+    }
+
+    /// Frees every request sent at or before `cutoff`; returns how many of
+    /// them were sent while measuring: those are lost.
+    pub(super) fn expire(&mut self, cutoff: u64) -> u64 {
+        let mut lost = 0;
+        while let Some(&(slot, id, sent_ns)) = self.deadlines.front() {
+            if sent_ns > cutoff {
+                break;
+            }
+            self.deadlines.pop_front();
+            let s = &mut self.slots[slot as usize];
+            if s.id != id {
+                continue;
+            }
+            if s.measured {
+                lost += 1;
+                self.measured_in_flight -= 1;
+            }
+            s.prev = id;
+            s.prev_answered = false;
+            s.id = NONE;
+            self.in_flight[s.socket as usize] -= 1;
+            self.free.push(slot);
+        }
+        lost
+    }
+
+    /// Matches a reply carrying `id`, arrived at `now`; frees its slot if it
+    /// was in flight.
+    pub(super) fn answer(&mut self, id: u64, now: u64) -> Answer {
+        let slot = (id & SLOT_MASK) as usize;
+        let seq = id >> SLOT_BITS;
+        let Some(s) = self.slots.get_mut(slot) else {
+            return Answer::Unknown;
+        };
+        if s.id == id {
+            let answer = if s.measured {
+                self.measured_in_flight -= 1;
+                Answer::Measured {
+                    rtt_ns: now.saturating_sub(s.sent_ns).max(1),
+                }
+            } else {
+                Answer::Warmup
+            };
+            s.prev = id;
+            s.prev_answered = true;
+            s.id = NONE;
+            self.in_flight[s.socket as usize] -= 1;
+            self.free.push(slot as u32);
+            return answer;
+        }
+        if seq == 0 || seq > self.seq {
+            Answer::Unknown
+        } else if s.prev == id && s.prev_answered {
+            Answer::Duplicate
+        } else {
+            Answer::Late
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fates() {
+        let mut t = Table::new(2, 1);
+        let a = t.take(0, 10, true).unwrap();
+        let b = t.take(0, 20, false).unwrap();
+        assert_eq!(t.take(0, 30, true), None, "every slot taken");
+        t.sent(a);
+        t.sent(b);
+        assert_eq!((t.in_flight(0), t.measured_in_flight()), (2, 1));
+        assert_eq!(t.answer(a, 15), Answer::Measured { rtt_ns: 5 });
+        assert_eq!(t.answer(a, 16), Answer::Duplicate);
+        assert_eq!(t.answer(b, 25), Answer::Warmup);
+        assert_eq!(t.answer(a ^ (1 << 40), 26), Answer::Unknown);
+        let c = t.take(0, 40, true).unwrap();
+        t.sent(c);
+        assert_eq!(t.oldest_sent(), Some(10), "stale entries wait their turn");
+        assert_eq!(t.expire(39), 0);
+        assert_eq!(t.expire(40), 1);
+        assert_eq!(t.answer(c, 50), Answer::Late);
+        assert_eq!((t.in_flight(0), t.measured_in_flight()), (0, 0));
+        let d = t.take(0, 60, true).unwrap();
+        t.unsent(d);
+        assert_eq!(t.oldest_sent(), None);
+        assert!(t.take(0, 70, true).is_some() && t.take(0, 70, true).is_some());
+    }
+}

@@ -1,0 +1,12 @@
+//! Beside the datagram's path: stopping, counting, reporting. Nothing here
+//! touches a datagram; the pipeline writes the counters and reads the
+//! shutdown flag, these threads read them.
+
+pub(crate) mod shutdown;
+pub(crate) mod stats;
+pub(crate) mod throttle;
+
+pub(crate) mod reporter;
+
+#[cfg(feature = "metrics")]
+pub(crate) mod metrics;

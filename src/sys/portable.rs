@@ -1,0 +1,159 @@
+//! Elsewhere than Linux: one datagram per system call, no destination
+//! addresses.
+
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+
+
+use crate::sys::{Meta, Outgoing};
+
+/// Reads one datagram per call.
+pub(crate) struct Reader;
+
+impl Reader {
+    pub(crate) fn new(_batch: usize) -> Reader {
+        Reader
+    }
+
+    pub(crate) fn read(
+        &mut self,
+        sock: &UdpSocket,
+        bufs: &mut [Vec<u8>],
+        out: &mut Vec<Meta>,
+    ) -> io::Result<()> {
+        out.clear();
+        let Some(buf) = bufs.first_mut() else {
+            return Ok(());
+        };
+        let cap = buf.capacity();
+        buf.resize(cap, 0);
+        let received = sock.recv_from(buf);
+        let len = received.as_ref().map_or(0, |r| r.0);
+        buf.truncate(len);
+        let (len, peer) = received?;
+        out.push(Meta {
+            len,
+            peer: Some(peer),
+            local: None,
+            truncated: false,
+            control_truncated: false,
+        });
+        Ok(())
+    }
+
+    /// Never reads: only `read` can wait here, so the caller goes
+    /// straight to it.
+    pub(crate) fn try_read(
+        &mut self,
+        _sock: &UdpSocket,
+        _bufs: &mut [Vec<u8>],
+        out: &mut Vec<Meta>,
+    ) -> io::Result<()> {
+        out.clear();
+        Err(io::ErrorKind::WouldBlock.into())
+    }
+}
+
+/// Sends one datagram per call.
+pub(crate) struct Writer {
+    connected: bool,
+}
+
+impl Writer {
+    pub(crate) fn new(_batch: usize) -> Writer {
+        Writer { connected: false }
+    }
+
+    /// A writer for a `connect()`ed socket: each message's `peer` is
+    /// ignored and every datagram goes to the connected address.
+    pub(crate) fn connected(_batch: usize) -> Writer {
+        Writer { connected: true }
+    }
+
+    pub(crate) fn write<'a>(
+        &mut self,
+        sock: &UdpSocket,
+        msgs: impl IntoIterator<Item = Outgoing<'a>>,
+        mut failed: impl FnMut(usize, io::Error),
+    ) -> usize {
+        let mut sent = 0;
+        for (i, m) in msgs.into_iter().enumerate() {
+            let result = if self.connected {
+                sock.send(m.payload)
+            } else {
+                sock.send_to(m.payload, m.peer)
+            };
+            match result {
+                Ok(_) => sent += 1,
+                Err(e) => failed(i, e),
+            }
+        }
+        sent
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loopback() -> UdpSocket {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        s
+    }
+
+    #[test]
+    fn round_trip() {
+        let (tx, rx) = (loopback(), loopback());
+        let peer = rx.local_addr().unwrap();
+        let bcast: SocketAddr = "255.255.255.255:9".parse().unwrap();
+        let msgs = [b"one".as_slice(), b"", b"three"]
+            .into_iter()
+            .map(|payload| Outgoing {
+                payload,
+                peer,
+                local: None,
+            })
+            .chain([Outgoing {
+                payload: b"refused",
+                peer: bcast,
+                local: None,
+            }]);
+        let mut failed = Vec::new();
+        assert_eq!(Writer::new(8).write(&tx, msgs, |i, _| failed.push(i)), 3);
+        assert_eq!(failed, [3]);
+
+        let mut reader = Reader::new(8);
+        let mut bufs = vec![Vec::with_capacity(64), Vec::with_capacity(64)];
+        let mut metas = Vec::new();
+        let from = tx.local_addr().unwrap();
+        for want in [b"one".as_slice(), b"", b"three"] {
+            reader.read(&rx, &mut bufs, &mut metas).unwrap();
+            assert_eq!(metas.len(), 1);
+            assert_eq!(metas[0].peer, Some(from));
+            assert_eq!(metas[0].len, want.len());
+            assert_eq!(bufs[0], want);
+        }
+        let e = reader.try_read(&rx, &mut bufs, &mut metas).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+    }
+
+    #[test]
+    fn connected() {
+        let (tx, rx) = (loopback(), loopback());
+        tx.connect(rx.local_addr().unwrap()).unwrap();
+        let elsewhere: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let msg = Outgoing {
+            payload: b"hi",
+            peer: elsewhere,
+            local: None,
+        };
+        assert_eq!(
+            Writer::connected(1).write(&tx, [msg], |_, e| panic!("{e}")),
+            1
+        );
+        let mut buf = [0u8; 8];
+        assert_eq!(rx.recv(&mut buf).unwrap(), 2);
+    }
+}

@@ -1,0 +1,125 @@
+//! Creating sockets: the server's, bound and configured once, and the bench
+//! client's, connected and non-blocking.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+
+/// How long a worker may block on a full socket send buffer before the reply
+/// counts as a send error; bounds how long shutdown can wait for a worker.
+const SEND_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Creates, configures and binds the server's socket. Reads block at most
+/// `read_timeout`, so the receiver can look at its shutdown flag.
+pub(crate) fn bind(config: &Config, read_timeout: Duration) -> Result<UdpSocket> {
+    let addr = config.bind;
+    let fail = |e| Error::bind("UDP", addr, e);
+    let socket =
+        Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP)).map_err(fail)?;
+    if config.reuse_port {
+        set_reuse_port(&socket).map_err(fail)?;
+    }
+    if let Some(size) = config.recv_buffer {
+        // A refusal is not fatal: the default buffer still works, only
+        // bursts are more likely to be dropped by the kernel.
+        if let Err(e) = socket.set_recv_buffer_size(size) {
+            log::warn!("cannot set receive buffer to {size} bytes: {e}");
+        }
+    }
+    socket.bind(&addr.into()).map_err(fail)?;
+    if addr.ip().is_unspecified() {
+        if let Err(e) = enable_pktinfo(&socket, addr) {
+            log::warn!("replies may leave from another address than requests reached: {e}");
+        }
+    }
+    socket.set_read_timeout(Some(read_timeout)).map_err(fail)?;
+    socket.set_write_timeout(Some(SEND_TIMEOUT)).map_err(fail)?;
+    if let Ok(granted) = socket.recv_buffer_size() {
+        match config.recv_buffer {
+            Some(asked) => {
+                log::debug!("receive buffer: asked {asked} bytes, kernel granted {granted}")
+            }
+            None => log::debug!("receive buffer: {granted} bytes (system default)"),
+        }
+    }
+    Ok(socket.into())
+}
+
+#[cfg(target_os = "linux")]
+use super::linux::enable_pktinfo;
+
+#[cfg(not(target_os = "linux"))]
+fn enable_pktinfo(_socket: &Socket, _addr: SocketAddr) -> io::Result<()> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "destination addresses are only tracked on Linux",
+    ))
+}
+
+#[cfg(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "macos",
+    target_os = "freebsd"
+))]
+fn set_reuse_port(socket: &Socket) -> io::Result<()> {
+    socket.set_reuse_port(true)
+}
+
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "macos",
+    target_os = "freebsd"
+)))]
+fn set_reuse_port(_socket: &Socket) -> io::Result<()> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "SO_REUSEPORT is not supported on this platform",
+    ))
+}
+
+/// A non-blocking socket of the server's address family, connected to it,
+/// with `buffer` bytes asked for each way; on the loopback address when the
+/// server is there, so test traffic stays on it.
+pub(crate) fn client_socket(server: SocketAddr, buffer: usize) -> io::Result<UdpSocket> {
+    let ip: IpAddr = match server.ip() {
+        ip if ip.is_loopback() => ip,
+        IpAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
+        IpAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
+    };
+    let socket = Socket::new(
+        Domain::for_address(server),
+        Type::DGRAM,
+        Some(Protocol::UDP),
+    )?;
+    // Best effort: a smaller buffer only makes bursts likelier to drop.
+    let _ = socket.set_recv_buffer_size(buffer);
+    let _ = socket.set_send_buffer_size(buffer);
+    socket.bind(&SocketAddr::new(ip, 0).into())?;
+    // Connected: the kernel looks the route up once, not per datagram, and
+    // drops datagrams from any other address before they reach the caller.
+    socket.connect(&server.into())?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}
+
+/// Makes `socket`'s descriptor refer to `/dev/null`, so that every socket
+/// call on it fails with `ENOTSOCK`: an error no retry mends.
+#[cfg(all(test, unix))]
+pub(crate) fn break_for_test(socket: &UdpSocket) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+
+    let null = std::fs::File::open("/dev/null")?;
+    // SAFETY: both descriptors are open and owned by the caller and this
+    // function; dup2 only makes the socket's number refer to /dev/null.
+    if unsafe { libc::dup2(null.as_raw_fd(), socket.as_raw_fd()) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
