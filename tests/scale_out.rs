@@ -197,7 +197,10 @@ impl Nginx {
             }
             last_log = nginx.error_log();
         }
-        panic!("nginx did not start; its error log:\n{last_log}");
+        panic!(
+            "nginx did not start (without its stream module it refuses the config: \
+             apt-get install libnginx-mod-stream); its error log:\n{last_log}"
+        );
     }
 
     fn error_log(&self) -> String {
