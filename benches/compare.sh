@@ -4,7 +4,7 @@
 #   ours    udp-greeter --log-level warn (defaults otherwise)
 #   std     examples/std_server.rs   (one thread, recv_from/send_to)
 #   batched examples/batched_server.rs (one thread, recvmmsg/sendmmsg: the
-#           issue's "practical limit" reference; Linux only)
+#           "practical limit" reference; Linux only)
 #   tokio   examples/tokio_server.rs (two tasks on one Arc<UdpSocket>)
 #   python  the tutorial's server    (where python3 exists)
 # Servers alternate within each round, so drift on a shared machine hits

@@ -1,7 +1,7 @@
 //! The practical limit, as a baseline for `benches/compare.sh`: one thread
 //! reading up to 64 datagrams per `recvmmsg` and answering them with one
-//! `sendmmsg`, the shape of the single-threaded C server the speed issue
-//! names as this machine's limit. No segmentation offload, no threads.
+//! `sendmmsg`, the shape of the single-threaded C server taken as this
+//! machine's limit. No segmentation offload, no threads.
 //! Linux only.
 //!
 //! ```text

@@ -2,25 +2,29 @@
 //! against a real server, against servers that answer wrongly or not at
 //! all, and what its command line prints. No speed is asserted here.
 
+mod support;
+
 use std::net::{SocketAddr, UdpSocket};
-use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use udp_greeter::bench::{self, BenchConfig, BenchReport};
-use udp_greeter::{greet, Config, Server};
+use udp_greeter::{greet, Server, DEFAULT_QUEUE};
 
-const CLIENT_BIN: &str = env!("CARGO_BIN_EXE_udp-greeter-client");
-
-/// How long any child process may run before the test fails.
-const PATIENCE: Duration = Duration::from_secs(20);
+use support::{
+    bench_json, config, join_within, json_count, run, shutdown_within, Outcome, CLIENT_BIN,
+    PATIENCE,
+};
 
 fn server() -> Server {
-    let mut config = Config::new("127.0.0.1:0".parse().unwrap());
-    config.workers = 2;
-    Server::bind(config).unwrap()
+    Server::bind(config(2, DEFAULT_QUEUE)).unwrap()
+}
+
+/// Shuts `server` down within the shared patience.
+fn stop(server: Server) -> udp_greeter::Snapshot {
+    shutdown_within(server, PATIENCE).unwrap()
 }
 
 /// A short run, bounded in count as well as in time.
@@ -79,7 +83,7 @@ impl Fake {
     /// Stops the fake and returns how many datagrams it read.
     fn finish(mut self) -> u64 {
         self.stop.store(true, Ordering::Relaxed);
-        self.thread.take().unwrap().join().unwrap()
+        join_within(self.thread.take().unwrap(), PATIENCE, "fake server")
     }
 }
 
@@ -105,7 +109,7 @@ fn against_fake(fake: &Fake) -> BenchReport {
 fn loopback() {
     let server = server();
     let r = bench::run(&short(server.local_addr())).unwrap();
-    let stats = server.shutdown().unwrap();
+    let stats = stop(server);
     assert!(r.replies > 0, "{r:?}");
     assert_eq!((r.lost, r.bad, r.duplicates, r.late), (0, 0, 0, 0), "{r:?}");
     balanced(&r);
@@ -123,7 +127,7 @@ fn payload_and_sockets() {
     c.sockets = 3;
     c.window = 9;
     let r = bench::run(&c).unwrap();
-    server.shutdown().unwrap();
+    stop(server);
     assert!(r.replies > 0, "{r:?}");
     assert_eq!((r.lost, r.bad, r.duplicates), (0, 0, 0), "{r:?}");
     balanced(&r);
@@ -137,7 +141,7 @@ fn count() {
     c.count = Some(500);
     let started = Instant::now();
     let r = bench::run(&c).unwrap();
-    server.shutdown().unwrap();
+    stop(server);
     assert_eq!((r.sent, r.replies), (500, 500), "{r:?}");
     assert!(started.elapsed() < Duration::from_secs(5));
 }
@@ -150,7 +154,7 @@ fn open_loop() {
     c.warmup = Duration::ZERO;
     c.duration = Duration::from_secs(1);
     let r = bench::run(&c).unwrap();
-    server.shutdown().unwrap();
+    stop(server);
     assert!((1800..=2200).contains(&r.sent), "{r:?}");
     assert_eq!(r.unsent, 0, "{r:?}");
     assert_eq!(r.lost, 0, "{r:?}");
@@ -230,69 +234,13 @@ fn invalid() {
 // ---------------------------------------------------------------------------
 // The command line
 
-/// Kills the child if the test fails before it is waited for.
-struct Guard(Option<Child>);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if let Some(child) = self.0.as_mut() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn client(args: &[&str]) -> Output {
-    let child = Command::new(CLIENT_BIN)
-        .args(args)
-        .env_remove("UDP_GREETER_SERVER")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut guard = Guard(Some(child));
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let child = guard.0.as_mut().unwrap();
-        if child.try_wait().unwrap().is_some() {
-            return guard.0.take().unwrap().wait_with_output().unwrap();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "client still running after {PATIENCE:?}"
-        );
-        thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// The keys and raw values of a flat JSON object; panics on anything else.
-fn flat_json(text: &str) -> Vec<(String, String)> {
-    let body = text
-        .trim()
-        .strip_prefix('{')
-        .and_then(|t| t.strip_suffix('}'))
-        .expect("an object");
-    let mut out = Vec::new();
-    for pair in body.split(',') {
-        let (k, v) = pair.split_once(':').expect("key:value");
-        let key = k
-            .strip_prefix('"')
-            .and_then(|k| k.strip_suffix('"'))
-            .expect("quoted key");
-        let value = v.to_string();
-        let ok = value == "null"
-            || value.parse::<f64>().is_ok()
-            || (value.len() >= 2 && value.starts_with('"') && value.ends_with('"'));
-        assert!(ok, "value of {key}: {value}");
-        out.push((key.to_string(), value));
-    }
-    out
+fn client(args: &[&str]) -> Outcome {
+    run(CLIENT_BIN, args, PATIENCE)
 }
 
 /// `udp-greeter-client bench` for 0.3 s against a fresh server, with `extra`
 /// arguments; it must succeed.
-fn bench_briefly(extra: &[&str]) -> Output {
+fn bench_briefly(extra: &[&str]) -> Outcome {
     let server = server();
     let addr = server.local_addr().to_string();
     let mut args = vec![
@@ -306,7 +254,7 @@ fn bench_briefly(extra: &[&str]) -> Output {
     ];
     args.extend_from_slice(extra);
     let out = client(&args);
-    server.shutdown().unwrap();
+    stop(server);
     assert!(out.status.success(), "{out:?}");
     out
 }
@@ -314,23 +262,10 @@ fn bench_briefly(extra: &[&str]) -> Output {
 #[test]
 fn json() {
     let out = bench_briefly(&["--count", "100000", "--json"]);
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(stdout.lines().count(), 1, "{stdout}");
     // Piped: no progress lines.
-    assert!(
-        out.stderr.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let fields = flat_json(&stdout);
-    let get = |key: &str| {
-        fields
-            .iter()
-            .find(|(k, _)| k == key)
-            .unwrap_or_else(|| panic!("no {key} in {stdout}"))
-            .1
-            .clone()
-    };
+    assert!(out.stderr.is_empty(), "{}", out.stderr);
+    // One line, one flat object.
+    let report = bench_json(&out.stdout);
     for key in [
         "sent",
         "replies",
@@ -344,12 +279,12 @@ fn json() {
         "rtt_p999_us",
         "rtt_max_us",
     ] {
-        get(key).parse::<f64>().unwrap();
+        assert!(report[key].is_number(), "{key} is not a number: {report}");
     }
-    assert!(get("replies").parse::<u64>().unwrap() > 0);
-    assert_eq!(get("lost"), "0");
-    assert_eq!(get("mode"), "\"closed\"");
-    assert_eq!(get("window"), "64");
+    assert!(json_count(&report, "replies") > 0, "{report}");
+    assert_eq!(json_count(&report, "lost"), 0, "{report}");
+    assert_eq!(report["mode"], "closed", "{report}");
+    assert_eq!(json_count(&report, "window"), 64, "{report}");
 }
 
 #[test]
@@ -382,7 +317,7 @@ fn names() {
     let addr = server.local_addr().to_string();
     let out = client(&["--server", &addr]);
     let out2 = client(&["--server", &addr, "--timeout", "2s", "Bo", "bench"]);
-    server.shutdown().unwrap();
+    stop(server);
     assert!(out.status.success(), "{out:?}");
     assert_eq!(
         String::from_utf8(out.stdout).unwrap(),

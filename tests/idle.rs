@@ -9,7 +9,9 @@ use std::net::SocketAddr;
 use std::thread;
 use std::time::Duration;
 
-use support::{ask, run, server_proc, socket_for, CLIENT_BIN, PATIENCE, V4};
+use support::{
+    ask, bench_json, json_count, run, server_proc, socket_for, CLIENT_BIN, PATIENCE, V4,
+};
 
 /// CPU time all threads of the process have used, in nanoseconds, from
 /// each thread's schedstat (finer than the 10 ms ticks of /proc/PID/stat).
@@ -28,22 +30,6 @@ fn cpu_time(pid: i32) -> Duration {
         }
     }
     Duration::from_nanos(total)
-}
-
-/// A number field of the bench client's one-line JSON report.
-fn field(report: &str, name: &str) -> u64 {
-    let key = format!("\"{name}\":");
-    let at = report
-        .find(&key)
-        .unwrap_or_else(|| panic!("no {name}: {report}"))
-        + key.len();
-    let digits: String = report[at..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
-    digits
-        .parse()
-        .unwrap_or_else(|_| panic!("{name} is not a number: {report}"))
 }
 
 #[test]
@@ -73,8 +59,8 @@ fn idle() {
         PATIENCE,
     );
     assert!(out.status.success(), "{out:?}");
-    let report = String::from_utf8_lossy(&out.stdout);
-    assert!(field(&report, "replies") > 0, "{report}");
+    let report = bench_json(&out.stdout);
+    assert!(json_count(&report, "replies") > 0, "{report}");
     assert_eq!(ask(&sock, to, b"lone"), b"Hello, lone!");
 
     // Every wait awake ends within a millisecond; give it ample time.

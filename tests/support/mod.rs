@@ -1,13 +1,16 @@
 //! Shared by the integration tests: servers in-process and as the real
-//! binaries, sockets, floods, and waits that are always bounded.
+//! binaries, sockets, floods, other programs, HTTP and JSON, and waits that
+//! are always bounded.
 //!
 //! Every test file uses only part of it.
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
 use std::io::{self, Read};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -179,6 +182,20 @@ pub fn ask(sock: &UdpSocket, server: SocketAddr, payload: &[u8]) -> Vec<u8> {
     panic!("no reply from {server} to a {}-byte request", payload.len());
 }
 
+/// Sends `payload` to `to` and returns the first datagram that comes back,
+/// from whatever address, with that address, trying three times; fails the
+/// test if none does. For tests about where replies come from, which
+/// [`ask`] would hide by waiting for one from `to` only.
+pub fn first_reply(sock: &UdpSocket, to: SocketAddr, payload: &[u8]) -> (Vec<u8>, SocketAddr) {
+    for _ in 0..3 {
+        sock.send_to(payload, to).expect("send_to");
+        if let Some(got) = recv_within(sock, Duration::from_secs(3)) {
+            return got;
+        }
+    }
+    panic!("no reply to a {}-byte request to {to}", payload.len());
+}
+
 /// Sends `payload`, then a unique sentinel, and returns every datagram that
 /// arrived from `server` before the sentinel's greeting.
 ///
@@ -336,8 +353,9 @@ impl Drop for StopOnDrop {
 // ---------------------------------------------------------------------------
 // Child processes
 
-/// A `Command` for one of the binaries, blind to the caller's environment.
-pub fn command(bin: &str) -> Command {
+/// A `Command` for one of the binaries (or another program), blind to the
+/// caller's `UDP_GREETER_*` variables.
+pub fn command(bin: impl AsRef<OsStr>) -> Command {
     let mut c = Command::new(bin);
     for var in ENV_VARS {
         c.env_remove(var);
@@ -472,6 +490,20 @@ impl Proc {
         }
     }
 
+    /// The first line of stderr that contains `what`, waiting for it at most
+    /// [`PATIENCE`]; fails the test, showing stderr, if none comes.
+    pub fn line_with(&self, what: &str) -> String {
+        self.wait_stderr_for(PATIENCE, |text| {
+            text.lines().find(|l| l.contains(what)).map(str::to_owned)
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "no line with {what:?} within {PATIENCE:?}; stderr:\n{}",
+                self.stderr_text()
+            )
+        })
+    }
+
     /// Waits until stdout contains `what`; false after `timeout`.
     pub fn wait_stdout(&self, what: &str, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
@@ -542,6 +574,21 @@ impl Proc {
         );
     }
 
+    /// Stops a server binary the way a supervisor does (SIGTERM), expects a
+    /// clean exit within [`PATIENCE`] and returns the counters of its final
+    /// `stats:` line.
+    pub fn stop(&mut self) -> Snapshot {
+        wait_signal_handlers(self.pid());
+        self.signal(libc::SIGTERM);
+        let status = self.finish(PATIENCE);
+        let log = self.stderr_text();
+        assert!(
+            status.success(),
+            "exit status {status} after SIGTERM:\n{log}"
+        );
+        parse_stats(&log).unwrap_or_else(|| panic!("no final stats line:\n{log}"))
+    }
+
     /// Peak resident memory (VmHWM) in bytes, from /proc.
     #[cfg(target_os = "linux")]
     pub fn peak_rss(&self) -> u64 {
@@ -580,13 +627,24 @@ pub fn bound_port(log: &str) -> Option<u16> {
 /// Starts the server binary with `args` (which should bind port 0) and
 /// returns it with the port it logged.
 pub fn server_proc(args: &[&str]) -> (Proc, u16) {
-    try_server_proc(args).unwrap_or_else(|log| panic!("the server did not start:\n{log}"))
+    server_with(command(SERVER_BIN).args(args))
 }
 
 /// As [`server_proc`], but a server that exits instead of binding is an
 /// `Err` with its stderr.
 pub fn try_server_proc(args: &[&str]) -> Result<(Proc, u16), String> {
-    let mut p = Proc::spawn(command(SERVER_BIN).args(args));
+    try_server_with(command(SERVER_BIN).args(args))
+}
+
+/// As [`server_proc`], for a [`command`] of the server binary that the
+/// caller has given its arguments and environment.
+pub fn server_with(cmd: &mut Command) -> (Proc, u16) {
+    try_server_with(cmd).unwrap_or_else(|log| panic!("the server did not start:\n{log}"))
+}
+
+/// As [`try_server_proc`], for a [`command`] the caller has set up.
+pub fn try_server_with(cmd: &mut Command) -> Result<(Proc, u16), String> {
+    let mut p = Proc::spawn(cmd);
     let deadline = Instant::now() + PATIENCE;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -608,9 +666,11 @@ pub fn try_server_proc(args: &[&str]) -> Result<(Proc, u16), String> {
 /// Waits until process `pid` catches SIGINT and SIGTERM (SigCgt in
 /// /proc/PID/status).
 ///
-/// The server logs `Bind UDP on` before it installs its handler, so a
-/// signal sent right after that line could still kill it outright; the
-/// tests that are about something else wait for the handler first.
+/// The server installs its handler before it binds, so the handler is in
+/// place once `Bind UDP on` is logged, and `sigterm_at_once` in
+/// tests/shutdown.rs holds it to that. Tests about something else check
+/// the handler first so that, should that order break, they fail saying so
+/// instead of finding their server killed outright by the signal.
 #[cfg(target_os = "linux")]
 pub fn wait_signal_handlers(pid: i32) {
     let wanted: u64 = 1 << (libc::SIGINT - 1) | 1 << (libc::SIGTERM - 1);
@@ -669,8 +729,14 @@ impl Outcome {
 /// Runs `bin` with `args` to completion, killing it and failing the test
 /// if it takes longer than `timeout`.
 pub fn run(bin: &str, args: &[&str], timeout: Duration) -> Outcome {
+    run_with(command(bin).args(args), timeout)
+}
+
+/// As [`run`], for a [`command`] the caller has given its arguments and
+/// environment.
+pub fn run_with(cmd: &mut Command, timeout: Duration) -> Outcome {
     let started = Instant::now();
-    let mut p = Proc::spawn(command(bin).args(args));
+    let mut p = Proc::spawn(cmd);
     let status = p.finish(timeout);
     Outcome {
         status,
@@ -706,6 +772,125 @@ pub fn parse_stats(log: &str) -> Option<Snapshot> {
         seen += 1;
     }
     (seen == 7).then_some(s)
+}
+
+// ---------------------------------------------------------------------------
+// Other programs, files, HTTP and JSON
+
+/// Where program `name` is installed: on the PATH or in the sbin folders
+/// that a non-root PATH may lack (nginx lives in /usr/sbin).
+pub fn find_program(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/local/sbin")])
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+/// A file shipped with the project, read whole.
+pub fn shipped(relative: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(relative);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A fresh directory of its own under the system's temporary directory,
+/// removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "udp-greeter-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        // A leftover of an earlier run with the same pid.
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("create a temporary directory");
+        TempDir(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// One HTTP exchange: status, headers and body.
+pub struct Http {
+    pub status: u16,
+    pub headers: ureq::http::HeaderMap,
+    pub body: String,
+}
+
+impl Http {
+    /// The value of header `name` (any case), if present and text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// Sends one `method` request to `url` (with `body`, unless empty) and
+/// returns the response, whatever its status; fails the test if there is
+/// none within 5 s.
+pub fn http(method: &str, url: &str, body: &str) -> Http {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        // 4xx and 5xx are answers the tests look at, not errors.
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(5)))
+        // Loopback only: a proxy from the environment must not step in.
+        .proxy(None)
+        .build()
+        .into();
+    let request = ureq::http::Request::builder().method(method).uri(url);
+    let sent = if body.is_empty() {
+        agent.run(request.body(()).expect("a request"))
+    } else {
+        agent.run(request.body(body).expect("a request"))
+    };
+    let mut response = sent.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    let body = response
+        .body_mut()
+        .read_to_string()
+        .unwrap_or_else(|e| panic!("{method} {url}: body: {e}"));
+    Http {
+        status: response.status().as_u16(),
+        headers: response.headers().clone(),
+        body,
+    }
+}
+
+/// The bench client's `--json` report: one line, one flat JSON object
+/// whose values are numbers, strings or null. Fails the test otherwise.
+pub fn bench_json(stdout: &[u8]) -> serde_json::Value {
+    let text = String::from_utf8_lossy(stdout);
+    assert_eq!(text.lines().count(), 1, "not one line: {text}");
+    let report: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
+    let fields = report
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {text}"));
+    for (key, value) in fields {
+        assert!(
+            value.is_number() || value.is_string() || value.is_null(),
+            "value of {key} is not flat: {text}"
+        );
+    }
+    report
+}
+
+/// A count in a [`bench_json`] report; fails the test if `key` is missing
+/// or not a whole number.
+pub fn json_count(report: &serde_json::Value, key: &str) -> u64 {
+    report[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{key} is not a count in {report}"))
 }
 
 // ---------------------------------------------------------------------------

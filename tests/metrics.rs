@@ -1,0 +1,127 @@
+//! The Prometheus endpoint: what it serves, what it refuses, that it goes
+//! with the server, and a clear error when its address is taken.
+
+mod support;
+
+use std::net::{TcpListener, TcpStream};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use udp_greeter::{greet, Server};
+
+use support::{
+    ask, config, http, run, settled, shutdown_within, socket_on, PATIENCE, SERVER_BIN, V4,
+};
+
+#[test]
+fn metrics() {
+    let mut c = config(2, 256);
+    c.max_datagram = 16;
+    c.metrics_addr = Some((V4, 0).into());
+    let server = Server::bind(c).unwrap();
+    let addr = server.metrics_addr().expect("a metrics address");
+    assert_ne!(addr.port(), 0);
+    let url = format!("http://{addr}/metrics");
+
+    let sock = socket_on(V4);
+    for i in 0..5 {
+        let name = format!("name-{i}");
+        let reply = ask(&sock, server.local_addr(), name.as_bytes());
+        assert_eq!(reply, greet(name.as_bytes()));
+    }
+    // Over max_datagram: dropped, and counted as such.
+    sock.send_to(&[b'x'; 40], server.local_addr()).unwrap();
+    settled(&server, 6);
+
+    let r = http("GET", &url, "");
+    assert_eq!(r.status, 200, "{:?}", r.headers);
+    let content_type = r.header("content-type").unwrap_or_default();
+    assert!(
+        content_type
+            .to_ascii_lowercase()
+            .starts_with("text/plain; version=0.0.4"),
+        "{:?}",
+        r.headers
+    );
+    let lines: Vec<&str> = r.body.lines().collect();
+    for want in [
+        "# TYPE udp_greeter_received_total counter",
+        "udp_greeter_received_total 6",
+        "# TYPE udp_greeter_datagrams_total counter",
+        "udp_greeter_datagrams_total{fate=\"replied\"} 5",
+        "udp_greeter_datagrams_total{fate=\"dropped_oversize\"} 1",
+        "udp_greeter_datagrams_total{fate=\"dropped_queue_full\"} 0",
+        "udp_greeter_datagrams_total{fate=\"send_errors\"} 0",
+        "udp_greeter_datagrams_total{fate=\"dropped_rate_limited\"} 0",
+        "udp_greeter_worker_panics_total 0",
+        "# TYPE udp_greeter_queue_depth gauge",
+        "udp_greeter_queue_depth 0",
+        "udp_greeter_queue_capacity 256",
+        "udp_greeter_workers 2",
+        concat!(
+            "udp_greeter_build_info{version=\"",
+            env!("CARGO_PKG_VERSION"),
+            "\"} 1"
+        ),
+    ] {
+        assert!(lines.contains(&want), "missing {want:?} in:\n{}", r.body);
+    }
+    // Every sample line is `name{labels} value` with a number for a value.
+    for line in lines.iter().filter(|l| !l.starts_with('#')) {
+        let (name, value) = line.rsplit_once(' ').unwrap();
+        assert!(name.starts_with("udp_greeter_"), "{line}");
+        value.parse::<f64>().unwrap_or_else(|_| panic!("{line}"));
+    }
+
+    let r = http("GET", &format!("http://{addr}/other"), "");
+    assert_eq!(r.status, 404, "{:?}", r.headers);
+    let r = http("POST", &url, "x");
+    assert_eq!(r.status, 405, "{:?}", r.headers);
+    assert!(
+        r.header("allow").unwrap_or_default().starts_with("GET"),
+        "{:?}",
+        r.headers
+    );
+    let r = http("HEAD", &url, "");
+    assert_eq!(r.status, 200);
+
+    let stats = shutdown_within(server, PATIENCE).unwrap();
+    assert_eq!(stats.replied, 5);
+    // The endpoint goes with the server (tiny_http closes its listener on
+    // its own thread, just after).
+    let deadline = Instant::now() + PATIENCE;
+    while TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "the metrics endpoint outlived the server"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn metrics_busy() {
+    let taken = TcpListener::bind((V4, 0)).unwrap();
+    let busy = taken.local_addr().unwrap();
+    let mut c = config(2, 256);
+    c.metrics_addr = Some(busy);
+    let err = Server::bind(c).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with(&format!("cannot bind metrics {busy}: ")),
+        "{msg}"
+    );
+
+    let out = run(
+        SERVER_BIN,
+        &["--bind", "127.0.0.1:0", "--metrics-addr", &busy.to_string()],
+        PATIENCE,
+    );
+    assert_eq!(out.code(), Some(1));
+    assert!(
+        out.stderr
+            .contains(&format!("error: cannot bind metrics {busy}: ")),
+        "{}",
+        out.stderr
+    );
+}

@@ -1,0 +1,54 @@
+//! The shipped systemd unit, contrib/udp-greeter.service: the settings it
+//! must keep, and `systemd-analyze verify` where that program exists.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{command, find_program, run_with, shipped, TempDir, SERVER_BIN};
+
+#[test]
+fn systemd_unit() {
+    let unit = shipped("contrib/udp-greeter.service");
+    for needed in [
+        "ExecStart=/usr/local/bin/udp-greeter ",
+        "--stats-interval 60",
+        "KillSignal=SIGTERM",
+        "Restart=on-failure",
+        "DynamicUser=yes",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "ProtectHome=yes",
+        "PrivateTmp=yes",
+    ] {
+        assert!(
+            unit.contains(needed),
+            "contrib/udp-greeter.service lacks {needed:?}"
+        );
+    }
+    let Some(analyze) = find_program("systemd-analyze") else {
+        eprintln!("skipped: systemd-analyze is not installed; the unit was not verified");
+        return;
+    };
+    // The installed path need not exist here: point at the built binary.
+    let dir = TempDir::new("unit");
+    let path = dir.path().join("udp-greeter.service");
+    std::fs::write(
+        &path,
+        unit.replace(
+            "ExecStart=/usr/local/bin/udp-greeter ",
+            &format!("ExecStart={SERVER_BIN} "),
+        ),
+    )
+    .unwrap();
+    let out = run_with(
+        command(&analyze).arg("verify").arg(&path),
+        Duration::from_secs(60),
+    );
+    let text = format!("{}{}", out.stdout_text(), out.stderr);
+    let about_unit: Vec<&str> = text.lines().filter(|l| l.contains("udp-greeter")).collect();
+    assert!(
+        out.status.success() && about_unit.is_empty(),
+        "systemd-analyze verify:\n{text}"
+    );
+}
