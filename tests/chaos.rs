@@ -94,8 +94,8 @@ fn round(n: u32) -> Round {
     let mut c = config(2, 4);
     // 127.0.0.1 floods far above this; the checkers on 127.0.0.2 stay
     // mostly below it.
-    c.rate_limit = 2_000;
-    c.rate_burst = 2_000;
+    c.rate_limit = Some(2_000);
+    c.rate_burst = Some(2_000);
     let server = Server::with_handler(c, support::panicking_greeter(count)).unwrap();
     let addr = server.local_addr();
 

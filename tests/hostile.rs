@@ -216,8 +216,8 @@ fn trace_log_escaped() {
 #[test]
 fn rate_limit() {
     let mut c = config(1, 1024);
-    c.rate_limit = 5;
-    c.rate_burst = 5;
+    c.rate_limit = Some(5);
+    c.rate_burst = Some(5);
     let server = Server::bind(c).unwrap();
     let addr = server.local_addr();
 
