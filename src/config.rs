@@ -95,7 +95,9 @@ impl Config {
             )));
         }
         if !(1..=MAX_QUEUE).contains(&self.queue) {
-            return Err(Error::config(format!("queue must be from 1 to {MAX_QUEUE}")));
+            return Err(Error::config(format!(
+                "queue must be from 1 to {MAX_QUEUE}"
+            )));
         }
         if !(1..=MAX_DATAGRAM).contains(&self.max_datagram) {
             return Err(Error::config(format!(
@@ -103,7 +105,9 @@ impl Config {
             )));
         }
         if self.rate_limit == Some(0) {
-            return Err(Error::config("rate limit must be at least 1 reply a second"));
+            return Err(Error::config(
+                "rate limit must be at least 1 reply a second",
+            ));
         }
         if self.rate_burst == Some(0) {
             return Err(Error::config("rate burst must be at least 1"));

@@ -194,7 +194,9 @@ mod tests {
         assert!(!msg.contains('\n'));
         assert!(err.source().is_some());
         let err = Error::bind("metrics", addr, io::Error::from(io::ErrorKind::AddrInUse));
-        assert!(err.to_string().starts_with("cannot bind metrics 127.0.0.1:9999: "));
+        assert!(err
+            .to_string()
+            .starts_with("cannot bind metrics 127.0.0.1:9999: "));
     }
 
     #[test]

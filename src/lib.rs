@@ -40,8 +40,8 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 // The datagram's path, and what stands beside it.
-mod pipeline;
 mod control;
+mod pipeline;
 // The only module allowed `unsafe`: the operating system's interfaces,
 // each behind a safe function.
 #[allow(unsafe_code)]

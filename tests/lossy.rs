@@ -515,7 +515,10 @@ fn bench_measures_the_injected_loss() {
     assert_eq!(sent, 5000, "{json}");
     assert_eq!(replies + lost, sent, "each request counted once: {json}");
     assert_eq!(bad, 0, "{json}");
-    assert!(json.get("unsent").is_none(), "a closed loop reports no unsent: {json}");
+    assert!(
+        json.get("unsent").is_none(),
+        "a closed loop reports no unsent: {json}"
+    );
 
     let p_request = f64::from(loss.requests) / 100.0;
     let p_reply = f64::from(loss.replies) / 100.0;

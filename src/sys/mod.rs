@@ -29,7 +29,9 @@ mod poll;
 
 #[cfg(feature = "bench")]
 pub(crate) use poll::wait_readable;
-pub(crate) use socket::{bind, client_socket};
+pub(crate) use socket::bind;
+#[cfg(feature = "bench")]
+pub(crate) use socket::client_socket;
 
 #[cfg(target_os = "linux")]
 pub(crate) use linux::{Reader, Writer};

@@ -4,7 +4,6 @@
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 
-
 use crate::sys::{Meta, Outgoing};
 
 /// Reads one datagram per call.
@@ -66,6 +65,7 @@ impl Writer {
 
     /// A writer for a `connect()`ed socket: each message's `peer` is
     /// ignored and every datagram goes to the connected address.
+    #[cfg(any(feature = "bench", test))]
     pub(crate) fn connected(_batch: usize) -> Writer {
         Writer { connected: true }
     }

@@ -2,7 +2,9 @@
 //! client's, connected and non-blocking.
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::net::UdpSocket;
+#[cfg(feature = "bench")]
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
@@ -87,6 +89,7 @@ fn set_reuse_port(_socket: &Socket) -> io::Result<()> {
 /// A non-blocking socket of the server's address family, connected to it,
 /// with `buffer` bytes asked for each way; on the loopback address when the
 /// server is there, so test traffic stays on it.
+#[cfg(feature = "bench")]
 pub(crate) fn client_socket(server: SocketAddr, buffer: usize) -> io::Result<UdpSocket> {
     let ip: IpAddr = match server.ip() {
         ip if ip.is_loopback() => ip,

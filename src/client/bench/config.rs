@@ -106,7 +106,6 @@ impl BenchConfig {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,7 +17,8 @@ pub(super) fn read(addr: &libc::sockaddr_storage, len: libc::socklen_t) -> Optio
         libc::AF_INET if len >= mem::size_of::<libc::sockaddr_in>() => {
             // SAFETY: the family says this storage holds a `sockaddr_in`,
             // and the storage is large and aligned enough for any address.
-            let a = unsafe { &*(addr as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            let a =
+                unsafe { &*(addr as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
             let ip = Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
             Some(SocketAddr::V4(SocketAddrV4::new(
                 ip,
@@ -45,7 +46,8 @@ pub(super) fn write(addr: &SocketAddr, out: &mut libc::sockaddr_storage) -> libc
         SocketAddr::V4(a) => {
             // SAFETY: `sockaddr_storage` is large and aligned enough for
             // any socket address.
-            let s = unsafe { &mut *(out as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            let s =
+                unsafe { &mut *(out as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
             s.sin_family = libc::AF_INET as libc::sa_family_t;
             s.sin_port = a.port().to_be();
             s.sin_addr = libc::in_addr {

@@ -110,6 +110,8 @@ impl Reader {
             let len = (h.msg_len as usize).min(buf.capacity());
             // SAFETY: the kernel initialised the first `len` bytes.
             unsafe { buf.set_len(len) };
+            // `msg_controllen` is a usize on glibc, a u32 on musl.
+            #[allow(clippy::unnecessary_cast)]
             let control = self.cmsgs[i].written(h.msg_hdr.msg_controllen as usize);
             out.push(Meta {
                 len,

@@ -92,6 +92,7 @@ impl Writer {
 
     /// A writer for a `connect()`ed socket: each message's `peer` is
     /// ignored and every datagram goes to the connected address.
+    #[cfg(any(feature = "bench", test))]
     pub(crate) fn connected(batch: usize) -> Writer {
         Writer {
             connected: true,
