@@ -869,8 +869,8 @@ fn systemd_unit() {
     )
     .unwrap();
     for needed in [
-        "ExecStart=/usr/local/bin/udp-greeter ",
-        "--stats-interval 60",
+        "ExecStart=/usr/local/bin/udp-greeter\n",
+        "Environment=UDP_GREETER_STATS_INTERVAL=60",
         "KillSignal=SIGTERM",
         "Restart=on-failure",
         "DynamicUser=yes",
@@ -895,8 +895,8 @@ fn systemd_unit() {
     fs::write(
         &path,
         unit.replace(
-            "ExecStart=/usr/local/bin/udp-greeter ",
-            &format!("ExecStart={SERVER_BIN} "),
+            "ExecStart=/usr/local/bin/udp-greeter\n",
+            &format!("ExecStart={SERVER_BIN}\n"),
         ),
     )
     .unwrap();
