@@ -475,3 +475,17 @@ fn systemd_unit_settings_come_from_the_environment() {
         assert!(at < file, "{default} after EnvironmentFile=");
     }
 }
+
+/// The example error of docs/operations.md is what the server prints.
+#[test]
+fn documented_variable_error() {
+    let out = run_env(&[("UDP_GREETER_BIND", "x")], &[]);
+    assert_eq!(out.code(), Some(2), "{out:?}");
+    let line = out.stderr.lines().next().unwrap_or_default();
+    let doc = repo_file("docs/operations.md");
+    let words = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        words(&doc).contains(&format!("`{line}`")),
+        "docs/operations.md does not show {line:?}"
+    );
+}
