@@ -66,6 +66,13 @@ pub use crate::pipeline::ratelimit::{RateLimiter, DEFAULT_SLOTS};
 pub use crate::protocol::{greet, greet_into, MAX_DATAGRAM, MAX_GREETABLE, PREFIX, SUFFIX};
 pub use crate::server::Server;
 
+/// What a binary needs of the process's signal dispositions: the library
+/// itself never installs a handler.
+#[cfg(unix)]
+pub mod signals {
+    pub use crate::sys::signal::{hangup_ignored, ignore_hangup};
+}
+
 #[cfg(test)]
 mod tests {
     fn assert_send_sync<T: Send + Sync>() {}

@@ -11,8 +11,8 @@ use support::{command, find_program, run_with, shipped, TempDir, SERVER_BIN};
 fn systemd_unit() {
     let unit = shipped("contrib/udp-greeter.service");
     for needed in [
-        "ExecStart=/usr/local/bin/udp-greeter ",
-        "--stats-interval 60",
+        "ExecStart=/usr/local/bin/udp-greeter\n",
+        "Environment=UDP_GREETER_STATS_INTERVAL=60",
         "KillSignal=SIGTERM",
         "Restart=on-failure",
         "DynamicUser=yes",
@@ -36,8 +36,8 @@ fn systemd_unit() {
     std::fs::write(
         &path,
         unit.replace(
-            "ExecStart=/usr/local/bin/udp-greeter ",
-            &format!("ExecStart={SERVER_BIN} "),
+            "ExecStart=/usr/local/bin/udp-greeter\n",
+            &format!("ExecStart={SERVER_BIN}\n"),
         ),
     )
     .unwrap();

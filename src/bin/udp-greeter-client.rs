@@ -1,36 +1,41 @@
 //! The greeting client: sends each name to the server and prints the reply;
 //! `bench` measures a server instead.
 
-use std::io::{IsTerminal, Write};
-use std::net::{SocketAddr, ToSocketAddrs};
+mod common;
+
+use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use common::{Addr, DAY, HOUR, MILLISECOND};
 use udp_greeter::client::bench::{self, BenchConfig, Phase, Progress};
 use udp_greeter::{Client, DEFAULT_BIND, DEFAULT_RETRIES};
 
 /// Sends each NAME to a udp-greeter server and prints its greeting.
 #[derive(Debug, Parser)]
-#[command(version, about, args_conflicts_with_subcommands = true)]
+#[command(name = "udp-greeter-client", version)]
 struct Args {
     #[command(subcommand)]
     command: Option<Command>,
 
-    /// Server address, HOST:PORT
-    #[arg(long, env = "UDP_GREETER_SERVER", default_value = DEFAULT_BIND, value_name = "ADDR",
-          value_parser = parse_addr)]
-    server: SocketAddr,
+    /// Server address, HOST:PORT; an IP address or a host name
+    #[arg(long, global = true, env = "UDP_GREETER_SERVER", default_value = DEFAULT_BIND,
+          value_name = "ADDR", value_parser = common::peer_addr)]
+    server: Addr,
 
-    /// How long each try waits for its reply: seconds, or a number with ms or s
-    #[arg(long, default_value = "1s", value_name = "DURATION", value_parser = parse_duration)]
+    /// How long a request waits for its reply (bench: before it counts as
+    /// lost), like 1.5, 1.5s or 500ms; from 1 ms to 1 h
+    #[arg(long, global = true, default_value = "1s", value_name = "DURATION",
+          allow_hyphen_values = true, value_parser = common::duration(MILLISECOND, HOUR))]
     timeout: Duration,
 
-    /// How many times a request is sent again after a try times out
-    #[arg(long, default_value_t = DEFAULT_RETRIES, value_name = "N")]
-    retries: u32,
+    /// How many times a request is sent again after a try times out [default: 2]
+    #[arg(long, value_name = "N", allow_hyphen_values = true,
+          value_parser = common::whole::<u32>(0, None))]
+    retries: Option<u32>,
 
-    /// Names to greet
+    /// Names to greet (a name that is also a subcommand goes after `--`)
     #[arg(value_name = "NAME", default_values = ["Michael", "Tracy", "Sarah"])]
     names: Vec<String>,
 }
@@ -44,44 +49,39 @@ enum Command {
 /// Load: a closed loop of WINDOW requests in flight, or an open loop at RATE.
 #[derive(Debug, clap::Args)]
 struct BenchArgs {
-    /// Server address, HOST:PORT
-    #[arg(long, env = "UDP_GREETER_SERVER", default_value = DEFAULT_BIND, value_name = "ADDR",
-          value_parser = parse_addr)]
-    server: SocketAddr,
-
     /// Closed loop: requests in flight at once
     #[arg(long, default_value_t = 64, value_name = "W", conflicts_with = "rate",
-          value_parser = clap::value_parser!(u32).range(1..=1 << 24))]
+          allow_hyphen_values = true, value_parser = common::whole::<u32>(1, Some(1 << 24)))]
     window: u32,
 
     /// Open loop: requests per second, whatever the replies do
-    #[arg(long, value_name = "R", value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    #[arg(long, value_name = "R", allow_hyphen_values = true,
+          value_parser = common::whole::<u64>(1, Some(100_000_000)))]
     rate: Option<u64>,
 
-    /// How long to measure, in seconds
-    #[arg(long, default_value = "5", value_name = "SECS", value_parser = parse_seconds)]
+    /// How long to measure, like 5, 1.5s or 500ms; from 1 ms to 24 h
+    #[arg(long, default_value = "5", value_name = "DURATION", allow_hyphen_values = true,
+          value_parser = common::duration(MILLISECOND, DAY))]
     seconds: Duration,
 
-    /// How long to send before measuring, in seconds
-    #[arg(long, default_value = "1", value_name = "SECS", value_parser = parse_seconds)]
+    /// How long to send before measuring; from 0 to 24 h
+    #[arg(long, default_value = "1", value_name = "DURATION", allow_hyphen_values = true,
+          value_parser = common::duration(Duration::ZERO, DAY))]
     warmup: Duration,
 
     /// Bytes per request (at least 8: the request id)
-    #[arg(long, default_value_t = 16, value_name = "BYTES",
-          value_parser = clap::value_parser!(u32).range(bench::ID_BYTES as i64..=udp_greeter::MAX_GREETABLE as i64))]
+    #[arg(long, default_value_t = 16, value_name = "BYTES", allow_hyphen_values = true,
+          value_parser = common::whole::<u32>(bench::ID_BYTES as u32, Some(udp_greeter::MAX_GREETABLE as u32)))]
     payload: u32,
 
     /// Client sockets (source ports) sharing the load
-    #[arg(long, default_value_t = 1, value_name = "K",
-          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    #[arg(long, default_value_t = 1, value_name = "K", allow_hyphen_values = true,
+          value_parser = common::whole::<u16>(1, Some(1024)))]
     sockets: u16,
 
-    /// How long a request waits for its reply before it counts as lost
-    #[arg(long, default_value = "1s", value_name = "DURATION", value_parser = parse_duration)]
-    timeout: Duration,
-
-    /// Stop after sending N requests while measuring, even before SECS
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    /// Stop after sending N requests while measuring, even before --seconds
+    #[arg(long, value_name = "N", allow_hyphen_values = true,
+          value_parser = common::whole::<u64>(1, None))]
     count: Option<u64>,
 
     /// Print the result as one JSON object instead of a table
@@ -89,109 +89,149 @@ struct BenchArgs {
     json: bool,
 }
 
-fn parse_addr(s: &str) -> Result<SocketAddr, String> {
-    s.to_socket_addrs()
-        .map_err(|e| format!("{e}"))?
-        .next()
-        .ok_or_else(|| "no address found".to_string())
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (num, scale) = if let Some(n) = s.strip_suffix("ms") {
-        (n, 1e-3)
-    } else if let Some(n) = s.strip_suffix('s') {
-        (n, 1.0)
-    } else {
-        (s, 1.0)
-    };
-    let secs = num
-        .trim()
-        .parse::<f64>()
-        .map_err(|_| "expected seconds, like 1, 0.5, 1s or 500ms".to_string())?
-        * scale;
-    if !(0.001..=3600.0).contains(&secs) {
-        return Err("must be from 1ms to 3600s".to_string());
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
-
-fn parse_seconds(s: &str) -> Result<Duration, String> {
-    let secs = s
-        .trim()
-        .parse::<f64>()
-        .map_err(|_| "expected seconds, like 5 or 0.5".to_string())?;
-    if !(0.0..=86_400.0).contains(&secs) {
-        return Err("must be from 0 to 86400 seconds".to_string());
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
-
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args: Args = common::parse();
     if let Some(Command::Bench(b)) = args.command {
-        return run_bench(b);
+        if args.retries.is_some() {
+            // Bench never sends a request twice: the flag would do nothing.
+            common::fail("--retries is for greeting, not for bench");
+        }
+        return run_bench(b, args.server.addr, args.timeout);
     }
-    let client = match Client::new(args.server) {
-        Ok(c) => c.timeout(args.timeout).retries(args.retries),
+    let retries = args.retries.unwrap_or(DEFAULT_RETRIES);
+    let client = match Client::new(args.server.addr) {
+        Ok(c) => c.timeout(args.timeout).retries(retries),
         Err(e) => {
-            eprintln!("error: {e}");
+            common::error(e);
             return ExitCode::from(1);
         }
     };
+    let mut out = io::stdout().lock();
     for name in &args.names {
         match client.greet(name.as_bytes()) {
-            Ok(reply) => println!("{}", String::from_utf8_lossy(&reply)),
+            Ok(reply) => {
+                if let Err(e) = writeln!(out, "{}", String::from_utf8_lossy(&reply)) {
+                    return common::stdout_failed(&e);
+                }
+            }
             Err(e) => {
-                eprintln!("error: {e} (greeting {name:?})");
+                common::error(format_args!("{e} (greeting {name:?})"));
                 return ExitCode::from(1);
             }
         }
     }
-    ExitCode::SUCCESS
+    match out.flush() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => common::stdout_failed(&e),
+    }
 }
 
-fn run_bench(args: BenchArgs) -> ExitCode {
-    let mut config = BenchConfig::new(args.server);
+fn run_bench(args: BenchArgs, server: std::net::SocketAddr, timeout: Duration) -> ExitCode {
+    let mut config = BenchConfig::new(server);
     config.window = args.window as usize;
     config.rate = args.rate;
     config.duration = args.seconds;
     config.warmup = args.warmup;
     config.payload = args.payload as usize;
     config.sockets = usize::from(args.sockets);
-    config.timeout = args.timeout;
+    config.timeout = timeout;
     config.count = args.count;
     // Live progress only for a person watching; a pipe gets the result alone.
-    let live = std::io::stderr().is_terminal();
-    let shown = |p: &Progress| {
-        let phase = match p.phase {
-            Phase::Warmup => "warm-up",
-            _ => "measuring",
-        };
-        eprint!(
-            "\r{phase} {:5.1} s  sent {}  replies {}  lost {}  {:.0} replies/s   ",
-            p.elapsed.as_secs_f64(),
-            p.sent,
-            p.replies,
-            p.lost,
-            p.replies_per_sec()
-        );
-        let _ = std::io::stderr().flush();
+    let live = io::stderr().is_terminal();
+    let show = |line: String| {
+        let mut err = io::stderr().lock();
+        let _ = write!(err, "\r{line}   ");
+        let _ = err.flush();
     };
     let result = if live {
-        bench::run_with(&config, shown)
+        show(progress_line(&Progress::start(&config), config.warmup));
+        bench::run_with(&config, |p| show(progress_line(p, config.warmup)))
     } else {
         bench::run(&config)
     };
     if live {
-        eprint!("\r\x1b[K");
+        let _ = write!(io::stderr(), "\r\x1b[K");
     }
-    match result {
-        Ok(report) if args.json => println!("{}", report.to_json()),
-        Ok(report) => print!("{report}"),
+    let report = match result {
+        Ok(report) => report,
         Err(e) => {
-            eprintln!("error: {e}");
+            common::error(&e);
             return ExitCode::from(if e.is_config() { 2 } else { 1 });
         }
+    };
+    let mut out = io::stdout().lock();
+    let written = if args.json {
+        writeln!(out, "{}", report.to_json())
+    } else {
+        write!(out, "{report}")
+    };
+    if let Err(e) = written.and_then(|()| out.flush()) {
+        return common::stdout_failed(&e);
+    }
+    if report.replies == 0 {
+        // A run that measured nothing measured no server: say so, and let
+        // a script see it in the exit code.
+        common::error(&format!(
+            "no valid reply from {server}: {} sent, {} lost, {} not the greeting",
+            report.sent, report.lost, report.bad
+        ));
+        return ExitCode::from(1);
     }
     ExitCode::SUCCESS
+}
+
+/// The live line: the phase, its time so far, and its counts.
+fn progress_line(p: &Progress, warmup: Duration) -> String {
+    let counts = format!(
+        "sent {}  replies {}  lost {}  {:.0} replies/s",
+        p.sent,
+        p.replies,
+        p.lost,
+        p.replies_per_sec()
+    );
+    match p.phase {
+        Phase::Warmup => format!(
+            "warm-up {:5.1} s of {:.1} s  {counts}",
+            p.elapsed.as_secs_f64(),
+            warmup.as_secs_f64()
+        ),
+        _ => format!("measuring {:5.1} s  {counts}", p.elapsed.as_secs_f64()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn progress(phase: Phase, ms: u64, sent: u64, replies: u64) -> Progress {
+        let mut p = Progress::start(&BenchConfig::new("127.0.0.1:9".parse().unwrap()));
+        p.phase = phase;
+        p.elapsed = Duration::from_millis(ms);
+        p.sent = sent;
+        p.replies = replies;
+        p
+    }
+
+    #[test]
+    fn warm_up_moves() {
+        let warmup = Duration::from_secs(3);
+        assert_eq!(
+            progress_line(&progress(Phase::Warmup, 0, 0, 0), warmup),
+            "warm-up   0.0 s of 3.0 s  sent 0  replies 0  lost 0  0 replies/s"
+        );
+        assert_eq!(
+            progress_line(&progress(Phase::Warmup, 2000, 40, 38), warmup),
+            "warm-up   2.0 s of 3.0 s  sent 40  replies 38  lost 0  19 replies/s"
+        );
+    }
+
+    #[test]
+    fn measuring() {
+        let mut p = progress(Phase::Measuring, 1500, 30, 29);
+        p.lost = 1;
+        assert_eq!(
+            progress_line(&p, Duration::from_secs(1)),
+            "measuring   1.5 s  sent 30  replies 29  lost 1  19 replies/s"
+        );
+    }
 }

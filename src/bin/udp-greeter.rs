@@ -1,91 +1,94 @@
 //! The greeting server: parses arguments, sets up logging and signals, and
-//! runs the library's server until Ctrl-C or SIGTERM.
+//! runs the library's server until SIGINT, SIGTERM or SIGHUP.
+
+mod common;
 
 use std::fs::File;
 use std::io::IsTerminal;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::{ArgAction, Parser, ValueEnum};
+use common::{Addr, DAY};
 use log::LevelFilter;
 use simplelog::{ColorChoice, CombinedLogger, SharedLogger, TermLogger, TerminalMode, WriteLogger};
-use udp_greeter::{Config, Greeter, Server, Shutdown, DEFAULT_BIND, DEFAULT_QUEUE, MAX_DATAGRAM};
+use udp_greeter::{
+    signals, Config, Greeter, Server, Shutdown, DEFAULT_BIND, DEFAULT_QUEUE, MAX_DATAGRAM,
+    MAX_QUEUE, MAX_WORKERS,
+};
 
 /// Answers every UDP datagram `data` with `Hello, data!`.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(name = "udp-greeter", version)]
 struct Args {
-    /// Address to bind, IPv4 or IPv6 (port 0: the OS chooses)
-    #[arg(long, env = "UDP_GREETER_BIND", default_value = DEFAULT_BIND, value_name = "ADDR")]
-    bind: SocketAddr,
+    /// Address to bind, HOST:PORT; IPv4, IPv6 or a host name (port 0: the OS chooses)
+    #[arg(long, env = "UDP_GREETER_BIND", default_value = DEFAULT_BIND, value_name = "ADDR",
+          value_parser = common::bind_addr)]
+    bind: Addr,
 
-    /// Worker threads [default: one per CPU but one, at least 1]
-    #[arg(long, env = "UDP_GREETER_WORKERS", value_name = "N",
-          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    /// Worker threads, 1 to 1024 [default: one per CPU but one, at least 1]
+    #[arg(long, env = "UDP_GREETER_WORKERS", value_name = "N", allow_hyphen_values = true,
+          value_parser = common::whole::<u16>(1, Some(MAX_WORKERS as u16)))]
     workers: Option<u16>,
 
     /// Datagrams that may wait for a worker; more are dropped and counted
     #[arg(long, env = "UDP_GREETER_QUEUE", value_name = "N", default_value_t = DEFAULT_QUEUE as u32,
-          value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
+          allow_hyphen_values = true, value_parser = common::whole::<u32>(1, Some(MAX_QUEUE as u32)))]
     queue: u32,
 
     /// Largest datagram accepted, in bytes; larger ones are dropped and counted
     #[arg(long, env = "UDP_GREETER_MAX_DATAGRAM", value_name = "BYTES",
-          default_value_t = MAX_DATAGRAM as u32,
-          value_parser = clap::value_parser!(u32).range(1..=MAX_DATAGRAM as i64))]
+          default_value_t = MAX_DATAGRAM as u32, allow_hyphen_values = true,
+          value_parser = common::whole::<u32>(1, Some(MAX_DATAGRAM as u32)))]
     max_datagram: u32,
 
-    /// Replies per second allowed to each source IP (0: no limit)
-    #[arg(
-        long,
-        env = "UDP_GREETER_RATE_LIMIT",
-        value_name = "R",
-        default_value_t = 0
-    )]
-    rate_limit: u32,
+    /// Replies per second allowed to each source IP [default: no limit]
+    #[arg(long, env = "UDP_GREETER_RATE_LIMIT", value_name = "R", allow_hyphen_values = true,
+          value_parser = common::whole::<u32>(1, None))]
+    rate_limit: Option<u32>,
 
-    /// Replies a source may get at once above its rate [default: the rate]
-    #[arg(
-        long,
-        env = "UDP_GREETER_RATE_BURST",
-        value_name = "B",
-        default_value_t = 0
-    )]
-    rate_burst: u32,
+    /// Replies a source may get back to back, the size of its bucket, which
+    /// refills at the rate; needs --rate-limit [default: the rate]
+    #[arg(long, env = "UDP_GREETER_RATE_BURST", value_name = "B", allow_hyphen_values = true,
+          requires = "rate_limit", value_parser = common::whole::<u32>(1, None))]
+    rate_burst: Option<u32>,
 
     /// Socket receive buffer to ask the kernel for, in bytes (0: system default)
     #[arg(long, env = "UDP_GREETER_RECV_BUFFER", value_name = "BYTES",
-          default_value_t = udp_greeter::DEFAULT_RECV_BUFFER as u64)]
+          default_value_t = udp_greeter::DEFAULT_RECV_BUFFER as u64, allow_hyphen_values = true,
+          value_parser = common::whole::<u64>(0, None))]
     recv_buffer: u64,
 
     /// Set SO_REUSEPORT, so several processes can share the port
-    #[arg(long, env = "UDP_GREETER_REUSE_PORT",
-          value_parser = clap::builder::BoolishValueParser::new())]
+    // An optional value, so that `--reuse-port=false` can override the variable.
+    #[arg(long, env = "UDP_GREETER_REUSE_PORT", value_name = "BOOL", action = ArgAction::Set,
+          num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          default_value_t = false, value_parser = clap::builder::BoolishValueParser::new())]
     reuse_port: bool,
 
-    /// Log the counters and rates every SECS seconds (0: never)
-    #[arg(
-        long,
-        env = "UDP_GREETER_STATS_INTERVAL",
-        value_name = "SECS",
-        default_value_t = 0
-    )]
-    stats_interval: u64,
+    /// Log the counters and rates every DURATION, like 60, 1.5s or 500ms (0: never)
+    #[arg(long, env = "UDP_GREETER_STATS_INTERVAL", value_name = "DURATION", default_value = "0",
+          allow_hyphen_values = true, value_parser = common::duration_or_off(STATS_MIN, DAY))]
+    stats_interval: Duration,
 
     /// Serve Prometheus metrics over HTTP at ADDR, on /metrics [default: off]
-    #[arg(long, env = "UDP_GREETER_METRICS_ADDR", value_name = "ADDR")]
-    metrics_addr: Option<SocketAddr>,
+    #[arg(long, env = "UDP_GREETER_METRICS_ADDR", value_name = "ADDR",
+          value_parser = common::bind_addr)]
+    metrics_addr: Option<Addr>,
 
     /// Least severe messages logged
-    #[arg(long, env = "UDP_GREETER_LOG_LEVEL", value_enum, default_value_t = Level::Info)]
+    #[arg(long, env = "UDP_GREETER_LOG_LEVEL", value_name = "LEVEL", value_enum,
+          default_value_t = Level::Info)]
     log_level: Level,
 
     /// Also append the log to this file
     #[arg(long, env = "UDP_GREETER_LOG_FILE", value_name = "PATH")]
     log_file: Option<PathBuf>,
 }
+
+/// The shortest stats interval: more often would be the log's main content.
+const STATS_MIN: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Level {
@@ -109,31 +112,45 @@ impl From<Level> for LevelFilter {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args: Args = common::parse();
     if let Err(msg) = init_logging(&args) {
         // A log file we cannot open is a bad command-line value.
-        eprintln!("error: {msg}");
+        common::error(msg);
         return ExitCode::from(2);
     }
+    for (flag, addr) in [
+        ("--bind", Some(&args.bind)),
+        ("--metrics-addr", args.metrics_addr.as_ref()),
+    ] {
+        if let Some(Addr {
+            addr,
+            name: Some(name),
+        }) = addr
+        {
+            log::info!("{flag} {name} resolves to {addr}");
+        }
+    }
 
-    let mut config = Config::new(args.bind);
+    let mut config = Config::new(args.bind.addr);
     if let Some(n) = args.workers {
         config.workers = usize::from(n);
     }
     config.queue = args.queue as usize;
     config.max_datagram = args.max_datagram as usize;
-    config.rate_limit = (args.rate_limit > 0).then_some(args.rate_limit);
-    config.rate_burst = (args.rate_burst > 0).then_some(args.rate_burst);
+    config.rate_limit = args.rate_limit;
+    config.rate_burst = args.rate_burst;
     config.recv_buffer = (args.recv_buffer > 0).then_some(args.recv_buffer as usize);
     config.reuse_port = args.reuse_port;
-    config.stats_interval =
-        (args.stats_interval > 0).then(|| Duration::from_secs(args.stats_interval));
-    config.metrics_addr = args.metrics_addr;
+    config.stats_interval = (!args.stats_interval.is_zero()).then_some(args.stats_interval);
+    config.metrics_addr = args.metrics_addr.map(|a| a.addr);
 
     // Signals are wired before the socket is bound: a signal that arrives
     // right after `Bind UDP on` must still stop the server gracefully.
     let shutdown = Shutdown::new();
     let on_signal = shutdown.clone();
+    // Started with SIGHUP ignored (nohup), the caller asked to outlive its
+    // terminal; ctrlc would catch it all the same.
+    let keep_sighup_ignored = signals::hangup_ignored();
     let wired = ctrlc::set_handler(move || {
         if on_signal.trigger() {
             // The second signal: the user does not want to wait.
@@ -142,14 +159,17 @@ fn main() -> ExitCode {
         log::info!("shutting down: answering what is queued (signal again to exit at once)");
     });
     if let Err(e) = wired {
-        eprintln!("error: cannot install the signal handler: {e}");
+        common::error(format_args!("cannot install the signal handler: {e}"));
         return ExitCode::from(1);
+    }
+    if keep_sighup_ignored {
+        signals::ignore_hangup();
     }
 
     let server = match Server::with_shutdown(config, Greeter, shutdown) {
         Ok(server) => server,
         Err(e) => {
-            eprintln!("error: {e}");
+            common::error(&e);
             return ExitCode::from(if e.is_config() { 2 } else { 1 });
         }
     };
@@ -157,7 +177,7 @@ fn main() -> ExitCode {
     match server.join() {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            common::error(e);
             ExitCode::from(1)
         }
     }

@@ -27,6 +27,9 @@ mod portable;
 #[cfg(feature = "bench")]
 mod poll;
 
+#[cfg(unix)]
+pub(crate) mod signal;
+
 #[cfg(feature = "bench")]
 pub(crate) use poll::wait_readable;
 pub(crate) use socket::bind;

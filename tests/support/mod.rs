@@ -926,3 +926,26 @@ pub fn panicking_greeter(
         udp_greeter::greet_into(req, reply);
     }
 }
+
+/// As [`try_server_proc`], with the environment variables `env` set.
+pub fn try_server_proc_env(env: &[(&str, &str)], args: &[&str]) -> Result<(Proc, u16), String> {
+    let mut cmd = command(SERVER_BIN);
+    cmd.envs(env.iter().copied()).args(args);
+    let mut p = Proc::spawn(&mut cmd);
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if let Some(port) = p.wait_stderr_for(left.min(Duration::from_millis(50)), bound_port) {
+            return Ok((p, port));
+        }
+        if !p.alive() {
+            p.wait_exit(PATIENCE);
+            return Err(p.stderr_text());
+        }
+        assert!(
+            !left.is_zero(),
+            "no `Bind UDP on` line within {PATIENCE:?}; stderr:\n{}",
+            p.stderr_text()
+        );
+    }
+}

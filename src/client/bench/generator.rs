@@ -124,6 +124,7 @@ impl Generator {
     pub(super) fn run(&mut self, mut progress: impl FnMut(&Progress)) -> Result<()> {
         self.start = Instant::now();
         let mut next_progress = nanos(PROGRESS_EVERY);
+        let mut phase = Progress::start(&self.config).phase;
         loop {
             let now = self.now_ns();
             if self.count_reached() && now < self.end_ns {
@@ -134,8 +135,11 @@ impl Generator {
             if now >= self.end_ns && self.table.measured_in_flight() == 0 {
                 return Ok(());
             }
-            if now >= next_progress {
-                progress(&self.progress(now));
+            // About once a second, and at once when the warm-up ends.
+            if now >= next_progress || (phase == Phase::Warmup && now >= self.warm_end_ns) {
+                let p = self.progress(now);
+                phase = p.phase;
+                progress(&p);
                 next_progress = now + nanos(PROGRESS_EVERY);
             }
             let sent = if now < self.end_ns {

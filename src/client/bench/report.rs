@@ -83,6 +83,21 @@ pub struct Progress {
 }
 
 impl Progress {
+    /// The progress of a run of `config` that has not begun.
+    pub fn start(config: &BenchConfig) -> Progress {
+        Progress {
+            phase: if config.warmup.is_zero() {
+                Phase::Measuring
+            } else {
+                Phase::Warmup
+            },
+            elapsed: Duration::ZERO,
+            sent: 0,
+            replies: 0,
+            lost: 0,
+        }
+    }
+
     /// Replies per second of `elapsed`.
     pub fn replies_per_sec(&self) -> f64 {
         per_sec(self.replies, self.elapsed)

@@ -1,0 +1,391 @@
+//! Command-line pieces both binaries share: value parsers with messages in
+//! words, and the reading of `UDP_GREETER_*` variables.
+
+// Each binary compiles its own copy and uses only part of it.
+#![allow(dead_code)]
+
+use std::error::Error as _;
+use std::ffi::OsString;
+use std::fmt::Display;
+use std::io::{self, Write};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::parser::ValueSource;
+use clap::{Arg, ArgMatches, Command, CommandFactory, FromArgMatches};
+
+pub const MILLISECOND: Duration = Duration::from_millis(1);
+pub const SECOND: Duration = Duration::from_secs(1);
+pub const HOUR: Duration = Duration::from_secs(3600);
+pub const DAY: Duration = Duration::from_secs(86_400);
+
+/// A duration: a number of seconds (`1.5`), or a number with a unit (`1.5s`,
+/// `500ms`, `2m`, `1h`); one syntax for every duration flag.
+pub fn parse_duration(s: &str, min: Duration, max: Duration) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, scale) = [("ms", 1e-3), ("s", 1.0), ("m", 60.0), ("h", 3600.0)]
+        .into_iter()
+        .find_map(|(unit, scale)| Some((s.strip_suffix(unit)?, scale)))
+        .unwrap_or((s, 1.0));
+    let range = || format!("must be from {} to {}", span(min), span(max));
+    let number = num.trim();
+    // `f64` would also take `inf`, `NaN` and `1e3`: only plain decimals here.
+    let plain = !number.is_empty()
+        && number
+            .trim_start_matches('-')
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == '.');
+    let value = number
+        .parse::<f64>()
+        .ok()
+        .filter(|_| plain)
+        .ok_or_else(|| "expected a duration, like 1.5, 1.5s, 500ms or 2m".to_string())?;
+    let secs = value * scale;
+    if !(min.as_secs_f64()..=max.as_secs_f64()).contains(&secs) {
+        return Err(range());
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// A value parser for durations from `min` to `max`.
+pub fn duration(
+    min: Duration,
+    max: Duration,
+) -> impl Fn(&str) -> Result<Duration, String> + Clone + Send + Sync + 'static {
+    move |s| parse_duration(s, min, max)
+}
+
+/// A value parser for a duration that may also be `0`, meaning off.
+pub fn duration_or_off(
+    min: Duration,
+    max: Duration,
+) -> impl Fn(&str) -> Result<Duration, String> + Clone + Send + Sync + 'static {
+    move |s| {
+        if s.trim() == "0" {
+            return Ok(Duration::ZERO);
+        }
+        parse_duration(s, min, max).map_err(|e| format!("{e} (or 0 for off)"))
+    }
+}
+
+/// `d` in words, in the largest unit that shows it whole: `1 ms`, `24 h`.
+pub fn span(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms == 0 {
+        return "0".to_string();
+    }
+    for (unit, size) in [("h", 3_600_000), ("min", 60_000), ("s", 1000)] {
+        if ms >= size && ms.is_multiple_of(size) {
+            return format!("{} {unit}", ms / size);
+        }
+    }
+    format!("{ms} ms")
+}
+
+/// A value parser for whole numbers from `min` to `max` (`None`: no upper
+/// bound but the type's), with the range in words.
+pub fn whole<T>(
+    min: T,
+    max: Option<T>,
+) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync + 'static
+where
+    T: Copy + Display + Into<i128> + TryFrom<i128> + Send + Sync + 'static,
+{
+    move |s| {
+        let range = || match max {
+            Some(max) => format!("must be from {min} to {max}"),
+            None => format!("must be at least {min}"),
+        };
+        let n: i128 = s
+            .trim()
+            .parse()
+            .map_err(|_| format!("expected a whole number; {}", range()))?;
+        let in_range = n >= min.into() && max.is_none_or(|max| n <= max.into());
+        match T::try_from(n) {
+            Ok(v) if in_range => Ok(v),
+            _ => Err(range()),
+        }
+    }
+}
+
+/// An address given as `HOST:PORT`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Addr {
+    pub addr: SocketAddr,
+    /// What was given, when it was a host name rather than an address.
+    pub name: Option<String>,
+}
+
+const EXPECTED_HOST_PORT: &str = "expected HOST:PORT, like 127.0.0.1:9999 or [::1]:9999";
+
+/// `HOST:PORT`: an IP address or a host name that resolves (its first
+/// address is taken), and a port; port 0 only where `port_zero` allows.
+pub fn parse_addr(s: &str, port_zero: bool) -> Result<Addr, String> {
+    let (addr, name) = match s.parse::<SocketAddr>() {
+        Ok(addr) => (addr, None),
+        Err(_) if s.ends_with(']') || s.parse::<IpAddr>().is_ok() => {
+            return Err(EXPECTED_HOST_PORT.to_string());
+        }
+        Err(_) => {
+            let (host, port) = s
+                .rsplit_once(':')
+                // A bare IPv6 address has colons but no port.
+                .filter(|(host, _)| !host.contains(':') || host.starts_with('['))
+                .filter(|(host, _)| !host.is_empty())
+                .ok_or_else(|| EXPECTED_HOST_PORT.to_string())?;
+            if host.parse::<IpAddr>().is_ok() || host.starts_with('[') {
+                // An address that did not parse with its port: the port is bad.
+                return Err(format!("invalid port '{port}'; {EXPECTED_HOST_PORT}"));
+            }
+            let port: u16 = port
+                .parse()
+                .map_err(|_| format!("invalid port '{port}'; {EXPECTED_HOST_PORT}"))?;
+            let addr = (host, port)
+                .to_socket_addrs()
+                .map_err(|e| format!("cannot resolve {host}: {e}"))?
+                .next()
+                .ok_or_else(|| format!("{host} resolves to no address"))?;
+            (addr, Some(s.to_string()))
+        }
+    };
+    if addr.port() == 0 && !port_zero {
+        return Err("port 0 cannot be sent to".to_string());
+    }
+    Ok(Addr { addr, name })
+}
+
+/// A value parser for addresses to bind (port 0: the OS chooses).
+pub fn bind_addr(s: &str) -> Result<Addr, String> {
+    parse_addr(s, true)
+}
+
+/// A value parser for addresses to send to.
+pub fn peer_addr(s: &str) -> Result<Addr, String> {
+    parse_addr(s, false)
+}
+
+/// Parses the command line of `P`, with each argument's environment
+/// variable read first: an empty one counts as unset, and a bad one is
+/// reported under its own name (not the flag's) unless the flag is given,
+/// since a flag wins over its variable.
+///
+/// Ends the process with exit code 2 on a bad value, as clap does.
+pub fn parse<P: CommandFactory + FromArgMatches>() -> P {
+    let cmd = P::command();
+    let mut bad = Vec::new();
+    for arg in cmd.get_arguments() {
+        let Some(var) = arg.get_env().map(OsString::from) else {
+            continue;
+        };
+        let Some(value) = std::env::var_os(&var) else {
+            continue;
+        };
+        if value.is_empty() {
+            // Read once, here, before any thread starts.
+            std::env::remove_var(&var);
+            continue;
+        }
+        if let Err(reason) = check(arg, &value) {
+            // clap must not see it: it would report it under the flag.
+            std::env::remove_var(&var);
+            bad.push((
+                arg.get_id().to_string(),
+                format!(
+                    "invalid value '{}' for {}: {reason}",
+                    value.to_string_lossy(),
+                    var.to_string_lossy()
+                ),
+            ));
+        }
+    }
+    // Built again: an argument reads its variable when it is built.
+    let matches = P::command().get_matches();
+    for (id, message) in bad {
+        if !given(&matches, &id) {
+            fail(&message);
+        }
+    }
+    P::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
+/// Whether `id` was set on the command line, at the top or in the
+/// subcommand (where global arguments land).
+fn given(matches: &ArgMatches, id: &str) -> bool {
+    let here = matches.ids().any(|i| i == id)
+        && matches.value_source(id) == Some(ValueSource::CommandLine);
+    here || matches.subcommand().is_some_and(|(_, sub)| given(sub, id))
+}
+
+/// Runs `value` through `arg`'s own value parser; the reason if it fails.
+fn check(arg: &Arg, value: &OsString) -> Result<(), String> {
+    let probe = Command::new("env").no_binary_name(true).arg(
+        Arg::new("value")
+            .value_parser(arg.get_value_parser().clone())
+            .allow_hyphen_values(true),
+    );
+    let e = match probe.try_get_matches_from([value]) {
+        Ok(_) => return Ok(()),
+        Err(e) => e,
+    };
+    if let Some(source) = e.source() {
+        return Err(source.to_string());
+    }
+    if e.kind() == ErrorKind::InvalidValue {
+        if let Some(ContextValue::Strings(valid)) = e.get(ContextKind::ValidValue) {
+            return Err(format!("possible values: {}", valid.join(", ")));
+        }
+    }
+    Err(e.kind().to_string())
+}
+
+/// Reports a bad command-line value the way clap does, and exits 2.
+pub fn fail(message: &str) -> ! {
+    let _ = writeln!(io::stderr(), "error: {message}");
+    std::process::exit(2)
+}
+
+/// Writes an error line to stderr; a closed stderr cannot be told anything.
+pub fn error(message: impl Display) {
+    let _ = writeln!(io::stderr().lock(), "error: {message}");
+}
+
+/// What a write to stdout that failed should end with: a closed pipe (the
+/// reader has all it wanted, as with `| head`) is a quiet success.
+pub fn stdout_failed(e: &io::Error) -> ExitCode {
+    if e.kind() == io::ErrorKind::BrokenPipe {
+        return ExitCode::SUCCESS;
+    }
+    error(format_args!("cannot write to stdout: {e}"));
+    ExitCode::from(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = MILLISECOND;
+
+    #[test]
+    fn durations() {
+        let p = |s| parse_duration(s, MS, DAY);
+        assert_eq!(p("1.5"), Ok(Duration::from_millis(1500)));
+        assert_eq!(p("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(p("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(p("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(p("1h"), Ok(HOUR));
+        assert_eq!(p(" 3 s "), Ok(Duration::from_secs(3)));
+        assert_eq!(p("24h"), Ok(DAY));
+        assert_eq!(p("1ms"), Ok(MS));
+    }
+
+    #[test]
+    fn durations_out_of_range() {
+        let p = |s| parse_duration(s, MS, DAY);
+        for bad in ["0", "0s", "-1", "-1s", "0.5ms", "25h", "86401"] {
+            assert_eq!(p(bad), Err("must be from 1 ms to 24 h".into()), "{bad}");
+        }
+        assert_eq!(
+            parse_duration("0.05", Duration::from_millis(100), HOUR),
+            Err("must be from 100 ms to 1 h".into())
+        );
+    }
+
+    #[test]
+    fn durations_malformed() {
+        for bad in [
+            "", "s", "ms", "abc", "1x", "1 d", "inf", "NaN", "1e3", "1.5.2", "--1",
+        ] {
+            let e = parse_duration(bad, MS, DAY).unwrap_err();
+            assert!(e.starts_with("expected a duration"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn off() {
+        let p = duration_or_off(Duration::from_millis(100), DAY);
+        assert_eq!(p("0"), Ok(Duration::ZERO));
+        assert_eq!(p("1.5"), Ok(Duration::from_millis(1500)));
+        assert_eq!(
+            p("0s"),
+            Err("must be from 100 ms to 24 h (or 0 for off)".into())
+        );
+    }
+
+    #[test]
+    fn spans() {
+        assert_eq!(span(MS), "1 ms");
+        assert_eq!(span(Duration::from_millis(1500)), "1500 ms");
+        assert_eq!(span(SECOND), "1 s");
+        assert_eq!(span(Duration::from_secs(120)), "2 min");
+        assert_eq!(span(DAY), "24 h");
+    }
+
+    #[test]
+    fn whole_numbers() {
+        let p = whole::<u16>(1, Some(1024));
+        assert_eq!(p("1"), Ok(1));
+        assert_eq!(p("1024"), Ok(1024));
+        assert_eq!(p("0"), Err("must be from 1 to 1024".into()));
+        assert_eq!(p("-1"), Err("must be from 1 to 1024".into()));
+        assert_eq!(p("70000"), Err("must be from 1 to 1024".into()));
+        assert_eq!(
+            p("abc"),
+            Err("expected a whole number; must be from 1 to 1024".into())
+        );
+        let p = whole::<u64>(1, None);
+        assert_eq!(p("18446744073709551615"), Ok(u64::MAX));
+        assert_eq!(p("0"), Err("must be at least 1".into()));
+        assert_eq!(p("18446744073709551616"), Err("must be at least 1".into()));
+    }
+
+    #[test]
+    fn addresses() {
+        let a = |s| parse_addr(s, true).map(|a| a.addr.to_string());
+        assert_eq!(a("127.0.0.1:9999"), Ok("127.0.0.1:9999".into()));
+        assert_eq!(a("[::1]:0"), Ok("[::1]:0".into()));
+        let named = parse_addr("localhost:9999", true).unwrap();
+        assert!(named.addr.ip().is_loopback(), "{named:?}");
+        assert_eq!(named.addr.port(), 9999);
+        assert_eq!(named.name.as_deref(), Some("localhost:9999"));
+        assert_eq!(parse_addr("127.0.0.1:1", true).unwrap().name, None);
+    }
+
+    #[test]
+    fn addresses_without_port() {
+        for bad in [
+            "127.0.0.1",
+            "::1",
+            "[::1]",
+            "localhost",
+            "",
+            ":9999",
+            "nonsense",
+        ] {
+            assert_eq!(
+                parse_addr(bad, true),
+                Err(EXPECTED_HOST_PORT.to_string()),
+                "{bad}"
+            );
+        }
+        for bad in ["127.0.0.1:x", "[::1]:99999", "localhost:x", "127.0.0.1:"] {
+            let e = parse_addr(bad, true).unwrap_err();
+            assert!(e.starts_with("invalid port"), "{bad}: {e}");
+            assert!(e.ends_with(EXPECTED_HOST_PORT), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn port_zero() {
+        assert!(parse_addr("127.0.0.1:0", true).is_ok());
+        assert_eq!(
+            parse_addr("127.0.0.1:0", false),
+            Err("port 0 cannot be sent to".into())
+        );
+        assert_eq!(
+            parse_addr("localhost:0", false),
+            Err("port 0 cannot be sent to".into())
+        );
+    }
+}

@@ -1,0 +1,347 @@
+//! The client binary's command line at its edges: a closed stdout, options
+//! on either side of `bench`, ranges, durations, its own name, and the live
+//! progress on a terminal.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, ExitStatus, Stdio};
+use std::thread;
+use std::time::Instant;
+
+use support::{
+    command, recv_within, server_proc, socket_on, Outcome, Proc, CLIENT_BIN, PATIENCE, V4,
+};
+
+/// Runs the client binary with `env` and `args` to completion.
+fn client_env(env: &[(&str, &str)], args: &[&str]) -> Outcome {
+    let started = Instant::now();
+    let mut cmd = command(CLIENT_BIN);
+    cmd.envs(env.iter().copied()).args(args);
+    let mut p = Proc::spawn(&mut cmd);
+    let status = p.finish(PATIENCE);
+    Outcome {
+        status,
+        stdout: p.stdout(),
+        stderr: p.stderr_text(),
+        elapsed: started.elapsed(),
+    }
+}
+
+fn client(args: &[&str]) -> Outcome {
+    client_env(&[], args)
+}
+
+/// Exit 2, one error line holding every one of `words`, and no sign that
+/// the value was taken for a flag or a name.
+fn refused(out: &Outcome, words: &[&str]) {
+    assert_eq!(out.code(), Some(2), "{out:?}");
+    let errors: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("error"))
+        .collect();
+    assert_eq!(errors.len(), 1, "{}", out.stderr);
+    for word in words {
+        assert!(errors[0].contains(word), "no {word:?} in {}", out.stderr);
+    }
+    assert!(
+        !out.stderr.contains("unexpected argument"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("'-- "), "{}", out.stderr);
+    assert!(out.stdout.is_empty(), "{out:?}");
+}
+
+/// `args` and a bench short enough for a test, whatever comes first.
+fn bench_json(args: &[&str]) -> String {
+    let mut all = args.to_vec();
+    all.extend(["--seconds", "0.2", "--warmup", "0", "--json"]);
+    let out = client(&all);
+    assert_eq!(out.code(), Some(0), "{out:?}");
+    let json = out.stdout_text();
+    assert!(json.starts_with('{') && json.ends_with("}\n"), "{json}");
+    json
+}
+
+/// Spawns the client with its stdout and stderr piped; returns the child's
+/// stdout and a thread collecting its stderr.
+fn spawn_piped(args: &[&str]) -> (Proc, std::process::ChildStdout, thread::JoinHandle<String>) {
+    let mut child = command(CLIENT_BIN)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the client");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let errors = thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    (Proc::adopt(child), stdout, errors)
+}
+
+fn finished(mut p: Proc, errors: thread::JoinHandle<String>) -> (ExitStatus, String) {
+    let status = p.finish(PATIENCE);
+    (
+        status,
+        support::join_within(errors, PATIENCE, "stderr reader"),
+    )
+}
+
+/// As `... | head -1`: the reader goes away after the first greeting. A
+/// fake server holds the second reply back until then, so the client
+/// surely writes into the closed pipe.
+#[test]
+fn closed_stdout_ends_quietly() {
+    let fake = socket_on(V4);
+    let addr = fake.local_addr().unwrap().to_string();
+    let (p, stdout, errors) = spawn_piped(&["--server", &addr, "--retries", "0", "one", "two"]);
+
+    let (request, from) = recv_within(&fake, PATIENCE).expect("the first request");
+    assert_eq!(request, b"one");
+    fake.send_to(b"Hello, one!", from).unwrap();
+    let mut reader = BufReader::new(stdout);
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    assert_eq!(line, "Hello, one!\n");
+    drop(reader);
+
+    let (request, from) = recv_within(&fake, PATIENCE).expect("the second request");
+    assert_eq!(request, b"two");
+    fake.send_to(b"Hello, two!", from).unwrap();
+    let (status, stderr) = finished(p, errors);
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert_eq!(stderr, "");
+}
+
+/// As `bench --json | true`.
+#[test]
+fn bench_closed_stdout_ends_quietly() {
+    let (_server, port) = server_proc(&["--bind", "127.0.0.1:0"]);
+    let addr = format!("127.0.0.1:{port}");
+    let (p, stdout, errors) = spawn_piped(&[
+        "bench",
+        "--server",
+        &addr,
+        "--seconds",
+        "0.2",
+        "--warmup",
+        "0",
+        "--json",
+    ]);
+    drop(stdout);
+    let (status, stderr) = finished(p, errors);
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert_eq!(stderr, "");
+}
+
+#[test]
+fn shared_options_on_either_side_of_bench() {
+    let (_server, port) = server_proc(&["--bind", "127.0.0.1:0"]);
+    let addr = format!("127.0.0.1:{port}");
+    let server_field = format!("\"server\":\"{addr}\"");
+    for args in [
+        vec!["--server", &addr, "bench", "--timeout", "300ms"],
+        vec!["--timeout", "300ms", "bench", "--server", &addr],
+        vec!["--server", &addr, "--timeout", "300ms", "bench"],
+        vec!["bench", "--server", &addr, "--timeout", "300ms"],
+    ] {
+        let json = bench_json(&args);
+        assert!(json.contains(&server_field), "{args:?}: {json}");
+        assert!(json.contains("\"timeout\":0.3,"), "{args:?}: {json}");
+        assert!(!json.contains("Hello"), "{args:?}: {json}");
+    }
+    // A flag after `bench` wins over the variable as well.
+    let out = client_env(
+        &[("UDP_GREETER_SERVER", "x")],
+        &[
+            "bench",
+            "--server",
+            &addr,
+            "--seconds",
+            "0.1",
+            "--warmup",
+            "0",
+            "--json",
+        ],
+    );
+    assert_eq!(out.code(), Some(0), "{out:?}");
+}
+
+#[test]
+fn retries_is_not_for_bench() {
+    let out = client(&["--retries", "3", "bench", "--seconds", "0.1"]);
+    refused(&out, &["--retries", "bench"]);
+}
+
+#[test]
+fn zero_is_refused_at_parse_time() {
+    refused(
+        &client(&["bench", "--seconds", "0"]),
+        &["--seconds", "'0'", "must be from 1 ms to 24 h"],
+    );
+    refused(
+        &client(&["bench", "--count", "0"]),
+        &["--count", "'0'", "must be at least 1"],
+    );
+    for args in [
+        ["--server", "127.0.0.1:0", "bench"],
+        ["bench", "--server", "127.0.0.1:0"],
+        ["--server", "127.0.0.1:0", "Bo"],
+    ] {
+        refused(
+            &client(&args),
+            &["--server", "'127.0.0.1:0'", "port 0 cannot be sent to"],
+        );
+    }
+}
+
+#[test]
+fn negative_numbers_get_the_range() {
+    refused(
+        &client(&["--timeout", "-1"]),
+        &["--timeout", "'-1'", "must be from 1 ms to 1 h"],
+    );
+    refused(
+        &client(&["--retries", "-1"]),
+        &["--retries", "'-1'", "must be at least 0"],
+    );
+    refused(
+        &client(&["bench", "--window", "-3"]),
+        &["--window", "'-3'", "must be from 1 to 16777216"],
+    );
+    refused(
+        &client(&["bench", "--warmup", "-1s"]),
+        &["--warmup", "'-1s'", "must be from 0 to 24 h"],
+    );
+}
+
+#[test]
+fn durations_with_units() {
+    let (_server, port) = server_proc(&["--bind", "127.0.0.1:0"]);
+    let addr = format!("127.0.0.1:{port}");
+    let out = client(&[
+        "bench",
+        "--server",
+        &addr,
+        "--seconds",
+        "300ms",
+        "--warmup",
+        "0.1s",
+        "--timeout",
+        "1.5",
+        "--json",
+    ]);
+    assert_eq!(out.code(), Some(0), "{out:?}");
+    let json = out.stdout_text();
+    for field in ["\"seconds\":0.3,", "\"warmup\":0.1,", "\"timeout\":1.5,"] {
+        assert!(json.contains(field), "no {field} in {json}");
+    }
+    let out = client(&["--server", &addr, "--timeout", "2m", "Bo"]);
+    assert_eq!(out.stdout_text(), "Hello, Bo!\n", "{out:?}");
+    refused(
+        &client(&["--timeout", "1d"]),
+        &[
+            "--timeout",
+            "expected a duration, like 1.5, 1.5s, 500ms or 2m",
+        ],
+    );
+}
+
+#[test]
+fn server_variable_is_named() {
+    let out = client_env(&[("UDP_GREETER_SERVER", "127.0.0.1")], &[]);
+    refused(
+        &out,
+        &[
+            "invalid value '127.0.0.1' for UDP_GREETER_SERVER: ",
+            "expected HOST:PORT",
+        ],
+    );
+    let out = client_env(&[("UDP_GREETER_SERVER", "127.0.0.1:0")], &["bench"]);
+    refused(&out, &["UDP_GREETER_SERVER", "port 0 cannot be sent to"]);
+}
+
+#[test]
+fn own_about_and_version() {
+    let out = client(&["--version"]);
+    assert_eq!(
+        out.stdout_text(),
+        format!("udp-greeter-client {}\n", env!("CARGO_PKG_VERSION"))
+    );
+    let help = client(&["--help"]).stdout_text();
+    assert!(
+        help.starts_with("Sends each NAME to a udp-greeter server and prints its greeting"),
+        "{help}"
+    );
+}
+
+/// Every flag of the README's client synopsis is in the matching --help.
+#[test]
+fn readme_client_synopsis_matches_help() {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+        .expect("README.md");
+    let rest = &readme[readme.find("## Client options").expect("client options")..];
+    let start = rest.find("```\n").expect("a code block") + 4;
+    let synopsis = &rest[start..start + rest[start..].find("```").expect("its end")];
+    let plain = client(&["--help"]).stdout_text();
+    let bench = client(&["bench", "--help"]).stdout_text();
+    let mut checked = 0;
+    for line in synopsis.lines() {
+        let help = if line.contains(" bench ") || !line.starts_with("udp-greeter-client") {
+            &bench
+        } else {
+            &plain
+        };
+        for flag in line
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+            .filter(|w| w.starts_with("--") && w.len() > 2)
+        {
+            assert!(
+                help.contains(&format!("{flag} ")),
+                "{flag} ({line}) is not in --help:\n{help}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 13, "{synopsis}");
+}
+
+/// On a terminal the progress line moves during the warm-up. `script`
+/// (util-linux) gives the client one.
+#[test]
+fn warm_up_progress_moves() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: `script` is not installed");
+        return;
+    }
+    let (_server, port) = server_proc(&["--bind", "127.0.0.1:0"]);
+    let to = SocketAddr::new(V4, port);
+    let line = format!("{CLIENT_BIN} bench --server {to} --rate 100 --seconds 0.1 --warmup 1.6");
+    let mut script = Command::new("script");
+    script
+        .args(["-qefc", &line, "/dev/null"])
+        .env_remove("UDP_GREETER_SERVER")
+        .stdin(Stdio::null());
+    let mut p = Proc::spawn(&mut script);
+    let status = p.finish(PATIENCE);
+    let screen = p.stdout_text();
+    assert!(status.success(), "{screen}");
+    // The latest warm-up time shown, from lines like `warm-up   1.0 s of 1.6 s`.
+    let shown: Vec<f64> = screen
+        .split('\r')
+        .filter_map(|l| l.trim().strip_prefix("warm-up"))
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .collect();
+    assert!(
+        shown.iter().any(|s| *s >= 1.0),
+        "warm-up never moved: {shown:?} in {screen:?}"
+    );
+    assert!(screen.contains("of 1.6 s"), "{screen:?}");
+}
