@@ -2,10 +2,10 @@
 # Side-by-side comparison of udp-greeter with three baselines, all driven by
 # `udp-greeter-client bench` on 127.0.0.1:
 #   ours    udp-greeter --log-level warn (defaults otherwise)
-#   std     examples/std_server.rs   (one thread, recv_from/send_to)
-#   batched examples/batched_server.rs (one thread, recvmmsg/sendmmsg: the
+#   std     examples/baseline_std.rs   (one thread, recv_from/send_to)
+#   batched examples/baseline_batched.rs (one thread, recvmmsg/sendmmsg: the
 #           "practical limit" reference; Linux only)
-#   tokio   examples/tokio_server.rs (two tasks on one Arc<UdpSocket>)
+#   tokio   examples/baseline_tokio.rs (two tasks on one Arc<UdpSocket>)
 #   python  the tutorial's server    (where python3 exists)
 # Servers alternate within each round, so drift on a shared machine hits
 # them alike; the figures are medians over the rounds, and ratios are to ours.
@@ -100,9 +100,9 @@ start() {
   [ -n "$cpu" ] && pre=(taskset -c "$cpu")
   case $name in
     ours) "${pre[@]}" "$BIN/udp-greeter" --bind 127.0.0.1:0 --log-level warn >"$WORK/$name.log" 2>&1 & ;;
-    std) "${pre[@]}" "$EX/std_server" --bind 127.0.0.1:0 >"$WORK/$name.log" 2>&1 & ;;
-    batched) "${pre[@]}" "$EX/batched_server" --bind 127.0.0.1:0 >"$WORK/$name.log" 2>&1 & ;;
-    tokio) "${pre[@]}" "$EX/tokio_server" --bind 127.0.0.1:0 >"$WORK/$name.log" 2>&1 & ;;
+    std) "${pre[@]}" "$EX/baseline_std" --bind 127.0.0.1:0 >"$WORK/$name.log" 2>&1 & ;;
+    batched) "${pre[@]}" "$EX/baseline_batched" --bind 127.0.0.1:0 >"$WORK/$name.log" 2>&1 & ;;
+    tokio) "${pre[@]}" "$EX/baseline_tokio" --bind 127.0.0.1:0 >"$WORK/$name.log" 2>&1 & ;;
     python) "${pre[@]}" python3 "$PY_SERVER" 0 >/dev/null 2>"$WORK/$name.log" & ;;
   esac
   PID=$!

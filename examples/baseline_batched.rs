@@ -5,7 +5,7 @@
 //! Linux only.
 //!
 //! ```text
-//! cargo run --release --example batched_server -- --bind 127.0.0.1:0
+//! cargo run --release --example baseline_batched -- --bind 127.0.0.1:0
 //! ```
 
 use std::net::{SocketAddr, UdpSocket};
@@ -15,7 +15,7 @@ fn main() -> ExitCode {
     let bind = match bind_arg() {
         Ok(addr) => addr,
         Err(msg) => {
-            eprintln!("error: {msg}\nusage: batched_server [--bind ADDR]");
+            eprintln!("error: {msg}\nusage: baseline_batched [--bind ADDR]");
             return ExitCode::from(2);
         }
     };
@@ -99,7 +99,7 @@ fn serve(socket: &UdpSocket) -> ExitCode {
 
 #[cfg(not(target_os = "linux"))]
 fn serve(_socket: &UdpSocket) -> ExitCode {
-    eprintln!("error: batched_server needs recvmmsg/sendmmsg (Linux)");
+    eprintln!("error: baseline_batched needs recvmmsg/sendmmsg (Linux)");
     ExitCode::from(1)
 }
 

@@ -2,7 +2,7 @@
 //! thread, one `recv_from`/`send_to` loop, buffers reused.
 //!
 //! ```text
-//! cargo run --release --example std_server -- --bind 127.0.0.1:0
+//! cargo run --release --example baseline_std -- --bind 127.0.0.1:0
 //! ```
 
 use std::net::{SocketAddr, UdpSocket};
@@ -12,7 +12,7 @@ fn main() -> ExitCode {
     let bind = match bind_arg() {
         Ok(addr) => addr,
         Err(msg) => {
-            eprintln!("error: {msg}\nusage: std_server [--bind ADDR]");
+            eprintln!("error: {msg}\nusage: baseline_std [--bind ADDR]");
             return ExitCode::from(2);
         }
     };

@@ -4,7 +4,7 @@
 //! example; two tasks let the multi-threaded runtime use both cores).
 //!
 //! ```text
-//! cargo run --release --example tokio_server -- --bind 127.0.0.1:0
+//! cargo run --release --example baseline_tokio -- --bind 127.0.0.1:0
 //! ```
 
 use std::net::SocketAddr;
@@ -21,7 +21,7 @@ async fn main() -> ExitCode {
     let bind = match bind_arg() {
         Ok(addr) => addr,
         Err(msg) => {
-            eprintln!("error: {msg}\nusage: tokio_server [--bind ADDR]");
+            eprintln!("error: {msg}\nusage: baseline_tokio [--bind ADDR]");
             return ExitCode::from(2);
         }
     };
