@@ -10,13 +10,23 @@
 # Servers alternate within each round, so drift on a shared machine hits
 # them alike; the figures are medians over the rounds, and ratios are to ours.
 #
+# The `matrix` phase runs every load shape users bring, each server in turn
+# within each round: closed loops of windows 1 to 256 from one socket, 64
+# sockets with one request in flight each, payloads of 16, 512 and 8192
+# bytes, and open loops paced datagram by datagram at 20k, 50k and 100k
+# requests/s. Requests leave as separate datagrams (`--send batched`). Each
+# run records replies/s, loss, the server's CPU per reply and the round-trip
+# percentiles, one JSON object a line in $OUT/matrix.jsonl, next to the
+# tables on stdout; benches/plot.py draws the pictures from it.
+#
 # Environment (defaults in brackets):
 #   ROUNDS [5]  BENCH_SECS [5]  WARMUP [1]  WINDOW [64]  PAYLOAD [16]
 #   LAT_SECS [3]  CPU_RATE [100000]  CPU_SECS [5]  CPU_ROUNDS [3]
 #   MEM_SECS [10]  MEM_RATE [200000]  SWEEP_ROUNDS [3]  SWEEP_SECS [3]
-#   PHASES ["unpinned pinned latency cpu memory sweep"]
-# A quick run: ROUNDS=1 BENCH_SECS=1 WARMUP=0.5 LAT_SECS=1 CPU_SECS=1
-#   CPU_ROUNDS=1 MEM_SECS=2 SWEEP_ROUNDS=1 SWEEP_SECS=1 benches/compare.sh
+#   MATRIX_ROUNDS [3]  MATRIX_SECS [3]  OUT [benches/results]
+#   SERVERS ["ours std batched tokio python"]
+#   PHASES ["matrix memory"]; also: unpinned pinned latency cpu sweep
+# A quick run: MATRIX_ROUNDS=1 MATRIX_SECS=1 MEM_SECS=2 benches/compare.sh
 set -euo pipefail
 [ "$(uname -s)" = Linux ] || { echo "error: compare.sh reads /proc: Linux only" >&2; exit 2; }
 cd "$(dirname "$0")/.."
@@ -34,7 +44,10 @@ MEM_SECS=${MEM_SECS:-10}
 MEM_RATE=${MEM_RATE:-200000}
 SWEEP_ROUNDS=${SWEEP_ROUNDS:-3}
 SWEEP_SECS=${SWEEP_SECS:-3}
-PHASES=${PHASES:-"unpinned pinned latency cpu memory sweep"}
+MATRIX_ROUNDS=${MATRIX_ROUNDS:-3}
+MATRIX_SECS=${MATRIX_SECS:-3}
+OUT=${OUT:-benches/results}
+PHASES=${PHASES:-"matrix memory"}
 
 TARGET=${CARGO_TARGET_DIR:-target}
 BIN=$TARGET/release
@@ -45,11 +58,10 @@ echo "building (release)..." >&2
 cargo build --release --quiet --bins --examples
 
 PY_SERVER=tests/interop/udp_server.py
-SERVERS=(ours std batched tokio)
-if command -v python3 >/dev/null; then
-  SERVERS+=(python)
-else
-  echo "skipped: python3 not found, no tutorial server in the comparison" >&2
+read -r -a SERVERS <<<"${SERVERS:-ours std batched tokio python}"
+if ! command -v python3 >/dev/null; then
+  echo "left out: python3 not found, no tutorial server in the comparison" >&2
+  SERVERS=($(for s in "${SERVERS[@]}"; do [ "$s" = python ] || printf '%s ' "$s"; done))
 fi
 if ! command -v taskset >/dev/null; then
   echo "skipped: taskset not found, no pinned runs" >&2
@@ -296,6 +308,61 @@ sweep() {
   done
 }
 
+# The shapes of the matrix: NAME and the bench arguments that make it.
+MATRIX_SHAPES=(
+  "window-1|--window 1"
+  "window-4|--window 4"
+  "window-8|--window 8"
+  "window-16|--window 16"
+  "window-64|--window 64"
+  "window-256|--window 256"
+  "sockets-64|--window 64 --sockets 64"
+  "payload-512|--window 64 --payload 512"
+  "payload-8192|--window 64 --payload 8192"
+  "paced-20000|--rate 20000"
+  "paced-50000|--rate 50000"
+  "paced-100000|--rate 100000"
+)
+
+matrix() {
+  local s r shape name args json before after hz t0 done_runs=0 total
+  hz=$(getconf CLK_TCK)
+  mkdir -p "$OUT"
+  : >"$OUT/matrix.jsonl"
+  total=$(( ${#MATRIX_SHAPES[@]} * ${#SERVERS[@]} * MATRIX_ROUNDS ))
+  t0=$(date +%s)
+  declare -A port pid
+  for s in "${SERVERS[@]}"; do
+    start "$s"
+    port[$s]=$PORT pid[$s]=$PID
+  done
+  for r in $(seq "$MATRIX_ROUNDS"); do
+    for shape in "${MATRIX_SHAPES[@]}"; do
+      name=${shape%%|*} args=${shape#*|}
+      for s in "${SERVERS[@]}"; do
+        before=$(cpu_ticks "${pid[$s]}")
+        # shellcheck disable=SC2086
+        json=$(bench "${port[$s]}" "" --seconds "$MATRIX_SECS" --warmup 0.5 --send batched \
+               --payload "$PAYLOAD" $args 2>/dev/null || true)
+        after=$(cpu_ticks "${pid[$s]}")
+        done_runs=$((done_runs + 1))
+        [ -n "$json" ] || { echo "  [$done_runs/$total] $name $s: no report" >&2; continue; }
+        local cpu
+        cpu=$(awk -v t=$((after - before)) -v hz="$hz" -v n="$(field "$json" replies)" \
+              'BEGIN { if (n > 0) printf "%.3f", t / hz * 1e6 / n; else print 0 }')
+        echo "${json%\}},\"server\":\"$s\",\"shape\":\"$name\",\"round\":$r,\"cpu_us_per_reply\":$cpu}" \
+          >>"$OUT/matrix.jsonl"
+        local left=$(( ($(date +%s) - t0) * (total - done_runs) / done_runs ))
+        printf '  [%d/%d, about %d s left] %s %s: %s replies/s, lost %s, %s us CPU/reply, p99 %s us\n' \
+          "$done_runs" "$total" "$left" "$name" "$s" "$(field "$json" replies_per_s)" \
+          "$(field "$json" lost)" "$cpu" "$(field "$json" rtt_p99_us)" >&2
+      done
+    done
+  done
+  for s in "${SERVERS[@]}"; do stop "${pid[$s]}"; done
+  python3 benches/plot.py --table "$OUT/matrix.jsonl"
+}
+
 machine
 for phase in $PHASES; do
   echo "phase: $phase" >&2
@@ -306,6 +373,7 @@ for phase in $PHASES; do
     cpu) cpu ;;
     memory) memory ;;
     sweep) sweep ;;
+    matrix) matrix ;;
     *) echo "unknown phase: $phase" >&2; exit 2 ;;
   esac
 done

@@ -149,30 +149,68 @@ fn closed_port() -> u16 {
         .port()
 }
 
-fn assert_no_reply(server: &str) {
-    let out = run(
-        CLIENT_BIN,
-        &["--server", server, "--timeout", "200ms", "--retries", "1"],
-        PATIENCE,
-    );
-    assert_ne!(out.code(), Some(0), "{out:?}");
+/// Runs the client against `server` with `args`; it must fail with one
+/// line on stderr that names the server; returns that line.
+fn client_fails(server: &str, args: &[&str]) -> String {
+    let mut all = vec!["--server", server];
+    all.extend_from_slice(args);
+    let out = run(CLIENT_BIN, &all, PATIENCE);
+    assert_eq!(out.code(), Some(1), "{out:?}");
     assert!(out.stdout.is_empty(), "{out:?}");
     let lines = out.stderr_lines();
     assert_eq!(lines.len(), 1, "{out:?}");
     assert!(lines[0].contains(server), "{out:?}");
-    // Two tries of 200 ms; generous, only to show the client gives up.
-    assert!(out.elapsed < Duration::from_secs(5), "{out:?}");
+    lines[0].to_string()
 }
 
 #[test]
 fn no_server() {
-    assert_no_reply(&format!("127.0.0.1:{}", closed_port()));
+    // Six tries of 20 s would far outlast the run's patience: the client
+    // must take the operating system's word (port unreachable) at once.
+    let server = format!("127.0.0.1:{}", closed_port());
+    let line = client_fails(&server, &["--timeout", "20s", "--retries", "5"]);
+    assert!(line.contains("nothing is listening at"), "{line}");
 }
 
 #[test]
 fn silent_server() {
     let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
-    assert_no_reply(&silent.local_addr().unwrap().to_string());
+    let server = silent.local_addr().unwrap().to_string();
+    let line = client_fails(&server, &["--timeout", "200ms", "--retries", "1"]);
+    assert!(
+        line.contains("no reply from") && line.contains("after 2 tries"),
+        "{line}"
+    );
+    assert!(!line.contains("came back"), "nothing came back: {line}");
+}
+
+/// An echo server answers, but not with the greeting: the client says what
+/// came back, and cuts a long name short in its message.
+#[test]
+fn echo_server() {
+    let echo = socket_on(V4);
+    let server = echo.local_addr().unwrap().to_string();
+    let stop = support::StopOnDrop(Default::default());
+    let flag = stop.0.clone();
+    let echoer = thread::spawn(move || {
+        let mut echoed = 0;
+        while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+            if let Some((payload, from)) = recv_within(&echo, Duration::from_millis(50)) {
+                echo.send_to(&payload, from).unwrap();
+                echoed += 1;
+            }
+        }
+        echoed
+    });
+    let name = "x".repeat(1100);
+    let line = client_fails(&server, &["--timeout", "300ms", "--retries", "1", &name]);
+    assert!(
+        line.contains("2 datagrams came back that were not the greeting"),
+        "{line}"
+    );
+    assert!(line.contains("(1100 bytes)") && line.len() < 300, "{line}");
+    drop(stop);
+    assert_eq!(support::join_within(echoer, PATIENCE, "echo server"), 2);
 }
 
 /// A fake server that answers wrong bytes first, then a stranger that sends

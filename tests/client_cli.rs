@@ -317,10 +317,10 @@ fn readme_client_synopsis_matches_help() {
 /// (util-linux) gives the client one.
 #[test]
 fn warm_up_progress_moves() {
-    if Command::new("script").arg("--version").output().is_err() {
-        eprintln!("skipped: `script` is not installed");
-        return;
-    }
+    assert!(
+        Command::new("script").arg("--version").output().is_ok(),
+        "this test needs `script` from util-linux (Debian's bsdutils)"
+    );
     let (_server, port) = server_proc(&["--bind", "127.0.0.1:0"]);
     let to = SocketAddr::new(V4, port);
     let line = format!("{CLIENT_BIN} bench --server {to} --rate 100 --seconds 0.1 --warmup 1.6");
@@ -344,4 +344,58 @@ fn warm_up_progress_moves() {
         "warm-up never moved: {shown:?} in {screen:?}"
     );
     assert!(screen.contains("of 1.6 s"), "{screen:?}");
+    // The warm-up's own counts move too.
+    let warm_sent: Vec<u64> = screen
+        .split('\r')
+        .filter(|l| l.trim().starts_with("warm-up"))
+        .filter_map(|l| {
+            l.split("sent ")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    assert!(
+        warm_sent.iter().any(|n| *n > 0),
+        "no request counted during the warm-up: {screen:?}"
+    );
+}
+
+/// A bench that measured no valid reply measured no server: it says so,
+/// shows no round-trip time, and exits 1, in both output forms.
+#[test]
+fn bench_without_replies_fails() {
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let server = silent.local_addr().unwrap().to_string();
+    let args = [
+        "bench",
+        "--server",
+        &server,
+        "--seconds",
+        "0.3",
+        "--warmup",
+        "0",
+        "--timeout",
+        "100ms",
+    ];
+    let out = support::run(CLIENT_BIN, &args, PATIENCE);
+    assert_eq!(out.code(), Some(1), "{out:?}");
+    let table = out.stdout_text();
+    assert!(
+        table.contains("no reply measured") && !table.contains("p50"),
+        "{table}"
+    );
+    let lines = out.stderr_lines();
+    assert_eq!(lines.len(), 1, "{out:?}");
+    assert!(lines[0].contains("no valid reply from"), "{out:?}");
+
+    let mut json_args = args.to_vec();
+    json_args.push("--json");
+    let out = support::run(CLIENT_BIN, &json_args, PATIENCE);
+    assert_eq!(out.code(), Some(1), "{out:?}");
+    let report = support::bench_json(&out.stdout);
+    assert_eq!(report["replies"], 0, "{report}");
+    assert!(report.get("rtt_p50_us").is_none(), "{report}");
 }

@@ -424,25 +424,30 @@ fn total_loss_fails_clearly() {
         "{out:?}"
     );
 
-    let out = ok(
-        ns.run(&[
-            CLIENT_BIN,
-            "bench",
-            "--server",
-            &server_addr,
-            "--count",
-            "200",
-            "--window",
-            "64",
-            "--timeout",
-            "100ms",
-            "--warmup",
-            "0",
-            "--seconds",
-            "30",
-            "--json",
-        ]),
+    // A bench that got no valid reply still reports, and fails.
+    let out = ns.run(&[
+        CLIENT_BIN,
         "bench",
+        "--server",
+        &server_addr,
+        "--count",
+        "200",
+        "--window",
+        "64",
+        "--timeout",
+        "100ms",
+        "--warmup",
+        "0",
+        "--seconds",
+        "30",
+        "--json",
+    ]);
+    assert_eq!(out.code(), Some(1), "bench: {out:?}");
+    assert!(
+        out.stderr_lines()
+            .iter()
+            .any(|l| l.contains("no valid reply from")),
+        "{out:?}"
     );
     let json = bench_json(&out.stdout);
     let sent = json_count(&json, "sent");

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use common::{Addr, DAY, HOUR, MILLISECOND};
-use udp_greeter::client::bench::{self, BenchConfig, Phase, Progress};
+use udp_greeter::client::bench::{self, BenchConfig, Pacing, Phase, Progress, Sending};
 use udp_greeter::{Client, DEFAULT_BIND, DEFAULT_RETRIES};
 
 /// Sends each NAME to a udp-greeter server and prints its greeting.
@@ -74,10 +74,25 @@ struct BenchArgs {
           value_parser = common::whole::<u32>(bench::ID_BYTES as u32, Some(udp_greeter::MAX_GREETABLE as u32)))]
     payload: u32,
 
-    /// Client sockets (source ports) sharing the load
+    /// Client sockets (source ports) sharing the load, the window split
+    /// evenly between them: `--sockets 64 --window 64` is 64 clients with
+    /// one request in flight each
     #[arg(long, default_value_t = 1, value_name = "K", allow_hyphen_values = true,
-          value_parser = common::whole::<u16>(1, Some(1024)))]
+          value_parser = common::whole::<u16>(1, Some(bench::MAX_SOCKETS as u16)))]
     sockets: u16,
+
+    /// How requests leave: `batched`, separate datagrams with one sendmmsg
+    /// per batch; `single`, one send per request, as most clients do;
+    /// `segmented`, runs as one UDP_SEGMENT send (cheapest for the
+    /// generator, but the server reads whole runs at once)
+    #[arg(long, value_enum, default_value_t = SendArg::Batched, value_name = "HOW")]
+    send: SendArg,
+
+    /// Open loop: `even`, each request at its own due time; `bursts`, a
+    /// tenth of a millisecond's worth at a time
+    #[arg(long, value_enum, default_value_t = PacingArg::Even, value_name = "HOW",
+          requires = "rate")]
+    pacing: PacingArg,
 
     /// Stop after sending N requests while measuring, even before --seconds
     #[arg(long, value_name = "N", allow_hyphen_values = true,
@@ -87,6 +102,19 @@ struct BenchArgs {
     /// Print the result as one JSON object instead of a table
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum SendArg {
+    Batched,
+    Single,
+    Segmented,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum PacingArg {
+    Even,
+    Bursts,
 }
 
 fn main() -> ExitCode {
@@ -115,7 +143,7 @@ fn main() -> ExitCode {
                 }
             }
             Err(e) => {
-                common::error(format_args!("{e} (greeting {name:?})"));
+                common::error(format_args!("{e} (greeting {})", shown_name(name)));
                 return ExitCode::from(1);
             }
         }
@@ -136,6 +164,15 @@ fn run_bench(args: BenchArgs, server: std::net::SocketAddr, timeout: Duration) -
     config.sockets = usize::from(args.sockets);
     config.timeout = timeout;
     config.count = args.count;
+    config.sending = match args.send {
+        SendArg::Batched => Sending::Batched,
+        SendArg::Single => Sending::Single,
+        SendArg::Segmented => Sending::Segmented,
+    };
+    config.pacing = match args.pacing {
+        PacingArg::Even => Pacing::Even,
+        PacingArg::Bursts => Pacing::Bursts,
+    };
     // Live progress only for a person watching; a pipe gets the result alone.
     let live = io::stderr().is_terminal();
     let show = |line: String| {
@@ -171,13 +208,23 @@ fn run_bench(args: BenchArgs, server: std::net::SocketAddr, timeout: Duration) -
     if report.replies == 0 {
         // A run that measured nothing measured no server: say so, and let
         // a script see it in the exit code.
-        common::error(&format!(
+        common::error(format_args!(
             "no valid reply from {server}: {} sent, {} lost, {} not the greeting",
             report.sent, report.lost, report.bad
         ));
         return ExitCode::from(1);
     }
     ExitCode::SUCCESS
+}
+
+/// A name as an error message shows it: quoted, and cut after
+/// `SHOWN_CHARS` characters so that a long one does not bury the message.
+fn shown_name(name: &str) -> String {
+    const SHOWN_CHARS: usize = 40;
+    match name.char_indices().nth(SHOWN_CHARS) {
+        None => format!("{name:?}"),
+        Some((cut, _)) => format!("{:?}... ({} bytes)", &name[..cut], name.len()),
+    }
 }
 
 /// The live line: the phase, its time so far, and its counts.
@@ -210,6 +257,18 @@ mod tests {
         p.sent = sent;
         p.replies = replies;
         p
+    }
+
+    #[test]
+    fn long_names_cut() {
+        assert_eq!(shown_name("Michael"), "\"Michael\"");
+        let long = "é".repeat(1100);
+        let shown = shown_name(&long);
+        assert!(
+            shown.starts_with(&format!("\"{}\"...", "é".repeat(40))),
+            "{shown}"
+        );
+        assert!(shown.ends_with("(2200 bytes)"), "{shown}");
     }
 
     #[test]

@@ -34,7 +34,7 @@ pub(crate) mod signal;
 pub(crate) use poll::wait_readable;
 pub(crate) use socket::bind;
 #[cfg(feature = "bench")]
-pub(crate) use socket::client_socket;
+pub(crate) use socket::{client_socket, TimerSlack};
 
 #[cfg(target_os = "linux")]
 pub(crate) use linux::{Reader, Writer};

@@ -66,7 +66,7 @@ impl Writer {
     /// A writer for a `connect()`ed socket: each message's `peer` is
     /// ignored and every datagram goes to the connected address.
     #[cfg(any(feature = "bench", test))]
-    pub(crate) fn connected(_batch: usize) -> Writer {
+    pub(crate) fn connected(_batch: usize, _segmented: bool) -> Writer {
         Writer { connected: true }
     }
 
@@ -150,7 +150,7 @@ mod tests {
             local: None,
         };
         assert_eq!(
-            Writer::connected(1).write(&tx, [msg], |_, e| panic!("{e}")),
+            Writer::connected(1, false).write(&tx, [msg], |_, e| panic!("{e}")),
             1
         );
         let mut buf = [0u8; 8];

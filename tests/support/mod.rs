@@ -624,6 +624,50 @@ pub fn bound_port(log: &str) -> Option<u16> {
     digits.parse().ok()
 }
 
+/// The UDP port process `pid` has bound, read from its socket descriptors
+/// and /proc/net/udp{,6}: for a server whose log level hides `Bind UDP on`.
+#[cfg(target_os = "linux")]
+pub fn udp_port_of(pid: i32) -> Option<u16> {
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()?
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|l| {
+            let l = l.to_string_lossy().into_owned();
+            Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_string())
+        })
+        .collect();
+    for table in ["/proc/net/udp", "/proc/net/udp6"] {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            if cols.len() > 9 && inodes.iter().any(|i| i == cols[9]) {
+                let port = cols[1].rsplit(':').next()?;
+                return u16::from_str_radix(port, 16).ok();
+            }
+        }
+    }
+    None
+}
+
+/// Starts the server binary with `args` (which should bind port 0) at a log
+/// level that hides `Bind UDP on`, and returns it with the port it bound.
+#[cfg(target_os = "linux")]
+pub fn quiet_server_proc(args: &[&str]) -> (Proc, u16) {
+    let mut p = Proc::spawn(command(SERVER_BIN).args(args));
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(port) = udp_port_of(p.pid()) {
+            return (p, port);
+        }
+        assert!(
+            p.alive() && Instant::now() < deadline,
+            "the server bound no UDP port within {PATIENCE:?}; stderr:\n{}",
+            p.stderr_text()
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// Starts the server binary with `args` (which should bind port 0) and
 /// returns it with the port it logged.
 pub fn server_proc(args: &[&str]) -> (Proc, u16) {
@@ -766,12 +810,13 @@ pub fn parse_stats(log: &str) -> Option<Snapshot> {
             "dropped_oversize" => &mut s.dropped_oversize,
             "dropped_rate_limited" => &mut s.dropped_rate_limited,
             "worker_panics" => &mut s.worker_panics,
+            "control_truncated" => &mut s.control_truncated,
             _ => continue,
         };
         *slot = n;
         seen += 1;
     }
-    (seen == 7).then_some(s)
+    (seen == 8).then_some(s)
 }
 
 // ---------------------------------------------------------------------------

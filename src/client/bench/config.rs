@@ -11,6 +11,54 @@ use crate::protocol::MAX_GREETABLE;
 /// The most client sockets one run may use.
 pub const MAX_SOCKETS: usize = 1024;
 
+/// How the generator hands its requests to the kernel: what the server
+/// then sees on the wire and how much the generator spends per request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Sending {
+    /// One `sendmmsg` of separate datagrams per batch: each request its own
+    /// datagram, as on a real network, for one system call per batch.
+    Batched,
+    /// One `send` per request, as most clients do: the dearest for the
+    /// generator.
+    Single,
+    /// Runs of requests to the server as one `UDP_SEGMENT` send, split by
+    /// the kernel: the cheapest for the generator, but the server reads
+    /// whole runs at once, a shape few real clients make.
+    Segmented,
+}
+
+impl Sending {
+    /// The name `--send` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Sending::Batched => "batched",
+            Sending::Single => "single",
+            Sending::Segmented => "segmented",
+        }
+    }
+}
+
+/// Open loop: how the sends are spread over time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Pacing {
+    /// Each request at its own due time, datagram by datagram.
+    Even,
+    /// A tenth of a millisecond's worth at a time (at most one batch).
+    Bursts,
+}
+
+impl Pacing {
+    /// The name `--pacing` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Pacing::Even => "even",
+            Pacing::Bursts => "bursts",
+        }
+    }
+}
+
 /// What to send, how hard, and for how long.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -36,12 +84,17 @@ pub struct BenchConfig {
     /// Stops sending after this many requests while measuring, even if
     /// `duration` has not passed.
     pub count: Option<u64>,
+    /// How requests are handed to the kernel.
+    pub sending: Sending,
+    /// Open loop: how sends are spread over time.
+    pub pacing: Pacing,
 }
 
 impl BenchConfig {
     /// The defaults against `server`: a closed loop of 64 requests in
     /// flight, 16-byte payloads, one socket, 5 s after a 1 s warm-up, 1 s
-    /// timeout.
+    /// timeout; requests sent as separate datagrams in batches, paced
+    /// evenly in an open loop.
     pub fn new(server: SocketAddr) -> BenchConfig {
         BenchConfig {
             server,
@@ -53,6 +106,8 @@ impl BenchConfig {
             sockets: 1,
             timeout: Duration::from_secs(1),
             count: None,
+            sending: Sending::Batched,
+            pacing: Pacing::Even,
         }
     }
 

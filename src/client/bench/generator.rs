@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-use super::config::BenchConfig;
+use super::config::{BenchConfig, Pacing, Sending};
 use super::report::{BenchReport, Phase, Progress, Rtt};
 use super::table::{Answer, Table};
 use super::{BATCH, ID_BYTES};
@@ -92,7 +92,7 @@ impl Generator {
             config: config.clone(),
             sockets,
             reader: Reader::new(BATCH),
-            writer: Writer::connected(BATCH),
+            writer: Writer::connected(BATCH, config.sending == Sending::Segmented),
             requests: vec![request; BATCH],
             // One byte over the expected length, so a longer reply shows.
             replies: (0..BATCH).map(|_| Vec::with_capacity(expect + 1)).collect(),
@@ -122,6 +122,10 @@ impl Generator {
     }
 
     pub(super) fn run(&mut self, mut progress: impl FnMut(&Progress)) -> Result<()> {
+        // Even pacing sleeps for gaps of microseconds: the kernel's default
+        // 50 us of timer slack would turn them into bursts.
+        let _slack = (self.config.rate.is_some() && self.config.pacing == Pacing::Even)
+            .then(sys::TimerSlack::finest);
         self.start = Instant::now();
         let mut next_progress = nanos(PROGRESS_EVERY);
         let mut phase = Progress::start(&self.config).phase;
@@ -177,9 +181,11 @@ impl Generator {
             wake = wake.min(sent_ns.saturating_add(self.timeout_ns));
         }
         if let (Some(rate), true) = (self.config.rate, now < self.end_ns) {
-            // Sends go out in small batches rather than one datagram per
-            // wake-up: a tenth of a millisecond's worth at a time.
-            let quantum = (rate / 10_000).clamp(1, BATCH as u64);
+            let quantum = match self.config.pacing {
+                Pacing::Even => 1,
+                // A tenth of a millisecond's worth at a time.
+                Pacing::Bursts => (rate / 10_000).clamp(1, BATCH as u64),
+            };
             let due = (self.issued + quantum) as u128 * 1_000_000_000 / rate as u128;
             wake = wake.min(due.min(u64::MAX as u128) as u64);
         }
@@ -266,12 +272,21 @@ impl Generator {
             peer: server,
             local: None,
         });
-        self.writer.write(&self.sockets[i], msgs, |j, e| {
+        let mut fail = |j: usize, e: std::io::Error| {
             failed[j] = true;
             if !sys::is_transient(&e) && hard_error.is_none() {
                 hard_error = Some(e);
             }
-        });
+        };
+        if self.config.sending == Sending::Single {
+            for (j, m) in msgs.enumerate() {
+                if let Err(e) = self.sockets[i].send(m.payload) {
+                    fail(j, e);
+                }
+            }
+        } else {
+            self.writer.write(&self.sockets[i], msgs, fail);
+        }
         let mut sent = 0;
         for j in 0..n {
             let id = self.staged[j];

@@ -22,7 +22,7 @@ mod generator;
 mod report;
 mod table;
 
-pub use config::{BenchConfig, MAX_SOCKETS};
+pub use config::{BenchConfig, Pacing, Sending, MAX_SOCKETS};
 pub use report::{BenchReport, Phase, Progress, Rtt};
 pub use table::MAX_SLOTS;
 

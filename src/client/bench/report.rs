@@ -123,6 +123,9 @@ struct Json {
     window: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     rate: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pacing: Option<&'static str>,
+    sending: &'static str,
     payload: usize,
     sockets: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -139,7 +142,7 @@ struct Json {
     #[serde(skip_serializing_if = "Option::is_none")]
     unsent: Option<u64>,
     elapsed_s: f64,
-    replies_per_s: f64,
+    replies_per_s: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     rtt_p50_us: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -175,6 +178,8 @@ impl BenchReport {
             mode: if open { "open" } else { "closed" },
             window: (!open).then_some(c.window),
             rate: c.rate,
+            pacing: open.then_some(c.pacing.name()),
+            sending: c.sending.name(),
             payload: c.payload,
             sockets: c.sockets,
             count: c.count,
@@ -189,7 +194,7 @@ impl BenchReport {
             late: self.late,
             unsent: open.then_some(self.unsent),
             elapsed_s: (self.elapsed.as_secs_f64() * 1e3).round() / 1e3,
-            replies_per_s: self.replies_per_sec().round(),
+            replies_per_s: self.replies_per_sec().round() as u64,
             rtt_p50_us: rtt(|r| r.p50),
             rtt_p90_us: rtt(|r| r.p90),
             rtt_p99_us: rtt(|r| r.p99),
@@ -205,14 +210,15 @@ impl fmt::Display for BenchReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let c = &self.config;
         let mode = match c.rate {
-            Some(r) => format!("open loop at {r} req/s"),
+            Some(r) => format!("open loop at {r} req/s, paced {}", c.pacing.name()),
             None => format!("closed loop, window {}", c.window),
         };
         let us = |d: Duration| format!("{:.1} us", d.as_secs_f64() * 1e6);
         writeln!(
             f,
-            "bench {}: {mode}, {}-byte payload, {} socket{}, {:.1} s after {:.1} s warm-up",
+            "bench {}: {mode}, sent {}, {}-byte payload, {} socket{}, {:.1} s after {:.1} s warm-up",
             c.server,
+            c.sending.name(),
             c.payload,
             c.sockets,
             if c.sockets == 1 { "" } else { "s" },
@@ -283,13 +289,18 @@ mod tests {
         assert_eq!(closed["window"], 64);
         assert!(closed.get("rate").is_none() && closed.get("unsent").is_none());
         assert_eq!(closed["rtt_p50_us"], 12.3);
-        assert_eq!(closed["replies_per_s"], 2.0);
+        assert_eq!(closed["replies_per_s"], 2);
         let open: serde_json::Value =
             serde_json::from_str(&report(Some(100), None).to_json()).unwrap();
         assert_eq!(open["mode"], "open");
         assert!(open.get("window").is_none());
         assert_eq!(open["rate"], 100);
         assert_eq!(open["unsent"], 0);
+        assert_eq!(
+            (open["pacing"].as_str(), open["sending"].as_str()),
+            (Some("even"), Some("batched"))
+        );
+        assert!(closed.get("pacing").is_none());
         assert!(open.get("rtt_p50_us").is_none(), "no percentile unmeasured");
         let table = report(Some(100), None).to_string();
         assert!(table.contains("no reply measured") && !table.contains("p50"));

@@ -91,11 +91,14 @@ impl Writer {
     }
 
     /// A writer for a `connect()`ed socket: each message's `peer` is
-    /// ignored and every datagram goes to the connected address.
+    /// ignored and every datagram goes to the connected address. Without
+    /// `segmented`, every datagram is sent on its own even where the kernel
+    /// could segment a run.
     #[cfg(any(feature = "bench", test))]
-    pub(crate) fn connected(batch: usize) -> Writer {
+    pub(crate) fn connected(batch: usize, segmented: bool) -> Writer {
         Writer {
             connected: true,
+            gso: if segmented { Gso::Unknown } else { Gso::Off },
             ..Writer::new(batch)
         }
     }

@@ -1,0 +1,74 @@
+//! What the server's log says, at the levels an operator picks.
+
+mod support;
+
+use std::net::SocketAddr;
+
+use support::{ask, quiet_server_proc, server_proc, socket_on, wait_signal_handlers, PATIENCE, V4};
+
+/// An IPv4 client of a dual-stack socket shows in its IPv4 form, as the
+/// tutorial prints it, not as `[::ffff:127.0.0.1]:PORT`.
+#[test]
+fn dual_stack_logs_ipv4_form() {
+    let (mut server, port) = server_proc(&["--bind", "[::]:0", "--workers", "1"]);
+    // An IPv4 request reaches the dual-stack socket from the IPv4-mapped
+    // address `[::ffff:127.0.0.1]:PORT`.
+    let sock = socket_on(V4);
+    assert_eq!(ask(&sock, (V4, port).into(), b"hi"), b"Hello, hi!");
+    let me = sock.local_addr().unwrap();
+    let line = server.line_with("Received from");
+    assert!(line.ends_with(&format!("Received from {me}.")), "{line}");
+    server.stop();
+}
+
+/// `--log-level warn` still shows the closing counters when a datagram was
+/// dropped: the operator's receipt of what was lost.
+#[test]
+fn final_stats_at_warn_when_something_was_dropped() {
+    let (mut server, port) = quiet_server_proc(&[
+        "--bind",
+        "127.0.0.1:0",
+        "--log-level",
+        "warn",
+        "--max-datagram",
+        "8",
+    ]);
+    let sock = socket_on(V4);
+    let to = SocketAddr::from((V4, port));
+    assert_eq!(ask(&sock, to, b"short"), b"Hello, short!");
+    sock.send_to(b"far too long", to).unwrap();
+    assert!(
+        server.wait_stderr("over 8 bytes", PATIENCE),
+        "{}",
+        server.stderr_text()
+    );
+    let stats = server.stop();
+    assert_eq!((stats.replied, stats.dropped_oversize), (1, 1), "{stats}");
+    let log = server.stderr_text();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("WARN") && l.contains("stats: received=2 ")),
+        "{log}"
+    );
+}
+
+/// When every datagram was answered the closing line is information: at
+/// `--log-level warn` it is not shown.
+#[test]
+fn final_stats_at_info_when_all_answered() {
+    let (mut server, port) = quiet_server_proc(&["--bind", "127.0.0.1:0", "--log-level", "warn"]);
+    let sock = socket_on(V4);
+    assert_eq!(ask(&sock, (V4, port).into(), b"Bo"), b"Hello, Bo!");
+    wait_signal_handlers(server.pid());
+    server.signal(libc::SIGTERM);
+    assert!(
+        server.finish(PATIENCE).success(),
+        "{}",
+        server.stderr_text()
+    );
+    let log = server.stderr_text();
+    assert!(
+        !log.contains("stats:"),
+        "a clean run's receipt is info: {log}"
+    );
+}
