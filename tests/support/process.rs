@@ -1,0 +1,470 @@
+//! The binaries as child processes: started, read, signalled and stopped
+//! within bounded waits.
+
+use super::*;
+
+/// A `Command` for one of the binaries (or another program), blind to the
+/// caller's `UDP_GREETER_*` variables.
+pub fn command(bin: impl AsRef<OsStr>) -> Command {
+    let mut c = Command::new(bin);
+    for var in ENV_VARS {
+        c.env_remove(var);
+    }
+    c.stdin(Stdio::null());
+    c
+}
+
+/// A running child whose stdout and stderr are collected by threads; it is
+/// killed when dropped.
+pub struct Proc {
+    pub child: Child,
+    out: Arc<Mutex<Vec<u8>>>,
+    err: Arc<Mutex<Vec<u8>>>,
+    readers: Vec<JoinHandle<()>>,
+    /// A message each time more stderr arrives, so waits for a line end
+    /// the moment it is written.
+    err_ping: Mutex<mpsc::Receiver<()>>,
+    status: Option<ExitStatus>,
+}
+
+fn collect(
+    mut from: impl Read + Send + 'static,
+    into: Arc<Mutex<Vec<u8>>>,
+    ping: mpsc::Sender<()>,
+) -> JoinHandle<()> {
+    thread::Builder::new()
+        .name("collect".into())
+        .spawn(move || {
+            let mut buf = [0u8; 8192];
+            loop {
+                match from.read(&mut buf) {
+                    Ok(0) => return,
+                    Ok(n) => {
+                        into.lock().unwrap().extend_from_slice(&buf[..n]);
+                        let _ = ping.send(());
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => return,
+                }
+            }
+        })
+        .expect("spawn")
+}
+
+impl Proc {
+    /// Spawns `cmd` with its stdout and stderr piped to the test.
+    pub fn spawn(cmd: &mut Command) -> Proc {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {:?}: {e}", cmd.get_program()));
+        let out = Arc::new(Mutex::new(Vec::new()));
+        let err = Arc::new(Mutex::new(Vec::new()));
+        let (out_ping, _) = mpsc::channel();
+        let (err_ping, err_pinged) = mpsc::channel();
+        let readers = vec![
+            collect(child.stdout.take().expect("stdout"), out.clone(), out_ping),
+            collect(child.stderr.take().expect("stderr"), err.clone(), err_ping),
+        ];
+        Proc {
+            child,
+            out,
+            err,
+            readers,
+            err_ping: Mutex::new(err_pinged),
+            status: None,
+        }
+    }
+
+    /// Wraps a child whose output the caller handles itself.
+    pub fn adopt(child: Child) -> Proc {
+        Proc {
+            child,
+            out: Arc::default(),
+            err: Arc::default(),
+            readers: Vec::new(),
+            err_ping: Mutex::new(mpsc::channel().1),
+            status: None,
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Everything written to stdout so far.
+    pub fn stdout(&self) -> Vec<u8> {
+        self.out.lock().unwrap().clone()
+    }
+
+    /// Everything written to stderr so far.
+    pub fn stderr(&self) -> Vec<u8> {
+        self.err.lock().unwrap().clone()
+    }
+
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout()).into_owned()
+    }
+
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr()).into_owned()
+    }
+
+    /// Waits until stderr contains `what`; false after `timeout`. Returns
+    /// as soon as the text is written.
+    pub fn wait_stderr(&self, what: &str, timeout: Duration) -> bool {
+        self.wait_stderr_for(timeout, |text| text.contains(what).then_some(()))
+            .is_some()
+    }
+
+    /// Waits until `found` returns something for the stderr written so far;
+    /// `None` after `timeout`.
+    pub fn wait_stderr_for<T>(
+        &self,
+        timeout: Duration,
+        mut found: impl FnMut(&str) -> Option<T>,
+    ) -> Option<T> {
+        let deadline = Instant::now() + timeout;
+        let pinged = self.err_ping.lock().unwrap();
+        loop {
+            if let Some(v) = found(&self.stderr_text()) {
+                return Some(v);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            // Woken by new output; the short cap covers a reader that has
+            // finished (stderr closed) and pings no more.
+            let _ = pinged.recv_timeout(left.min(Duration::from_millis(20)));
+        }
+    }
+
+    /// The first line of stderr that contains `what`, waiting for it at most
+    /// [`PATIENCE`]; fails the test, showing stderr, if none comes.
+    pub fn line_with(&self, what: &str) -> String {
+        self.wait_stderr_for(PATIENCE, |text| {
+            text.lines().find(|l| l.contains(what)).map(str::to_owned)
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "no line with {what:?} within {PATIENCE:?}; stderr:\n{}",
+                self.stderr_text()
+            )
+        })
+    }
+
+    /// Waits until stdout contains `what`; false after `timeout`.
+    pub fn wait_stdout(&self, what: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.stdout_text().contains(what) {
+                return true;
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+        self.stdout_text().contains(what)
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        if self.status.is_some() {
+            return false;
+        }
+        match self.child.try_wait().expect("try_wait") {
+            Some(s) => {
+                self.status = Some(s);
+                false
+            }
+            None => true,
+        }
+    }
+
+    /// Its exit status, waiting at most `timeout`; `None` if still running.
+    /// Once it has exited, the output collected so far is complete.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if !self.alive() {
+                // The pipes close with the process: the readers finish.
+                for r in self.readers.drain(..) {
+                    join_within(r, PATIENCE, "output reader");
+                }
+                return self.status;
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Its exit status; fails the test if it runs longer than `timeout`.
+    pub fn finish(&mut self, timeout: Duration) -> ExitStatus {
+        match self.wait_exit(timeout) {
+            Some(s) => s,
+            None => panic!(
+                "{:?} still running after {timeout:?}; stderr so far:\n{}",
+                self.child.id(),
+                self.stderr_text()
+            ),
+        }
+    }
+
+    /// Sends `sig` (e.g. `libc::SIGINT`).
+    pub fn signal(&self, sig: libc::c_int) {
+        // SAFETY: kill(2) with a pid of our own child; no memory involved.
+        let rc = unsafe { libc::kill(self.pid(), sig) };
+        assert_eq!(
+            rc,
+            0,
+            "kill({}, {sig}): {}",
+            self.pid(),
+            io::Error::last_os_error()
+        );
+    }
+
+    /// Stops a server binary the way a supervisor does (SIGTERM), expects a
+    /// clean exit within [`PATIENCE`] and returns the counters of its final
+    /// `stats:` line.
+    pub fn stop(&mut self) -> Snapshot {
+        wait_signal_handlers(self.pid());
+        self.signal(libc::SIGTERM);
+        let status = self.finish(PATIENCE);
+        let log = self.stderr_text();
+        assert!(
+            status.success(),
+            "exit status {status} after SIGTERM:\n{log}"
+        );
+        parse_stats(&log).unwrap_or_else(|| panic!("no final stats line:\n{log}"))
+    }
+
+    /// Peak resident memory (VmHWM) in bytes, from /proc.
+    #[cfg(target_os = "linux")]
+    pub fn peak_rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("read /proc/PID/status");
+        let line = status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .expect("VmHWM line");
+        let kib: u64 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|n| n.parse().ok())
+            .expect("VmHWM value");
+        kib * 1024
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if self.alive() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The port in a `Bind UDP on PORT...` line, if there is one.
+pub fn bound_port(log: &str) -> Option<u16> {
+    let rest = &log[log.find("Bind UDP on ")? + "Bind UDP on ".len()..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    rest[digits.len()..].starts_with("...").then_some(())?;
+    digits.parse().ok()
+}
+
+/// The UDP port process `pid` has bound, read from its socket descriptors
+/// and /proc/net/udp{,6}: for a server whose log level hides `Bind UDP on`.
+#[cfg(target_os = "linux")]
+pub fn udp_port_of(pid: i32) -> Option<u16> {
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()?
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|l| {
+            let l = l.to_string_lossy().into_owned();
+            Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_string())
+        })
+        .collect();
+    for table in ["/proc/net/udp", "/proc/net/udp6"] {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            if cols.len() > 9 && inodes.iter().any(|i| i == cols[9]) {
+                let port = cols[1].rsplit(':').next()?;
+                return u16::from_str_radix(port, 16).ok();
+            }
+        }
+    }
+    None
+}
+
+/// Starts the server binary with `args` (which should bind port 0) at a log
+/// level that hides `Bind UDP on`, and returns it with the port it bound.
+#[cfg(target_os = "linux")]
+pub fn quiet_server_proc(args: &[&str]) -> (Proc, u16) {
+    let mut p = Proc::spawn(command(SERVER_BIN).args(args));
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(port) = udp_port_of(p.pid()) {
+            return (p, port);
+        }
+        assert!(
+            p.alive() && Instant::now() < deadline,
+            "the server bound no UDP port within {PATIENCE:?}; stderr:\n{}",
+            p.stderr_text()
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Starts the server binary with `args` (which should bind port 0) and
+/// returns it with the port it logged.
+pub fn server_proc(args: &[&str]) -> (Proc, u16) {
+    server_with(command(SERVER_BIN).args(args))
+}
+
+/// As [`server_proc`], but a server that exits instead of binding is an
+/// `Err` with its stderr.
+pub fn try_server_proc(args: &[&str]) -> Result<(Proc, u16), String> {
+    try_server_with(command(SERVER_BIN).args(args))
+}
+
+/// As [`server_proc`], for a [`command`] of the server binary that the
+/// caller has given its arguments and environment.
+pub fn server_with(cmd: &mut Command) -> (Proc, u16) {
+    try_server_with(cmd).unwrap_or_else(|log| panic!("the server did not start:\n{log}"))
+}
+
+/// As [`try_server_proc`], for a [`command`] the caller has set up.
+pub fn try_server_with(cmd: &mut Command) -> Result<(Proc, u16), String> {
+    let mut p = Proc::spawn(cmd);
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if let Some(port) = p.wait_stderr_for(left.min(Duration::from_millis(50)), bound_port) {
+            return Ok((p, port));
+        }
+        if !p.alive() {
+            p.wait_exit(PATIENCE);
+            return Err(p.stderr_text());
+        }
+        assert!(
+            !left.is_zero(),
+            "no `Bind UDP on` line within {PATIENCE:?}; stderr:\n{}",
+            p.stderr_text()
+        );
+    }
+}
+
+/// Waits until process `pid` catches SIGINT and SIGTERM (SigCgt in
+/// /proc/PID/status).
+///
+/// The server installs its handler before it binds, so the handler is in
+/// place once `Bind UDP on` is logged, and `sigterm_at_once` in
+/// tests/shutdown.rs holds it to that. Tests about something else check
+/// the handler first so that, should that order break, they fail saying so
+/// instead of finding their server killed outright by the signal.
+#[cfg(target_os = "linux")]
+pub fn wait_signal_handlers(pid: i32) {
+    let wanted: u64 = 1 << (libc::SIGINT - 1) | 1 << (libc::SIGTERM - 1);
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let caught = status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigCgt:"))
+            .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+            .unwrap_or(0);
+        if caught & wanted == wanted {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "process {pid} installed no SIGINT/SIGTERM handler within {PATIENCE:?}"
+        );
+        thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Elsewhere there is no SigCgt to read: a pause makes the race unlikely.
+#[cfg(not(target_os = "linux"))]
+pub fn wait_signal_handlers(_pid: i32) {
+    thread::sleep(Duration::from_millis(500));
+}
+
+/// What a finished child did.
+#[derive(Debug)]
+pub struct Outcome {
+    pub status: ExitStatus,
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+impl Outcome {
+    pub fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    /// The non-empty lines of stderr.
+    pub fn stderr_lines(&self) -> Vec<&str> {
+        self.stderr
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .collect()
+    }
+}
+
+/// Runs `bin` with `args` to completion, killing it and failing the test
+/// if it takes longer than `timeout`.
+pub fn run(bin: &str, args: &[&str], timeout: Duration) -> Outcome {
+    run_with(command(bin).args(args), timeout)
+}
+
+/// As [`run`], for a [`command`] the caller has given its arguments and
+/// environment.
+pub fn run_with(cmd: &mut Command, timeout: Duration) -> Outcome {
+    let started = Instant::now();
+    let mut p = Proc::spawn(cmd);
+    let status = p.finish(timeout);
+    Outcome {
+        status,
+        stdout: p.stdout(),
+        stderr: p.stderr_text(),
+        elapsed: started.elapsed(),
+    }
+}
+
+/// The counters of the last `stats:` line in `log`.
+pub fn parse_stats(log: &str) -> Option<Snapshot> {
+    let line = log.lines().rev().find(|l| l.contains("stats: received="))?;
+    let mut s = Snapshot::default();
+    let mut seen = 0;
+    for field in line[line.find("stats: ")? + 7..].split_whitespace() {
+        let Some((key, value)) = field.split_once('=') else {
+            continue;
+        };
+        let Ok(n) = value.parse::<u64>() else {
+            continue;
+        };
+        let slot = match key {
+            "received" => &mut s.received,
+            "replied" => &mut s.replied,
+            "dropped_queue_full" => &mut s.dropped_queue_full,
+            "send_errors" => &mut s.send_errors,
+            "dropped_oversize" => &mut s.dropped_oversize,
+            "dropped_rate_limited" => &mut s.dropped_rate_limited,
+            "worker_panics" => &mut s.worker_panics,
+            "control_truncated" => &mut s.control_truncated,
+            _ => continue,
+        };
+        *slot = n;
+        seen += 1;
+    }
+    (seen == 8).then_some(s)
+}
