@@ -24,7 +24,9 @@
 #   LAT_SECS [3]  CPU_RATE [100000]  CPU_SECS [5]  CPU_ROUNDS [3]
 #   MEM_SECS [10]  MEM_RATE [200000]  SWEEP_ROUNDS [3]  SWEEP_SECS [3]
 #   MATRIX_ROUNDS [3]  MATRIX_SECS [3]  OUT [benches/results]
-#   SERVERS ["ours std batched tokio python"]
+#   SERVERS ["ours std batched tokio python"]; a server `alt-NAME` runs the
+#     binary $ALT_DIR/NAME like ours, to try a change side by side
+#   SHAPES [all]: the matrix shapes to run, by name (window-8 paced-20000 ...)
 #   PHASES ["matrix memory"]; also: unpinned pinned latency cpu sweep
 # A quick run: MATRIX_ROUNDS=1 MATRIX_SECS=1 MEM_SECS=2 benches/compare.sh
 set -euo pipefail
@@ -116,6 +118,8 @@ start() {
     batched) "${pre[@]}" "$EX/baseline_batched" --bind 127.0.0.1:0 >"$WORK/$name.log" 2>&1 & ;;
     tokio) "${pre[@]}" "$EX/baseline_tokio" --bind 127.0.0.1:0 >"$WORK/$name.log" 2>&1 & ;;
     python) "${pre[@]}" python3 "$PY_SERVER" 0 >/dev/null 2>"$WORK/$name.log" & ;;
+    # A variant of ours, built elsewhere, for a side-by-side trial of a change.
+    alt-*) "${pre[@]}" "$ALT_DIR/${name#alt-}" --bind 127.0.0.1:0 --log-level warn >"$WORK/$name.log" 2>&1 & ;;
   esac
   PID=$!
   PIDS+=("$PID")
@@ -310,19 +314,26 @@ sweep() {
 
 # The shapes of the matrix: NAME and the bench arguments that make it.
 MATRIX_SHAPES=(
-  "window-1|--window 1"
-  "window-4|--window 4"
-  "window-8|--window 8"
-  "window-16|--window 16"
-  "window-64|--window 64"
-  "window-256|--window 256"
-  "sockets-64|--window 64 --sockets 64"
+  "window-1|--window 1 --payload 16"
+  "window-4|--window 4 --payload 16"
+  "window-8|--window 8 --payload 16"
+  "window-16|--window 16 --payload 16"
+  "window-64|--window 64 --payload 16"
+  "window-256|--window 256 --payload 16"
+  "sockets-64|--window 64 --sockets 64 --payload 16"
   "payload-512|--window 64 --payload 512"
   "payload-8192|--window 64 --payload 8192"
-  "paced-20000|--rate 20000"
-  "paced-50000|--rate 50000"
-  "paced-100000|--rate 100000"
+  "paced-20000|--rate 20000 --payload 16"
+  "paced-50000|--rate 50000 --payload 16"
+  "paced-100000|--rate 100000 --payload 16"
 )
+if [ -n "${SHAPES:-}" ]; then
+  kept=()
+  for shape in "${MATRIX_SHAPES[@]}"; do
+    for want in $SHAPES; do [ "${shape%%|*}" = "$want" ] && kept+=("$shape"); done
+  done
+  MATRIX_SHAPES=("${kept[@]}")
+fi
 
 matrix() {
   local s r shape name args json before after hz t0 done_runs=0 total
@@ -343,7 +354,7 @@ matrix() {
         before=$(cpu_ticks "${pid[$s]}")
         # shellcheck disable=SC2086
         json=$(bench "${port[$s]}" "" --seconds "$MATRIX_SECS" --warmup 0.5 --send batched \
-               --payload "$PAYLOAD" $args 2>/dev/null || true)
+               $args 2>/dev/null || true)
         after=$(cpu_ticks "${pid[$s]}")
         done_runs=$((done_runs + 1))
         [ -n "$json" ] || { echo "  [$done_runs/$total] $name $s: no report" >&2; continue; }
