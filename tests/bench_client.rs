@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use udp_greeter::client::bench::{self, BenchConfig, BenchReport};
+use udp_greeter::client::bench::{self, BenchConfig, BenchReport, Pacing, Sending};
 use udp_greeter::{greet, Server, DEFAULT_QUEUE};
 
 use support::{
@@ -46,7 +46,8 @@ fn balanced(r: &BenchReport) {
 struct Fake {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<u64>>,
+    /// Datagrams read, and from how many different peers.
+    thread: Option<JoinHandle<(u64, usize)>>,
 }
 
 impl Fake {
@@ -62,16 +63,18 @@ impl Fake {
             let deadline = Instant::now() + PATIENCE;
             let mut buf = vec![0u8; 65_536];
             let mut seen = 0u64;
+            let mut peers = std::collections::HashSet::new();
             while !flag.load(Ordering::Relaxed) && Instant::now() < deadline && seen < 10_000_000 {
                 let Ok((n, peer)) = socket.recv_from(&mut buf) else {
                     continue;
                 };
                 seen += 1;
+                peers.insert(peer);
                 for reply in answer(&buf[..n]) {
                     let _ = socket.send_to(&reply, peer);
                 }
             }
-            seen
+            (seen, peers.len())
         });
         Fake {
             addr,
@@ -81,7 +84,13 @@ impl Fake {
     }
 
     /// Stops the fake and returns how many datagrams it read.
-    fn finish(mut self) -> u64 {
+    fn finish(self) -> u64 {
+        self.finish_with_peers().0
+    }
+
+    /// Stops the fake and returns how many datagrams it read, and from how
+    /// many different peers.
+    fn finish_with_peers(mut self) -> (u64, usize) {
         self.stop.store(true, Ordering::Relaxed);
         join_within(self.thread.take().unwrap(), PATIENCE, "fake server")
     }
@@ -131,6 +140,71 @@ fn payload_and_sockets() {
     stop(server);
     assert!(r.replies > 0, "{r:?}");
     assert_eq!((r.lost, r.bad, r.duplicates), (0, 0, 0), "{r:?}");
+    balanced(&r);
+}
+
+/// Every way of sending reaches the server as the same requests, each
+/// answered and counted once.
+#[test]
+fn every_send_shape() {
+    let server = server();
+    for sending in [Sending::Batched, Sending::Single, Sending::Segmented] {
+        let mut c = short(server.local_addr());
+        c.window = 16;
+        c.sending = sending;
+        let r = bench::run(&c).unwrap();
+        assert!(r.replies > 0, "{sending:?}: {r:?}");
+        assert_eq!(
+            (r.lost, r.bad, r.duplicates),
+            (0, 0, 0),
+            "{sending:?}: {r:?}"
+        );
+        balanced(&r);
+        let json: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(json["sending"], sending.name(), "{json}");
+    }
+    let stats = stop(server);
+    assert!(stats.is_balanced() && stats.replied > 0, "{stats}");
+}
+
+/// Both pacings of an open loop send the rate asked for, counted in full.
+#[test]
+fn every_pacing() {
+    let server = server();
+    for pacing in [Pacing::Even, Pacing::Bursts] {
+        let mut c = short(server.local_addr());
+        c.rate = Some(4000);
+        c.pacing = pacing;
+        c.warmup = Duration::ZERO;
+        c.duration = Duration::from_millis(500);
+        let r = bench::run(&c).unwrap();
+        // 2,000 due by the end; fewer only if the generator was held up
+        // right before it.
+        assert!((1_500..=2_000).contains(&r.sent), "{pacing:?}: {r:?}");
+        assert_eq!((r.unsent, r.lost, r.bad), (0, 0, 0), "{pacing:?}: {r:?}");
+        balanced(&r);
+        let json: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(json["pacing"], pacing.name(), "{json}");
+    }
+    stop(server);
+}
+
+/// `--sockets 64 --window 64`: 64 clients, each a port of its own with one
+/// request in flight, as the server sees them.
+#[test]
+fn many_sockets_are_many_clients() {
+    let fake = Fake::start(|req| vec![greet(req)]);
+    let mut c = BenchConfig::new(fake.addr);
+    c.sockets = 64;
+    c.window = 64;
+    c.warmup = Duration::ZERO;
+    c.duration = Duration::from_millis(300);
+    c.count = Some(100_000);
+    let r = bench::run(&c).unwrap();
+    let (seen, peers) = fake.finish_with_peers();
+    assert_eq!(peers, 64, "{r:?}");
+    assert!(r.replies >= 64 && seen >= r.sent, "{r:?}");
+    assert_eq!((r.lost, r.bad), (0, 0), "{r:?}");
     balanced(&r);
 }
 

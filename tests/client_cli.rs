@@ -399,3 +399,48 @@ fn bench_without_replies_fails() {
     assert_eq!(report["replies"], 0, "{report}");
     assert!(report.get("rtt_p50_us").is_none(), "{report}");
 }
+
+/// `--send` and `--pacing` choose the load's shape; the report names it,
+/// and pacing without a rate is refused.
+#[test]
+fn send_and_pacing_flags() {
+    let (_server, port) = server_proc(&["--bind", "127.0.0.1:0"]);
+    let to = format!("127.0.0.1:{port}");
+    for (args, sending, pacing) in [
+        (&["--send", "single", "--window", "4"][..], "single", None),
+        (
+            &["--send", "segmented", "--rate", "2000"][..],
+            "segmented",
+            Some("even"),
+        ),
+        (
+            &["--rate", "2000", "--pacing", "bursts"][..],
+            "batched",
+            Some("bursts"),
+        ),
+    ] {
+        let mut all = vec![
+            "bench",
+            "--server",
+            &to,
+            "--seconds",
+            "0.2",
+            "--warmup",
+            "0",
+            "--json",
+        ];
+        all.extend_from_slice(args);
+        let out = support::run(CLIENT_BIN, &all, PATIENCE);
+        assert_eq!(out.code(), Some(0), "{args:?}: {out:?}");
+        let report = support::bench_json(&out.stdout);
+        assert_eq!(report["sending"], sending, "{report}");
+        assert_eq!(report["pacing"].as_str(), pacing, "{report}");
+        assert!(support::json_count(&report, "replies") > 0, "{report}");
+    }
+    let out = support::run(
+        CLIENT_BIN,
+        &["bench", "--server", &to, "--pacing", "bursts"],
+        PATIENCE,
+    );
+    assert_eq!(out.code(), Some(2), "{out:?}");
+}
