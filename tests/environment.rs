@@ -6,7 +6,7 @@ mod support;
 use std::net::SocketAddr;
 
 use support::{
-    ask, command, http, run, run_with, server_with, socket_on, PATIENCE, SERVER_BIN, V4,
+    ask, command, http, run, run_with, server_with, socket_on, ENV_VARS, PATIENCE, SERVER_BIN, V4,
 };
 
 #[test]
@@ -14,20 +14,8 @@ fn env_vars() {
     let help = run(SERVER_BIN, &["--help"], PATIENCE);
     assert!(help.status.success());
     let help = help.stdout_text();
-    for var in [
-        "UDP_GREETER_BIND",
-        "UDP_GREETER_WORKERS",
-        "UDP_GREETER_QUEUE",
-        "UDP_GREETER_MAX_DATAGRAM",
-        "UDP_GREETER_RATE_LIMIT",
-        "UDP_GREETER_RATE_BURST",
-        "UDP_GREETER_RECV_BUFFER",
-        "UDP_GREETER_REUSE_PORT",
-        "UDP_GREETER_STATS_INTERVAL",
-        "UDP_GREETER_METRICS_ADDR",
-        "UDP_GREETER_LOG_LEVEL",
-        "UDP_GREETER_LOG_FILE",
-    ] {
+    // Every variable but the client's.
+    for var in ENV_VARS.iter().filter(|v| **v != "UDP_GREETER_SERVER") {
         assert!(
             help.contains(&format!("[env: {var}=")),
             "--help does not show {var}:\n{help}"

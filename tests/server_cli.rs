@@ -32,15 +32,9 @@ fn run_env(env: &[(&str, &str)], args: &[&str]) -> Outcome {
 /// The server must exit 2 with one error line holding every one of `words`
 /// and without clap's advice to pass the value after `--`.
 fn refused(out: &Outcome, words: &[&str]) {
-    assert_eq!(out.code(), Some(2), "{out:?}");
-    let errors: Vec<&str> = out
-        .stderr
-        .lines()
-        .filter(|l| l.starts_with("error"))
-        .collect();
-    assert_eq!(errors.len(), 1, "{}", out.stderr);
+    let error = out.refusal();
     for word in words {
-        assert!(errors[0].contains(word), "no {word:?} in {}", out.stderr);
+        assert!(error.contains(word), "no {word:?} in {}", out.stderr);
     }
     assert!(
         !out.stderr.contains("unexpected argument"),

@@ -31,7 +31,7 @@ pub const PATIENCE: Duration = Duration::from_secs(10);
 
 /// The environment variables the binaries read; removed so that the
 /// caller's environment cannot change what a test runs.
-const ENV_VARS: &[&str] = &[
+pub const ENV_VARS: &[&str] = &[
     "UDP_GREETER_BIND",
     "UDP_GREETER_WORKERS",
     "UDP_GREETER_QUEUE",
@@ -162,23 +162,5 @@ pub fn panicking_greeter(
 
 /// As [`try_server_proc`], with the environment variables `env` set.
 pub fn try_server_proc_env(env: &[(&str, &str)], args: &[&str]) -> Result<(Proc, u16), String> {
-    let mut cmd = command(SERVER_BIN);
-    cmd.envs(env.iter().copied()).args(args);
-    let mut p = Proc::spawn(&mut cmd);
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if let Some(port) = p.wait_stderr_for(left.min(Duration::from_millis(50)), bound_port) {
-            return Ok((p, port));
-        }
-        if !p.alive() {
-            p.wait_exit(PATIENCE);
-            return Err(p.stderr_text());
-        }
-        assert!(
-            !left.is_zero(),
-            "no `Bind UDP on` line within {PATIENCE:?}; stderr:\n{}",
-            p.stderr_text()
-        );
-    }
+    try_server_with(command(SERVER_BIN).envs(env.iter().copied()).args(args))
 }

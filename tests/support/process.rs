@@ -418,6 +418,21 @@ impl Outcome {
             .filter(|l| !l.trim().is_empty())
             .collect()
     }
+
+    /// A bad command-line value: exit 2 and exactly one `error` line,
+    /// which it returns; no panic, and nothing on stdout.
+    pub fn refusal(&self) -> &str {
+        assert_eq!(self.code(), Some(2), "{self:?}");
+        let errors: Vec<&str> = self
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with("error"))
+            .collect();
+        assert_eq!(errors.len(), 1, "{}", self.stderr);
+        assert!(!self.stderr.contains("panicked"), "{}", self.stderr);
+        assert!(self.stdout.is_empty(), "{self:?}");
+        errors[0]
+    }
 }
 
 /// Runs `bin` with `args` to completion, killing it and failing the test
