@@ -173,12 +173,10 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.io_error()
-            .map(|e| e as &(dyn std::error::Error + 'static))
-    }
-}
+/// The operating system's words are already in `Display`, the one line a
+/// user sees; [`Error::io_error`] gives the `io::Error` itself. So there is
+/// no `source`: a reporter walking the chain would print them twice.
+impl std::error::Error for Error {}
 
 #[cfg(test)]
 mod tests {
@@ -192,7 +190,7 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.starts_with("cannot bind UDP 127.0.0.1:9999: "), "{msg}");
         assert!(!msg.contains('\n'));
-        assert!(err.source().is_some());
+        assert!(err.source().is_none() && err.io_error().is_some());
         let err = Error::bind("metrics", addr, io::Error::from(io::ErrorKind::AddrInUse));
         assert!(err
             .to_string()
@@ -211,7 +209,7 @@ mod tests {
         let addr: SocketAddr = "[::1]:7".parse().unwrap();
         let err = Error::no_reply(addr, 3, 0);
         assert_eq!(err.to_string(), "no reply from [::1]:7 after 3 tries");
-        assert!(err.is_no_reply() && err.source().is_none());
+        assert!(err.is_no_reply() && err.io_error().is_none());
         let err = Error::no_reply(addr, 1, 2);
         assert_eq!(
             err.to_string(),

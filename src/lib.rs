@@ -14,7 +14,7 @@
 //!
 //! Features, all on by default: `metrics` (the Prometheus endpoint,
 //! [`Config::metrics_addr`]), `bench` (the load generator,
-//! [`client::bench`]) and `cli` (what the two binaries need:
+//! `client::bench`) and `cli` (what the two binaries need:
 //! argument parsing, logging, signals). `cargo build --no-default-features`
 //! builds the library alone.
 //!

@@ -91,20 +91,20 @@ fn pktinfo_v6() {
     assert_answers_from((Ipv6Addr::LOCALHOST, port).into(), V6);
     // The same socket also takes IPv4 unless the host makes IPv6 sockets
     // IPv6-only; its requests arrive as IPv4-mapped addresses.
+    // The same socket also takes IPv4, as Linux makes IPv6 sockets by
+    // default; its requests arrive as IPv4-mapped addresses.
     let v6only = std::fs::read_to_string("/proc/sys/net/ipv6/bindv6only").unwrap_or_default();
-    if v6only.trim() == "0" {
-        let mapped = |ip: Ipv4Addr| SocketAddr::from((ip.to_ipv6_mapped(), port));
-        let open = socket_on(Ipv6Addr::UNSPECIFIED.into());
-        let (reply, from) = first_reply(&open, mapped(Ipv4Addr::new(127, 0, 0, 2)), b"mapped");
-        assert_eq!(reply, b"Hello, mapped!");
-        assert_eq!(from, mapped(Ipv4Addr::new(127, 0, 0, 2)));
-        assert_answers_from((V4_OTHER, port).into(), V4);
-    } else {
-        eprintln!(
-            "skipped: dual-stack part (net.ipv6.bindv6only is {})",
-            v6only.trim()
-        );
-    }
+    assert_eq!(
+        v6only.trim(),
+        "0",
+        "this test needs net.ipv6.bindv6only = 0, the Linux default"
+    );
+    let mapped = |ip: Ipv4Addr| SocketAddr::from((ip.to_ipv6_mapped(), port));
+    let open = socket_on(Ipv6Addr::UNSPECIFIED.into());
+    let (reply, from) = first_reply(&open, mapped(Ipv4Addr::new(127, 0, 0, 2)), b"mapped");
+    assert_eq!(reply, b"Hello, mapped!");
+    assert_eq!(from, mapped(Ipv4Addr::new(127, 0, 0, 2)));
+    assert_answers_from((V4_OTHER, port).into(), V4);
     // An IPv4 request on a dual-stack socket brings two control messages:
     // the receiver has room for both, so the kernel cut none.
     let stats = shutdown_within(server, PATIENCE).unwrap();

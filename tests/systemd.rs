@@ -1,5 +1,5 @@
 //! The shipped systemd unit, contrib/udp-greeter.service: the settings it
-//! must keep, and `systemd-analyze verify` where that program exists.
+//! must keep, and what `systemd-analyze verify` says of it.
 
 mod support;
 
@@ -26,10 +26,14 @@ fn systemd_unit() {
             "contrib/udp-greeter.service lacks {needed:?}"
         );
     }
-    let Some(analyze) = find_program("systemd-analyze") else {
-        eprintln!("skipped: systemd-analyze is not installed; the unit was not verified");
-        return;
-    };
+}
+
+#[test]
+#[ignore = "needs systemd-analyze (Debian's systemd package; .ci/run installs it)"]
+fn systemd_unit_verifies() {
+    let unit = shipped("contrib/udp-greeter.service");
+    let analyze = find_program("systemd-analyze")
+        .expect("systemd-analyze is not installed: apt-get install systemd");
     // The installed path need not exist here: point at the built binary.
     let dir = TempDir::new("unit");
     let path = dir.path().join("udp-greeter.service");

@@ -202,9 +202,7 @@ fn run_bench(args: BenchArgs, server: std::net::SocketAddr, timeout: Duration) -
     } else {
         write!(out, "{report}")
     };
-    if let Err(e) = written.and_then(|()| out.flush()) {
-        return common::stdout_failed(&e);
-    }
+    let written = written.and_then(|()| out.flush());
     if report.replies == 0 {
         // A run that measured nothing measured no server: say so, and let
         // a script see it in the exit code.
@@ -214,7 +212,10 @@ fn run_bench(args: BenchArgs, server: std::net::SocketAddr, timeout: Duration) -
         ));
         return ExitCode::from(1);
     }
-    ExitCode::SUCCESS
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => common::stdout_failed(&e),
+    }
 }
 
 /// A name as an error message shows it: quoted, and cut after

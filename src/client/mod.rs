@@ -103,6 +103,9 @@ impl Client {
         let mut buf = vec![0u8; RECV_BUFFER];
         let attempts = self.retries.saturating_add(1);
         let mut wrong = 0;
+        // A refusal reported after an earlier call gave up is old news: the
+        // server may be back.
+        let _ = self.socket.take_error();
         for _ in 0..attempts {
             match self.socket.send(name) {
                 Ok(_) => {}

@@ -85,8 +85,8 @@ impl Stats {
 /// `dropped_queue_full`, `send_errors`, `dropped_oversize` or
 /// `dropped_rate_limited`. `worker_panics` counts panics, not datagrams: the
 /// datagram a panic interrupted is counted under `send_errors`.
-/// `control_truncated` is not a fate either: it counts datagrams answered
-/// although the kernel cut their control messages short.
+/// `control_truncated` is not a fate either: it counts datagrams whose
+/// control messages the kernel cut short, whatever their fate.
 ///
 /// Its `Display` is the server's closing line:
 ///
@@ -115,7 +115,7 @@ pub struct Snapshot {
     /// Panics caught in workers.
     pub worker_panics: u64,
     /// Datagrams whose control messages (the destination address) the
-    /// kernel cut short for lack of room; should stay 0.
+    /// kernel cut short for lack of room, whatever their fate; should stay 0.
     pub control_truncated: u64,
 }
 

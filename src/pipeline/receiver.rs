@@ -204,7 +204,6 @@ impl ReceiverThread {
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
-    use std::error::Error as _;
 
     #[test]
     fn fatal_error() {
@@ -228,10 +227,7 @@ mod tests {
         let err = receiver.run().unwrap_err();
         assert!(shutdown.is_triggered());
         assert!(err.to_string().starts_with("receiving stopped"), "{err}");
-        let io = err
-            .source()
-            .and_then(|s| s.downcast_ref::<std::io::Error>())
-            .unwrap();
+        let io = err.io_error().unwrap();
         assert_eq!(io.raw_os_error(), Some(libc::ENOTSOCK));
         assert_eq!(stats.snapshot().received, 0);
     }

@@ -2,9 +2,9 @@
 //! addresses.
 
 use std::io;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::UdpSocket;
 
-use crate::sys::{Meta, Outgoing};
+use crate::sys::datagram::{Meta, Outgoing};
 
 /// Reads one datagram per call.
 pub(crate) struct Reader;
@@ -95,6 +95,7 @@ impl Writer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::SocketAddr;
 
     fn loopback() -> UdpSocket {
         let s = UdpSocket::bind("127.0.0.1:0").unwrap();

@@ -56,7 +56,7 @@ pub(crate) fn bind(config: &Config, read_timeout: Duration) -> Result<UdpSocket>
 use super::linux::enable_pktinfo;
 
 #[cfg(not(target_os = "linux"))]
-fn enable_pktinfo(_socket: &Socket, _addr: SocketAddr) -> io::Result<()> {
+fn enable_pktinfo(_socket: &Socket, _addr: std::net::SocketAddr) -> io::Result<()> {
     Err(io::Error::new(
         io::ErrorKind::Unsupported,
         "destination addresses are only tracked on Linux",

@@ -127,6 +127,12 @@ impl BenchConfig {
                 "payload must be from {ID_BYTES} to {MAX_GREETABLE} bytes"
             )));
         }
+        if self.rate.is_none() && self.sockets > self.window {
+            return Err(Error::config(
+                "a closed loop needs at least one request in flight per socket: \
+                 sockets must be at most the window",
+            ));
+        }
         if !(1..=MAX_SOCKETS).contains(&self.sockets) {
             return Err(Error::config(format!(
                 "sockets must be from 1 to {MAX_SOCKETS}"

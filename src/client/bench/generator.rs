@@ -186,7 +186,8 @@ impl Generator {
                 // A tenth of a millisecond's worth at a time.
                 Pacing::Bursts => (rate / 10_000).clamp(1, BATCH as u64),
             };
-            let due = (self.issued + quantum) as u128 * 1_000_000_000 / rate as u128;
+            // Rounded up: a wake a nanosecond early finds nothing due.
+            let due = ((self.issued + quantum) as u128 * 1_000_000_000).div_ceil(rate as u128);
             wake = wake.min(due.min(u64::MAX as u128) as u64);
         }
         wake
@@ -195,8 +196,9 @@ impl Generator {
     /// Counts as lost every measured request whose time is up.
     fn expire(&mut self, now: u64) {
         if let Some(cutoff) = now.checked_sub(self.timeout_ns) {
-            let lost = self.table.expire(cutoff);
+            let (lost, warmup_lost) = self.table.expire(cutoff);
             self.measured.lost += lost;
+            self.warmup.lost += warmup_lost;
         }
     }
 
@@ -280,7 +282,13 @@ impl Generator {
         };
         if self.config.sending == Sending::Single {
             for (j, m) in msgs.enumerate() {
-                if let Err(e) = self.sockets[i].send(m.payload) {
+                let sent = loop {
+                    match self.sockets[i].send(m.payload) {
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                        other => break other,
+                    }
+                };
+                if let Err(e) = sent {
                     fail(j, e);
                 }
             }

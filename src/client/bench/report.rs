@@ -45,13 +45,14 @@ pub struct BenchReport {
     pub bad: u64,
     /// Correct greetings for a request already answered.
     pub duplicates: u64,
-    /// Correct greetings that came after their request was counted lost.
+    /// Correct greetings for a request no longer in flight that had not
+    /// been answered before: counted lost already, or too old to tell.
     pub late: u64,
     /// Open loop: requests due that could not be sent (the socket buffer
     /// was full, or every slot was taken).
     pub unsent: u64,
-    /// From the end of the warm-up to the last reply counted (at least the
-    /// configured duration once the run is over).
+    /// From the end of the warm-up to the last reply counted; at least the
+    /// configured duration, or the time until `count` requests were sent.
     pub elapsed: Duration,
     /// Round-trip times of the replies counted; `None` when no reply was.
     pub rtt: Option<Rtt>,

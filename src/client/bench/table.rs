@@ -134,9 +134,9 @@ impl Table {
     }
 
     /// Frees every request sent at or before `cutoff`; returns how many of
-    /// them were sent while measuring: those are lost.
-    pub(super) fn expire(&mut self, cutoff: u64) -> u64 {
-        let mut lost = 0;
+    /// them were sent while measuring, and how many during the warm-up.
+    pub(super) fn expire(&mut self, cutoff: u64) -> (u64, u64) {
+        let (mut lost, mut warmup_lost) = (0, 0);
         while let Some(&(slot, id, sent_ns)) = self.deadlines.front() {
             if sent_ns > cutoff {
                 break;
@@ -149,6 +149,8 @@ impl Table {
             if s.measured {
                 lost += 1;
                 self.measured_in_flight -= 1;
+            } else {
+                warmup_lost += 1;
             }
             s.prev = id;
             s.prev_answered = false;
@@ -156,7 +158,7 @@ impl Table {
             self.in_flight[s.socket as usize] -= 1;
             self.free.push(slot);
         }
-        lost
+        (lost, warmup_lost)
     }
 
     /// Matches a reply carrying `id`, arrived at `now`; frees its slot if it
@@ -213,10 +215,13 @@ mod tests {
         let c = t.take(0, 40, true).unwrap();
         t.sent(c);
         assert_eq!(t.oldest_sent(), Some(10), "stale entries wait their turn");
-        assert_eq!(t.expire(39), 0);
-        assert_eq!(t.expire(40), 1);
+        assert_eq!(t.expire(39), (0, 0));
+        assert_eq!(t.expire(40), (1, 0));
         assert_eq!(t.answer(c, 50), Answer::Late);
         assert_eq!((t.in_flight(0), t.measured_in_flight()), (0, 0));
+        let w = t.take(0, 55, false).unwrap();
+        t.sent(w);
+        assert_eq!(t.expire(55), (0, 1), "a warm-up request lost");
         let d = t.take(0, 60, true).unwrap();
         t.unsent(d);
         assert_eq!(t.oldest_sent(), None);

@@ -9,7 +9,7 @@ use std::ptr;
 use super::addr;
 use super::cmsg::{space, Buf, Decoder};
 use super::{empty_iovec, zeroed_mmsghdr};
-use crate::sys::Meta;
+use crate::sys::datagram::Meta;
 
 /// Room for every control message a datagram may bring: a dual-stack socket
 /// asks for both `IPV6_PKTINFO` and `IP_PKTINFO`, and an IPv4 request gets

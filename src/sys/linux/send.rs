@@ -8,7 +8,7 @@ use std::ptr;
 
 use super::cmsg::{space, Buf, Encoder};
 use super::{addr, empty_iovec, gso_supported, zeroed_mmsghdr, UDP_SEGMENT};
-use crate::sys::{is_timeout, Outgoing};
+use crate::sys::datagram::{is_timeout, Outgoing};
 
 /// Most datagrams one segmented send may carry (the kernel's
 /// `UDP_MAX_SEGMENTS`).
@@ -227,9 +227,9 @@ impl Writer {
                 // source address; a segment is at most GSO_MAX_SEGMENT
                 // bytes, so it fits a u16.
                 let mut enc = Encoder::after(&mut self.cmsgs[g], controllen);
-                if enc.push(libc::SOL_UDP, UDP_SEGMENT, group.segment as u16) {
-                    controllen = enc.len();
-                }
+                let pushed = enc.push(libc::SOL_UDP, UDP_SEGMENT, group.segment as u16);
+                debug_assert!(pushed, "join leaves room for the segment size");
+                controllen = enc.len();
             }
             let h = &mut self.hdrs[g].msg_hdr;
             h.msg_iov = &mut self.iovs[group.first];
