@@ -9,7 +9,6 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::thread;
-use std::time::Instant;
 
 use support::{
     command, recv_within, server_proc, socket_on, Outcome, Proc, CLIENT_BIN, PATIENCE, V4,
@@ -17,17 +16,10 @@ use support::{
 
 /// Runs the client binary with `env` and `args` to completion.
 fn client_env(env: &[(&str, &str)], args: &[&str]) -> Outcome {
-    let started = Instant::now();
-    let mut cmd = command(CLIENT_BIN);
-    cmd.envs(env.iter().copied()).args(args);
-    let mut p = Proc::spawn(&mut cmd);
-    let status = p.finish(PATIENCE);
-    Outcome {
-        status,
-        stdout: p.stdout(),
-        stderr: p.stderr_text(),
-        elapsed: started.elapsed(),
-    }
+    support::run_with(
+        command(CLIENT_BIN).envs(env.iter().copied()).args(args),
+        PATIENCE,
+    )
 }
 
 fn client(args: &[&str]) -> Outcome {

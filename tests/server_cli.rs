@@ -16,17 +16,10 @@ use support::{
 
 /// Runs the server binary with `env` and `args` to completion.
 fn run_env(env: &[(&str, &str)], args: &[&str]) -> Outcome {
-    let started = Instant::now();
-    let mut cmd = command(SERVER_BIN);
-    cmd.envs(env.iter().copied()).args(args);
-    let mut p = Proc::spawn(&mut cmd);
-    let status = p.finish(PATIENCE);
-    Outcome {
-        status,
-        stdout: p.stdout(),
-        stderr: p.stderr_text(),
-        elapsed: started.elapsed(),
-    }
+    support::run_with(
+        command(SERVER_BIN).envs(env.iter().copied()).args(args),
+        PATIENCE,
+    )
 }
 
 /// The server must exit 2 with one error line holding every one of `words`
