@@ -7,16 +7,16 @@
 //! which nothing is answered. Looking costs the CPU for as long as it looks.
 //! So each thread stays awake:
 //!
-//! - for [`BUSY_TIME`] after a full batch, which says work arrives faster
-//!   than it is taken: a saturated server never sleeps;
-//! - after a smaller batch, for a learned time of at most [`LEARN_MAX`],
+//! - after a batch, for a learned time of at most [`LEARN_MAX`],
 //!   about what a sleep and a wake-up cost: doubled to cover a wait that
 //!   found work, halved after a wait that found none, down to zero. Never
 //!   looking for longer than sleeping would cost bounds the waste at the
 //!   cost of the sleeps it replaces (the classic competitive-spinning
 //!   argument); sparse load soon looks no more and sleeps through its gaps,
 //!   and idle costs nothing. At zero, one batch in [`PROBE_EVERY`] tries a
-//!   short wait again, so a change of pace is noticed;
+//!   short wait again, so a change of pace is noticed. A full batch gets no
+//!   longer wait: on two cores shared with a client, the CPU a server
+//!   spends looking is taken from the client (docs/benchmarks.md);
 //! - for the receiver, a few more looks ([`LONE_LOOKS`]) after a read that
 //!   brought a single datagram: the mark of a client waiting for each answer
 //!   before it asks again, whose round trip a sleep and wake-up lengthen
@@ -25,18 +25,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::BATCH;
-
-/// A batch this large keeps its thread awake for [`BUSY_TIME`]: a full one,
-/// as large as one read may bring, says more was waiting.
-pub(crate) const BUSY_BATCH: usize = BATCH;
-
-/// How long a thread stays awake after a full batch: longer than the gaps
-/// between bursts of a saturated closed loop on the reference machine
-/// (100 to 1,000 us measured; docs/benchmarks.md).
-pub(crate) const BUSY_TIME: Duration = Duration::from_micros(300);
-
-/// The most a thread learns to stay awake after a batch that is not full:
+/// The most a thread learns to stay awake after a batch:
 /// about what one more wake-up added to a round trip on the reference
 /// machine (15-20 us). With 300 us both threads kept looking through the
 /// 30 us gaps of an open-loop sender at 100k requests/s, at 2.4-3x the
@@ -69,9 +58,9 @@ pub(crate) struct WaitPolicy {
     since: Instant,
     /// Whether the current wait's outcome teaches `learned`.
     learning: bool,
-    /// How long to stay awake after a batch that is not full.
+    /// How long to stay awake after a batch.
     learned: Duration,
-    /// Small batches since the last probe, while `learned` is zero.
+    /// Batches since the last probe, while `learned` is zero.
     unprobed: u32,
     /// Looks to take after a batch of one, and those left of them.
     lone_looks: u32,
@@ -114,9 +103,7 @@ impl WaitPolicy {
             let waited = now.saturating_duration_since(self.since);
             self.learned = self.learned.max(waited * 2).min(LEARN_MAX);
         }
-        let (wait, learning) = if n >= BUSY_BATCH {
-            (BUSY_TIME, false)
-        } else if !self.learned.is_zero() {
+        let (wait, learning) = if !self.learned.is_zero() {
             (self.learned, true)
         } else {
             self.unprobed += 1;
@@ -181,12 +168,12 @@ mod tests {
 
     #[test]
     fn full_batch() {
+        // A full batch waits no longer than a small one.
         let (mut s, t0) = (WaitPolicy::new(), Instant::now());
-        batch(&mut s, t0, 0, BUSY_BATCH);
-        assert!(s.awake_at(t0 + BUSY_TIME - US));
-        assert!(!s.awake_at(t0 + BUSY_TIME));
-        // A full batch's wait teaches nothing.
-        assert_eq!(s.learned, PROBE_TIME);
+        batch(&mut s, t0, 0, super::super::BATCH);
+        assert!(s.awake_at(t0 + PROBE_TIME - US));
+        assert!(!s.awake_at(t0 + PROBE_TIME));
+        assert_eq!(s.learned, PROBE_TIME / 2, "a wait that found nothing");
     }
 
     #[test]
