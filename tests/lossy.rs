@@ -24,8 +24,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use support::{
-    bench_json, bound_port, json_count, parse_stats, run, Outcome, Proc, CLIENT_BIN, PATIENCE,
-    SERVER_BIN,
+    assert_balanced, bench_json, bound_port, json_count, parse_stats, run, Outcome, Proc,
+    CLIENT_BIN, PATIENCE, SERVER_BIN,
 };
 use udp_greeter::Snapshot;
 
@@ -301,15 +301,7 @@ fn stop_server(mut server: Proc) -> Snapshot {
     let log = server.stderr_text();
     assert_eq!(status.code(), Some(0), "server exit:\n{log}");
     let stats = parse_stats(&log).unwrap_or_else(|| panic!("no final stats line:\n{log}"));
-    assert_eq!(
-        stats.received,
-        stats.replied
-            + stats.dropped_queue_full
-            + stats.send_errors
-            + stats.dropped_oversize
-            + stats.dropped_rate_limited,
-        "received is not the sum of the fates: {stats}"
-    );
+    assert_balanced(&stats);
     assert_eq!(stats.worker_panics, 0, "{stats}");
     stats
 }

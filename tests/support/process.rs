@@ -419,9 +419,11 @@ impl Outcome {
             .collect()
     }
 
-    /// A bad command-line value: exit 2 and exactly one `error` line,
-    /// which it returns; no panic, and nothing on stdout.
-    pub fn refusal(&self) -> &str {
+    /// A bad command-line value: exit 2 and exactly one `error` line, which
+    /// holds every one of `words`; the value taken neither for an unexpected
+    /// argument nor, on clap's advice, for one to pass after `--`; no
+    /// panic, nothing on stdout, nothing bound.
+    pub fn refusal(&self, words: &[&str]) {
         assert_eq!(self.code(), Some(2), "{self:?}");
         let errors: Vec<&str> = self
             .stderr
@@ -429,9 +431,13 @@ impl Outcome {
             .filter(|l| l.starts_with("error"))
             .collect();
         assert_eq!(errors.len(), 1, "{}", self.stderr);
-        assert!(!self.stderr.contains("panicked"), "{}", self.stderr);
+        for word in words {
+            assert!(errors[0].contains(word), "no {word:?} in {}", self.stderr);
+        }
+        for never in ["panicked", "unexpected argument", "'-- ", "Bind UDP"] {
+            assert!(!self.stderr.contains(never), "{}", self.stderr);
+        }
         assert!(self.stdout.is_empty(), "{self:?}");
-        errors[0]
     }
 }
 
