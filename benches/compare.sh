@@ -126,6 +126,21 @@ start() {
   PORT=$(port_of "$PID")
 }
 
+# start_all [taskset-cpu]: every server, ports and PIDs in PORT_OF and PID_OF
+declare -A PORT_OF PID_OF
+start_all() {
+  local s
+  for s in "${SERVERS[@]}"; do
+    start "$s" "${1:-}"
+    PORT_OF[$s]=$PORT PID_OF[$s]=$PID
+  done
+}
+
+stop_all() {
+  local s
+  for s in "${SERVERS[@]}"; do stop "${PID_OF[$s]}"; done
+}
+
 stop() {
   local pid kept=()
   kill "$1" 2>/dev/null || true
@@ -160,21 +175,17 @@ machine() {
 # throughput LABEL CPU_SERVER CPU_CLIENT
 throughput() {
   local label=$1 scpu=$2 ccpu=$3 s r json rps
-  declare -A port pid
-  for s in "${SERVERS[@]}"; do
-    start "$s" "$scpu"
-    port[$s]=$PORT pid[$s]=$PID
-  done
+  start_all "$scpu"
   for r in $(seq "$ROUNDS"); do
     for s in "${SERVERS[@]}"; do
-      json=$(bench "${port[$s]}" "$ccpu" --seconds "$BENCH_SECS" --warmup "$WARMUP" \
+      json=$(bench "${PORT_OF[$s]}" "$ccpu" --seconds "$BENCH_SECS" --warmup "$WARMUP" \
              --window "$WINDOW" --payload "$PAYLOAD")
       rps=$(field "$json" replies_per_s)
       echo "$rps" >>"$WORK/tp-$label-$s"
       echo "  $label round $r $s: $rps replies/s, lost $(field "$json" lost), bad $(field "$json" bad)" >&2
     done
   done
-  for s in "${SERVERS[@]}"; do stop "${pid[$s]}"; done
+  stop_all
   echo
   echo "### Throughput, $label: replies/s, window $WINDOW, ${PAYLOAD}-byte payload, median of $ROUNDS x ${BENCH_SECS} s"
   echo
@@ -191,21 +202,17 @@ throughput() {
 
 latency() {
   local s r json p50
-  declare -A port pid
-  for s in "${SERVERS[@]}"; do
-    start "$s"
-    port[$s]=$PORT pid[$s]=$PID
-  done
+  start_all
   for r in $(seq "$ROUNDS"); do
     for s in "${SERVERS[@]}"; do
-      json=$(bench "${port[$s]}" "" --seconds "$LAT_SECS" --warmup 0.5 --window 1 --payload "$PAYLOAD")
+      json=$(bench "${PORT_OF[$s]}" "" --seconds "$LAT_SECS" --warmup 0.5 --window 1 --payload "$PAYLOAD")
       p50=$(field "$json" rtt_p50_us)
       echo "$p50" >>"$WORK/lat-$s"
       echo "$(field "$json" rtt_p99_us)" >>"$WORK/lat99-$s"
       echo "  latency round $r $s: p50 $p50 us" >&2
     done
   done
-  for s in "${SERVERS[@]}"; do stop "${pid[$s]}"; done
+  stop_all
   echo
   echo "### Round trip at window 1 (${PAYLOAD}-byte payload), median of $ROUNDS x ${LAT_SECS} s"
   echo
@@ -223,16 +230,12 @@ latency() {
 cpu() {
   local s r json before after replies hz
   hz=$(getconf CLK_TCK)
-  declare -A port pid
-  for s in "${SERVERS[@]}"; do
-    start "$s"
-    port[$s]=$PORT pid[$s]=$PID
-  done
+  start_all
   for r in $(seq "$CPU_ROUNDS"); do
     for s in "${SERVERS[@]}"; do
-      before=$(cpu_ticks "${pid[$s]}")
-      json=$(bench "${port[$s]}" "" --seconds "$CPU_SECS" --warmup 0 --rate "$CPU_RATE" --payload "$PAYLOAD")
-      after=$(cpu_ticks "${pid[$s]}")
+      before=$(cpu_ticks "${PID_OF[$s]}")
+      json=$(bench "${PORT_OF[$s]}" "" --seconds "$CPU_SECS" --warmup 0 --rate "$CPU_RATE" --payload "$PAYLOAD")
+      after=$(cpu_ticks "${PID_OF[$s]}")
       replies=$(field "$json" replies)
       # Microseconds of server CPU (user + system) per reply.
       awk -v t=$((after - before)) -v hz="$hz" -v n="$replies" \
@@ -243,7 +246,7 @@ cpu() {
       echo "  cpu round $r $s: $(tail -1 "$WORK/cpu-$s") us/reply, replies $replies" >&2
     done
   done
-  for s in "${SERVERS[@]}"; do stop "${pid[$s]}"; done
+  stop_all
   echo
   echo "### Server CPU per reply, open loop at $CPU_RATE req/s, median of $CPU_ROUNDS x ${CPU_SECS} s"
   echo
@@ -342,20 +345,16 @@ matrix() {
   : >"$OUT/matrix.jsonl"
   total=$(( ${#MATRIX_SHAPES[@]} * ${#SERVERS[@]} * MATRIX_ROUNDS ))
   t0=$(date +%s)
-  declare -A port pid
-  for s in "${SERVERS[@]}"; do
-    start "$s"
-    port[$s]=$PORT pid[$s]=$PID
-  done
+  start_all
   for r in $(seq "$MATRIX_ROUNDS"); do
     for shape in "${MATRIX_SHAPES[@]}"; do
       name=${shape%%|*} args=${shape#*|}
       for s in "${SERVERS[@]}"; do
-        before=$(cpu_ticks "${pid[$s]}")
+        before=$(cpu_ticks "${PID_OF[$s]}")
         # shellcheck disable=SC2086
-        json=$(bench "${port[$s]}" "" --seconds "$MATRIX_SECS" --warmup 0.5 --send batched \
+        json=$(bench "${PORT_OF[$s]}" "" --seconds "$MATRIX_SECS" --warmup 0.5 --send batched \
                $args 2>/dev/null || true)
-        after=$(cpu_ticks "${pid[$s]}")
+        after=$(cpu_ticks "${PID_OF[$s]}")
         done_runs=$((done_runs + 1))
         [ -n "$json" ] || { echo "  [$done_runs/$total] $name $s: no report" >&2; continue; }
         local cpu
@@ -370,7 +369,7 @@ matrix() {
       done
     done
   done
-  for s in "${SERVERS[@]}"; do stop "${pid[$s]}"; done
+  stop_all
   python3 benches/plot.py --table "$OUT/matrix.jsonl"
 }
 
