@@ -8,16 +8,15 @@
 //! cargo run --release --example baseline_batched -- --bind 127.0.0.1:0
 //! ```
 
-use std::net::{SocketAddr, UdpSocket};
+mod baseline;
+
+use std::net::UdpSocket;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let bind = match bind_arg() {
+    let bind = match baseline::bind_arg("baseline_batched") {
         Ok(addr) => addr,
-        Err(msg) => {
-            eprintln!("error: {msg}\nusage: baseline_batched [--bind ADDR]");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let socket = match UdpSocket::bind(bind) {
         Ok(s) => s,
@@ -101,19 +100,4 @@ fn serve(socket: &UdpSocket) -> ExitCode {
 fn serve(_socket: &UdpSocket) -> ExitCode {
     eprintln!("error: baseline_batched needs recvmmsg/sendmmsg (Linux)");
     ExitCode::from(1)
-}
-
-fn bind_arg() -> Result<SocketAddr, String> {
-    let mut bind: SocketAddr = ([127, 0, 0, 1], 9999).into();
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--bind" => {
-                let v = args.next().ok_or("--bind needs an address")?;
-                bind = v.parse().map_err(|e| format!("bad address {v:?}: {e}"))?;
-            }
-            other => return Err(format!("unexpected argument {other:?}")),
-        }
-    }
-    Ok(bind)
 }

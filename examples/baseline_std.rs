@@ -5,16 +5,15 @@
 //! cargo run --release --example baseline_std -- --bind 127.0.0.1:0
 //! ```
 
-use std::net::{SocketAddr, UdpSocket};
+mod baseline;
+
+use std::net::UdpSocket;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let bind = match bind_arg() {
+    let bind = match baseline::bind_arg("baseline_std") {
         Ok(addr) => addr,
-        Err(msg) => {
-            eprintln!("error: {msg}\nusage: baseline_std [--bind ADDR]");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let socket = match UdpSocket::bind(bind) {
         Ok(s) => s,
@@ -40,19 +39,4 @@ fn main() -> ExitCode {
             eprintln!("send error: {e}");
         }
     }
-}
-
-fn bind_arg() -> Result<SocketAddr, String> {
-    let mut bind: SocketAddr = ([127, 0, 0, 1], 9999).into();
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--bind" => {
-                let v = args.next().ok_or("--bind needs an address")?;
-                bind = v.parse().map_err(|e| format!("bad address {v:?}: {e}"))?;
-            }
-            other => return Err(format!("unexpected argument {other:?}")),
-        }
-    }
-    Ok(bind)
 }

@@ -7,7 +7,8 @@
 //! cargo run --release --example baseline_tokio -- --bind 127.0.0.1:0
 //! ```
 
-use std::net::SocketAddr;
+mod baseline;
+
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -18,12 +19,9 @@ const TASKS: usize = 2;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let bind = match bind_arg() {
+    let bind = match baseline::bind_arg("baseline_tokio") {
         Ok(addr) => addr,
-        Err(msg) => {
-            eprintln!("error: {msg}\nusage: baseline_tokio [--bind ADDR]");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let socket = match UdpSocket::bind(bind).await {
         Ok(s) => Arc::new(s),
@@ -61,19 +59,4 @@ async fn main() -> ExitCode {
         t.abort();
     }
     ExitCode::SUCCESS
-}
-
-fn bind_arg() -> Result<SocketAddr, String> {
-    let mut bind: SocketAddr = ([127, 0, 0, 1], 9999).into();
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--bind" => {
-                let v = args.next().ok_or("--bind needs an address")?;
-                bind = v.parse().map_err(|e| format!("bad address {v:?}: {e}"))?;
-            }
-            other => return Err(format!("unexpected argument {other:?}")),
-        }
-    }
-    Ok(bind)
 }
