@@ -59,10 +59,11 @@ pub use crate::config::{
     Config, DEFAULT_BIND, DEFAULT_QUEUE, DEFAULT_RECV_BUFFER, MAX_QUEUE, MAX_WORKERS,
 };
 pub use crate::control::shutdown::Shutdown;
-pub use crate::control::stats::Snapshot;
+pub use crate::control::stats::{Counters, Snapshot};
 pub use crate::error::{Error, Result};
 pub use crate::handler::{Greeter, Handler};
 pub use crate::pipeline::ratelimit::{RateLimiter, DEFAULT_SLOTS};
+pub use crate::pipeline::worker::RECEIVED_TARGET;
 pub use crate::protocol::{greet, greet_into, MAX_DATAGRAM, MAX_GREETABLE, PREFIX, SUFFIX};
 pub use crate::server::Server;
 
@@ -85,6 +86,7 @@ mod tests {
         assert_send_sync::<crate::Error>();
         assert_send_sync::<crate::Config>();
         assert_send_sync::<crate::Snapshot>();
+        assert_send_sync::<crate::Counters>();
         assert_send_sync::<crate::RateLimiter>();
     }
 }

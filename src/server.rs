@@ -8,7 +8,7 @@ use std::thread::JoinHandle;
 use crate::config::Config;
 use crate::control::reporter::Reporter;
 use crate::control::shutdown::{Shutdown, POLL_INTERVAL};
-use crate::control::stats::{Snapshot, Stats};
+use crate::control::stats::{Counters, Snapshot, Stats};
 use crate::error::{Error, Result};
 use crate::handler::{Greeter, Handler};
 use crate::pipeline::{self, spawn, Pipeline};
@@ -171,6 +171,12 @@ impl Server {
     /// The counters as they stand now.
     pub fn stats(&self) -> Snapshot {
         self.stats.snapshot()
+    }
+
+    /// A handle that reads the counters from any thread, after the server
+    /// itself has been moved into [`Server::join`].
+    pub fn counters(&self) -> Counters {
+        Counters(self.stats.clone())
     }
 
     /// Triggers shutdown and waits for it: see [`Server::join`].

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// What a counter counts: one name per fate, whichever thread settles it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +77,20 @@ impl Stats {
         };
         s.received = get(Count::Received);
         s
+    }
+}
+
+/// A handle that reads a running server's counters from any thread, such
+/// as a signal handler that must report them before the process exits.
+///
+/// Cheap to clone; it keeps the counters alive, not the server.
+#[derive(Debug, Clone)]
+pub struct Counters(pub(crate) Arc<Stats>);
+
+impl Counters {
+    /// The counters as they stand now.
+    pub fn snapshot(&self) -> Snapshot {
+        self.0.snapshot()
     }
 }
 

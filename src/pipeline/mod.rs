@@ -18,7 +18,7 @@ mod buffer;
 pub(crate) mod ratelimit;
 mod receiver;
 mod wait;
-mod worker;
+pub(crate) mod worker;
 
 use buffer::BufferPool;
 use ratelimit::{RateLimiter, DEFAULT_SLOTS};

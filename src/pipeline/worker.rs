@@ -20,6 +20,11 @@ use crate::sys::{Outgoing, Writer};
 /// How many `Received from` lines all workers together log per second.
 pub(crate) const RECEIVED_LINES_PER_SECOND: u64 = 100;
 
+/// The log target of the `Received from` lines, so that a logger can keep
+/// them apart from everything else (a service's journal may want the rest
+/// without one line per datagram).
+pub const RECEIVED_TARGET: &str = "udp_greeter::received";
+
 /// How many bytes of a payload a trace line shows.
 const TRACE_BYTES: usize = 64;
 
@@ -46,7 +51,7 @@ impl WorkerLogs {
     pub(crate) fn flush(&self) {
         let n = self.received.take_held_back();
         if n > 0 {
-            log::info!("{n} more `Received from` lines not shown");
+            log::info!(target: RECEIVED_TARGET, "{n} more `Received from` lines not shown");
         }
         for (what, t) in [
             ("send errors", &self.send_error),
@@ -203,18 +208,22 @@ impl<H: Handler> Worker<H> {
     }
 
     fn log_received(&self, batch: &[Datagram]) {
-        if !log::log_enabled!(log::Level::Info) {
+        if !log::log_enabled!(target: RECEIVED_TARGET, log::Level::Info) {
             return;
         }
         for d in batch {
             let a = self.logs.received.admit();
             if a.held_back > 0 {
-                log::info!("{} more `Received from` lines not shown", a.held_back);
+                log::info!(
+                    target: RECEIVED_TARGET,
+                    "{} more `Received from` lines not shown",
+                    a.held_back
+                );
             }
             if !a.admitted {
                 continue;
             }
-            log::info!("Received from {}.", shown(d.peer));
+            log::info!(target: RECEIVED_TARGET, "Received from {}.", shown(d.peer));
             if log::log_enabled!(log::Level::Trace) {
                 // Escaped, so a payload can neither forge log lines nor drive
                 // the terminal that shows them.
