@@ -8,7 +8,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use udp_greeter::{greet_into, Greeter, Handler};
+use udp_greeter::{greet_into, Greeter, Handler, Request};
 
 fn greeting(c: &mut Criterion) {
     let mut group = c.benchmark_group("greet_into");
@@ -28,6 +28,8 @@ fn greeting(c: &mut Criterion) {
 
     // Through the handler trait, as the worker calls it (reply cleared first).
     let mut group = c.benchmark_group("greeter_respond");
+    let peer = "127.0.0.1:40000".parse().expect("an address");
+    let local = "127.0.0.1:9999".parse().expect("an address");
     for size in [16usize, 512, 8192] {
         let payload = vec![b'x'; size];
         let mut reply = Vec::with_capacity(size + 8);
@@ -35,7 +37,8 @@ fn greeting(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::from_parameter(size), &payload, |b, p| {
             b.iter(|| {
                 reply.clear();
-                Greeter.respond(black_box(p), &mut reply);
+                let request = Request::new(black_box(p), peer, local);
+                black_box(Greeter.respond(&request, &mut reply));
                 black_box(reply.len())
             })
         });

@@ -1,46 +1,57 @@
 //! Serving a `Handler` of one's own: the server's threads, queue, counters
-//! and shutdown stay as they are; only the reply changes.
+//! and shutdown stay as they are; only the answer changes.
 //!
-//! This one answers `ping` with `pong` and any other request with its bytes
-//! reversed. It binds a free port on 127.0.0.1, asks itself twice, and
-//! stops.
+//! This one answers `ping` with `pong`, tells a client its own address when
+//! it asks `who am i`, answers any other request with its bytes reversed,
+//! and declines empty requests: they get no reply at all, and are counted
+//! as `declined`. It binds a free port on 127.0.0.1, asks itself, and stops.
 //!
 //! ```text
 //! cargo run --example custom_handler
 //! ```
 
 use std::error::Error;
+use std::io::Write;
 use std::net::UdpSocket;
 use std::time::Duration;
 
-use udp_greeter::{Config, Handler, Server};
+use udp_greeter::{Answer, Config, Handler, Request, Server};
 
-/// The reply to one request. A handler must not block: the worker around it
-/// does the I/O.
+/// The answer to one request. It may block (on a database, another
+/// service): the pool of workers keeps the server answering meanwhile.
 struct Reverser;
 
 impl Handler for Reverser {
-    fn respond(&self, request: &[u8], reply: &mut Vec<u8>) {
-        if request == b"ping" {
-            reply.extend_from_slice(b"pong");
-        } else {
-            reply.extend(request.iter().rev());
+    fn respond(&self, request: &Request<'_>, reply: &mut Vec<u8>) -> Answer {
+        match request.payload {
+            b"" => return Answer::Decline,
+            b"ping" => reply.extend_from_slice(b"pong"),
+            // The peer is where the reply goes; `local` is the address the
+            // request reached.
+            b"who am i" => {
+                let _ = write!(reply, "{} (you asked {})", request.peer, request.local);
+            }
+            other => reply.extend(other.iter().rev()),
         }
+        Answer::Reply
     }
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
-    // A closure `Fn(&[u8], &mut Vec<u8>)` is a handler too.
+    // A closure `Fn(&Request, &mut Vec<u8>)` is a handler too; it may
+    // return an `Answer`, or nothing to always reply.
     let server = Server::with_handler(Config::new("127.0.0.1:0".parse()?), Reverser)?;
 
     let client = UdpSocket::bind("127.0.0.1:0")?;
     client.connect(server.local_addr())?;
-    client.set_read_timeout(Some(Duration::from_secs(1)))?;
-    let mut buf = [0u8; 64];
-    for request in ["ping", "stressed"] {
+    client.set_read_timeout(Some(Duration::from_millis(500)))?;
+    let mut buf = [0u8; 128];
+    for request in ["ping", "stressed", "who am i", ""] {
         client.send(request.as_bytes())?;
-        let n = client.recv(&mut buf)?;
-        println!("{request} -> {}", String::from_utf8_lossy(&buf[..n]));
+        match client.recv(&mut buf) {
+            Ok(n) => println!("{request:?} -> {:?}", String::from_utf8_lossy(&buf[..n])),
+            Err(_) => println!("{request:?} -> no reply"),
+        }
     }
 
     let stats = server.shutdown()?;

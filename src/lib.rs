@@ -61,9 +61,9 @@ pub use crate::config::{
 pub use crate::control::shutdown::Shutdown;
 pub use crate::control::stats::{Counters, Snapshot};
 pub use crate::error::{Error, Result};
-pub use crate::handler::{Greeter, Handler};
+pub use crate::handler::{Answer, Greeter, Handler, Request};
+pub use crate::pipeline::context::RECEIVED_TARGET;
 pub use crate::pipeline::ratelimit::{RateLimiter, DEFAULT_SLOTS};
-pub use crate::pipeline::worker::RECEIVED_TARGET;
 pub use crate::protocol::{greet, greet_into, MAX_DATAGRAM, MAX_GREETABLE, PREFIX, SUFFIX};
 pub use crate::server::Server;
 

@@ -7,12 +7,14 @@ use std::thread::JoinHandle;
 
 use crate::config::Config;
 use crate::control::reporter::Reporter;
-use crate::control::shutdown::{Shutdown, POLL_INTERVAL};
+use crate::control::shutdown::Shutdown;
 use crate::control::stats::{Counters, Snapshot, Stats};
 use crate::error::{Error, Result};
 use crate::handler::{Greeter, Handler};
-use crate::pipeline::{self, spawn, Pipeline};
-use crate::sys;
+use crate::pipeline::buffer::BufferPool;
+use crate::pipeline::context::ServerContext;
+use crate::pipeline::{spawn, Pipeline};
+use crate::sys::{self, BATCH};
 
 /// A running server.
 ///
@@ -41,7 +43,7 @@ pub struct Server {
     threads: Threads,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Threads {
     pipeline: Pipeline,
     reporter: Option<JoinHandle<()>>,
@@ -74,43 +76,48 @@ impl Server {
         shutdown: Shutdown,
     ) -> Result<Server> {
         config.validate()?;
-        let socket = sys::bind(&config, POLL_INTERVAL)?;
+        let socket = sys::bind(&config)?;
         let local_addr = socket
             .local_addr()
             .map_err(|e| Error::bind("UDP", config.bind, e))?;
         #[cfg(feature = "metrics")]
-        let metrics = config
+        let endpoint = config
             .metrics_addr
             .map(crate::control::metrics::Endpoint::bind)
             .transpose()?;
         log::info!("Bind UDP on {}...", local_addr.port());
 
+        let stats = Arc::new(Stats::default());
+        // Room for every buffer that can be out at once: the queue, the
+        // receiver's batch and each worker's (see `BufferPool`).
+        let keep = config.queue + (config.workers + 1) * BATCH;
+        let ctx = Arc::new(ServerContext {
+            handler,
+            stats: stats.clone(),
+            shutdown: shutdown.clone(),
+            pool: BufferPool::new(config.max_datagram + 1, keep),
+            warnings: Arc::default(),
+            local: local_addr,
+            max_datagram: config.max_datagram,
+        });
+        let pipeline = Pipeline::start(&config, socket, ctx)?;
         let mut server = Server {
             local_addr,
             metrics_addr: None,
             workers: config.workers,
             shutdown,
-            stats: Arc::new(Stats::default()),
-            threads: Threads::default(),
+            stats,
+            threads: Threads {
+                pipeline,
+                reporter: None,
+                metrics: None,
+            },
         };
-        // If any thread cannot start, the ones already started are stopped
-        // and joined before the error is returned. The closure owns every
-        // clone of the queue's sender, so once it returns the workers
-        // already started see the queue close.
+        // If a control thread cannot start, the server stops and joins what
+        // started before the error is returned.
         let started = (|| -> Result<()> {
-            let queue = pipeline::queue(&config);
             #[cfg(feature = "metrics")]
-            let metrics_queue = queue.0.clone();
-            server.threads.pipeline.start(
-                &config,
-                socket,
-                queue,
-                handler,
-                &server.stats,
-                &server.shutdown,
-            )?;
-            #[cfg(feature = "metrics")]
-            if let Some(endpoint) = metrics {
+            if let Some(endpoint) = endpoint {
                 use crate::control::metrics::{Exporter, Sources};
                 server.metrics_addr = Some(endpoint.local_addr());
                 log::info!(
@@ -121,7 +128,8 @@ impl Server {
                     endpoint,
                     sources: Sources {
                         stats: server.stats.clone(),
-                        queue: metrics_queue,
+                        depth: Box::new(server.threads.pipeline.depth()),
+                        capacity: config.queue,
                         workers: config.workers,
                     },
                     shutdown: server.shutdown.clone(),
@@ -195,8 +203,7 @@ impl Server {
     /// balance.
     /// Returns the final counters, or the first error that stopped a thread.
     pub fn join(mut self) -> Result<Snapshot> {
-        // The receiver returns first, dropping the queue's sender (the
-        // metrics thread drops its clone once shutdown is triggered): each
+        // The receiver returns first, dropping the queue's sender: each
         // worker then drains what is left and stops.
         let mut first_error = self.threads.pipeline.join();
         self.shutdown.trigger();

@@ -151,7 +151,7 @@ fn round(n: u32) -> Round {
         "round {n}: a panic that was not injected: {stats}"
     );
     assert_eq!(
-        stats.send_errors, stats.worker_panics,
+        stats.send_failed, stats.worker_panics,
         "round {n}: send errors besides the panicked datagrams: {stats}"
     );
     Round { stats, checked }
@@ -168,7 +168,7 @@ fn chaos() {
         total.received += s.received;
         total.replied += s.replied;
         total.dropped_queue_full += s.dropped_queue_full;
-        total.send_errors += s.send_errors;
+        total.send_failed += s.send_failed;
         total.dropped_oversize += s.dropped_oversize;
         total.dropped_rate_limited += s.dropped_rate_limited;
         total.worker_panics += s.worker_panics;

@@ -38,7 +38,7 @@ fn one_fate(server: &Server, sock: &UdpSocket, payload: &[u8]) -> Result<(), Tes
     prop_assert_eq!(delta.received, 2, "{}", delta);
     prop_assert_eq!(delta.replied + delta.dropped_oversize, 2, "{}", delta);
     prop_assert_eq!(
-        delta.send_errors + delta.dropped_queue_full + delta.worker_panics,
+        delta.send_failed + delta.dropped_queue_full + delta.worker_panics,
         0
     );
     if payload.len() <= udp_greeter::MAX_GREETABLE {
@@ -95,7 +95,7 @@ fn oversize() {
     }
     let delta = settled(&server, 16).since(&before);
     assert_eq!(delta.dropped_oversize, 8, "{delta}");
-    assert_eq!(delta.send_errors, 0, "{delta}");
+    assert_eq!(delta.send_failed, 0, "{delta}");
     assert_eq!(delta.replied, 8, "{delta}");
     still_answers(addr);
 }
@@ -124,7 +124,7 @@ fn over_cap() {
     let stats = settled(&server, 10);
     assert_eq!(stats.dropped_oversize, 4, "{stats}");
     assert_eq!(stats.replied, 6, "{stats}");
-    assert_eq!(stats.send_errors, 0, "{stats}");
+    assert_eq!(stats.send_failed, 0, "{stats}");
     still_answers(addr);
 }
 
@@ -293,7 +293,7 @@ fn panics() {
         Snapshot {
             received: 9,
             replied: 6,
-            send_errors: 3,
+            send_failed: 3,
             worker_panics: 3,
             ..Snapshot::default()
         }

@@ -51,7 +51,7 @@ fn metrics() {
         "udp_greeter_datagrams_total{fate=\"replied\"} 5",
         "udp_greeter_datagrams_total{fate=\"dropped_oversize\"} 1",
         "udp_greeter_datagrams_total{fate=\"dropped_queue_full\"} 0",
-        "udp_greeter_datagrams_total{fate=\"send_errors\"} 0",
+        "udp_greeter_datagrams_total{fate=\"send_failed\"} 0",
         "udp_greeter_datagrams_total{fate=\"dropped_rate_limited\"} 0",
         "udp_greeter_worker_panics_total 0",
         "# TYPE udp_greeter_queue_depth gauge",

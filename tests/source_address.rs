@@ -81,7 +81,7 @@ fn pktinfo_multicast() {
     assert_eq!(reply, b"Hello, group!");
     assert_eq!(from, SocketAddr::from((V4, port)));
     let stats = shutdown_within(server, PATIENCE).unwrap();
-    assert_eq!(stats.send_errors, 0, "{stats}");
+    assert_eq!(stats.send_failed, 0, "{stats}");
 }
 
 #[test]

@@ -131,7 +131,7 @@ fn stress(workers: usize) {
     assert_eq!(total.answered, requests);
     assert!(stats.is_balanced(), "{stats}");
     assert_eq!(stats.worker_panics, 0, "{stats}");
-    assert_eq!(stats.send_errors, 0, "{stats}");
+    assert_eq!(stats.send_failed, 0, "{stats}");
     assert_eq!(stats.dropped_oversize, 0, "{stats}");
     assert_eq!(stats.dropped_rate_limited, 0, "{stats}");
     assert_eq!(stats.dropped_queue_full, 0, "{stats}");

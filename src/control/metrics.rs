@@ -10,7 +10,6 @@ use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 
-use crossbeam_channel::Sender;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{prometheus_text, DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
@@ -20,8 +19,8 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use tiny_http::{Header, Method, Request, Response};
 
-use super::shutdown::{Shutdown, POLL_INTERVAL};
-use super::stats::Stats;
+use super::shutdown::Shutdown;
+use super::stats::{Role, Stats, TABLE};
 use crate::error::{Error, Result};
 
 /// The only path served.
@@ -51,27 +50,38 @@ impl Endpoint {
     }
 }
 
-/// What one scrape reads; `T` is what the queue carries.
-#[derive(Debug)]
-pub(crate) struct Sources<T> {
+/// How many datagrams wait for a worker, read at each scrape.
+pub(crate) type DepthProbe = Box<dyn Fn() -> usize + Send + Sync>;
+
+/// What one scrape reads.
+pub(crate) struct Sources {
     pub stats: Arc<Stats>,
-    /// Only for its length. A sender, not a receiver: holding a receiver
-    /// would hide from the receiver thread that every worker is gone. The
-    /// exporter drops it as soon as shutdown is triggered, so the workers
-    /// still see the queue close once the receiver has returned.
-    pub queue: Sender<T>,
+    /// The queue's depth: a probe, not a handle on the queue, so the
+    /// exporter can neither keep the queue open nor hide that it closed.
+    pub depth: DepthProbe,
+    pub capacity: usize,
     pub workers: usize,
 }
 
+impl std::fmt::Debug for Sources {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sources")
+            .field("capacity", &self.capacity)
+            .field("workers", &self.workers)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The `metrics` thread.
-pub(crate) struct Exporter<T> {
+pub(crate) struct Exporter {
     pub endpoint: Endpoint,
-    pub sources: Sources<T>,
+    pub sources: Sources,
     pub shutdown: Shutdown,
 }
 
-impl<T: Send + std::fmt::Debug + 'static> Exporter<T> {
-    /// Serves until shutdown is triggered.
+impl Exporter {
+    /// Serves until shutdown is triggered, sleeping until a scrape comes:
+    /// the trigger unblocks the wait.
     pub(crate) fn run(self) {
         let Exporter {
             endpoint,
@@ -79,16 +89,21 @@ impl<T: Send + std::fmt::Debug + 'static> Exporter<T> {
             shutdown,
         } = self;
         let registry = registry(sources);
-        // A short wait, so shutdown is noticed within one poll interval
-        // even when nobody scrapes.
-        while !shutdown.is_triggered() {
-            match endpoint.http.recv_timeout(POLL_INTERVAL) {
-                Ok(Some(request)) => answer(request, &registry),
-                Ok(None) => {}
+        let http = Arc::new(endpoint.http);
+        let waker = Arc::downgrade(&http);
+        shutdown.on_trigger(move || {
+            if let Some(http) = waker.upgrade() {
+                http.unblock();
+            }
+        });
+        loop {
+            match http.recv() {
+                Ok(request) => answer(request, &registry),
+                Err(_) if shutdown.is_triggered() => return,
                 Err(e) => {
                     // The accept thread has stopped: nothing more will come.
                     log::error!("metrics endpoint stopped: {e}");
-                    break;
+                    return;
                 }
             }
         }
@@ -96,7 +111,7 @@ impl<T: Send + std::fmt::Debug + 'static> Exporter<T> {
 }
 
 /// Every metric: the build, then the live counters.
-fn registry<T: Send + std::fmt::Debug + 'static>(sources: Sources<T>) -> Registry {
+fn registry(sources: Sources) -> Registry {
     let mut registry = Registry::default();
     registry.register(
         "udp_greeter_build",
@@ -152,20 +167,22 @@ fn with_header<R: io::Read>(response: Response<R>, name: &str, value: &str) -> R
 
 /// Reads the live counters on every scrape.
 #[derive(Debug)]
-struct Live<T>(Sources<T>);
+struct Live(Sources);
 
-impl<T: Send + std::fmt::Debug + 'static> Collector for Live<T> {
+impl Collector for Live {
+    /// The table of counts gives every metric: `received` and each side
+    /// count a counter of its own, the fates one counter labelled by fate.
     fn encode(
         &self,
         mut encoder: DescriptorEncoder<'_>,
     ) -> std::result::Result<(), std::fmt::Error> {
         let s = self.0.stats.snapshot();
-        counter(
-            &mut encoder,
-            "udp_greeter_received",
-            "Datagrams read from the socket",
-            s.received,
-        )?;
+        let counts: Vec<_> = TABLE.iter().zip(s.counts()).collect();
+        for (entry, (name, n)) in &counts {
+            if entry.role == Role::Received {
+                counter(&mut encoder, &format!("udp_greeter_{name}"), entry.help, *n)?;
+            }
+        }
         {
             let mut family = encoder.encode_descriptor(
                 "udp_greeter_datagrams",
@@ -173,40 +190,27 @@ impl<T: Send + std::fmt::Debug + 'static> Collector for Live<T> {
                 None,
                 MetricType::Counter,
             )?;
-            for (fate, n) in [
-                ("replied", s.replied),
-                ("dropped_queue_full", s.dropped_queue_full),
-                ("send_errors", s.send_errors),
-                ("dropped_oversize", s.dropped_oversize),
-                ("dropped_rate_limited", s.dropped_rate_limited),
-            ] {
-                let labels = [("fate", fate)];
-                ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
+            for (_, (fate, n)) in counts.iter().filter(|(e, _)| e.role == Role::Fate) {
+                let labels = [("fate", *fate)];
+                ConstCounter::new(*n).encode(family.encode_family(&labels)?)?;
             }
         }
-        counter(
-            &mut encoder,
-            "udp_greeter_worker_panics",
-            "Panics caught in worker threads",
-            s.worker_panics,
-        )?;
-        counter(
-            &mut encoder,
-            "udp_greeter_control_truncated",
-            "Datagrams whose control messages the kernel cut short",
-            s.control_truncated,
-        )?;
+        for (entry, (name, n)) in &counts {
+            if entry.role == Role::Side {
+                counter(&mut encoder, &format!("udp_greeter_{name}"), entry.help, *n)?;
+            }
+        }
         gauge(
             &mut encoder,
             "udp_greeter_queue_depth",
             "Datagrams waiting for a worker",
-            self.0.queue.len() as i64,
+            (self.0.depth)() as i64,
         )?;
         gauge(
             &mut encoder,
             "udp_greeter_queue_capacity",
             "Datagrams that may wait for a worker (--queue)",
-            self.0.queue.capacity().unwrap_or_default() as i64,
+            self.0.capacity as i64,
         )?;
         gauge(
             &mut encoder,
@@ -249,10 +253,10 @@ mod tests {
         stats.workers().add(Count::Replied, 4);
         stats.receiver().add(Count::DroppedQueueFull, 1);
         stats.receiver().add(Count::DroppedRateLimited, 2);
-        let (tx, _rx) = crossbeam_channel::bounded::<u8>(16);
         let registry = registry(Sources {
             stats,
-            queue: tx,
+            depth: Box::new(|| 5),
+            capacity: 16,
             workers: 3,
         });
         let mut text = String::new();
@@ -264,13 +268,14 @@ mod tests {
             "# TYPE udp_greeter_datagrams_total counter",
             "udp_greeter_datagrams_total{fate=\"replied\"} 4",
             "udp_greeter_datagrams_total{fate=\"dropped_queue_full\"} 1",
-            "udp_greeter_datagrams_total{fate=\"send_errors\"} 0",
+            "udp_greeter_datagrams_total{fate=\"send_failed\"} 0",
+            "udp_greeter_datagrams_total{fate=\"declined\"} 0",
             "udp_greeter_datagrams_total{fate=\"dropped_oversize\"} 0",
             "udp_greeter_datagrams_total{fate=\"dropped_rate_limited\"} 2",
             "udp_greeter_worker_panics_total 0",
             "udp_greeter_control_truncated_total 0",
             "# TYPE udp_greeter_queue_depth gauge",
-            "udp_greeter_queue_depth 0",
+            "udp_greeter_queue_depth 5",
             "udp_greeter_queue_capacity 16",
             "udp_greeter_workers 3",
             concat!(

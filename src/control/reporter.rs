@@ -2,10 +2,11 @@
 //! last report, every `--stats-interval`.
 
 use std::sync::Arc;
-use std::thread;
 use std::time::{Duration, Instant};
 
-use super::shutdown::{Shutdown, POLL_INTERVAL};
+use crossbeam_channel::{select, tick};
+
+use super::shutdown::Shutdown;
 use super::stats::{Snapshot, Stats};
 
 pub(crate) struct Reporter {
@@ -15,20 +16,23 @@ pub(crate) struct Reporter {
 }
 
 impl Reporter {
+    /// Reports every interval until shutdown: it sleeps between reports,
+    /// and the closing channel wakes it at once to stop.
     pub(crate) fn run(self) {
+        let closed = self.shutdown.closed();
+        let ticks = tick(self.every);
         let mut last = self.stats.snapshot();
         let mut last_at = Instant::now();
-        while !self.shutdown.is_triggered() {
-            // Short sleeps, so shutdown never waits a whole interval for it.
-            thread::sleep(POLL_INTERVAL.min(self.every));
-            let elapsed = last_at.elapsed();
-            if elapsed < self.every {
-                continue;
+        loop {
+            select! {
+                recv(closed) -> _ => return,
+                recv(ticks) -> _ => {
+                    let now = self.stats.snapshot();
+                    log::info!("{}", report(&now, &now.since(&last), last_at.elapsed()));
+                    last = now;
+                    last_at = Instant::now();
+                }
             }
-            let now = self.stats.snapshot();
-            log::info!("{}", report(&now, &now.since(&last), elapsed));
-            last = now;
-            last_at = Instant::now();
         }
     }
 }

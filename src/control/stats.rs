@@ -1,24 +1,114 @@
 //! The server's counters: every received datagram ends in exactly one fate.
+//!
+//! One table, [`counts!`] below, names every counter once: its field in
+//! [`Snapshot`], what it counts, and whether it is a fate (every received
+//! datagram ends in exactly one) or a side count. The `stats:` line, the
+//! metrics, the balance identity and the tests all read that table, so a new
+//! fate is one line there.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// What a counter counts: one name per fate, whichever thread settles it.
+/// What a counter is to the balance identity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Count {
+pub(crate) enum Role {
+    /// Every datagram read: the left side of the identity.
     Received,
-    Replied,
-    DroppedQueueFull,
-    SendErrors,
-    DroppedOversize,
-    DroppedRateLimited,
-    WorkerPanics,
-    /// Not a fate: datagrams whose control messages the kernel cut short.
-    ControlTruncated,
+    /// One of the fates: the right side of the identity sums them.
+    Fate,
+    /// Counted beside the datagrams, not one of their fates.
+    Side,
 }
 
-const COUNTS: usize = 8;
+/// One row of the table.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Entry {
+    /// The field of [`Snapshot`], the key of the `stats:` line and the
+    /// metric's name or label.
+    pub name: &'static str,
+    pub role: Role,
+    /// What it counts, for the field's documentation and the metric's help.
+    pub help: &'static str,
+}
+
+/// Declares every counter once; see the module's documentation.
+macro_rules! counts {
+    ($($variant:ident $field:ident $role:ident $help:literal;)*) => {
+        /// What a counter counts: one name per fate, whichever thread
+        /// settles it.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub(crate) enum Count {
+            $($variant,)*
+        }
+
+        /// Every counter, in the order of the `stats:` line.
+        pub(crate) const TABLE: &[Entry] = &[
+            $(Entry { name: stringify!($field), role: Role::$role, help: $help },)*
+        ];
+
+        /// The counters at one moment.
+        ///
+        /// Every received datagram ends in exactly one fate, and once the
+        /// server has stopped `received` equals their sum
+        /// ([`Snapshot::is_balanced`]); [`Snapshot::fates`] lists them.
+        /// `worker_panics` and `control_truncated` are counted beside the
+        /// fates: the datagram a panic interrupted is counted under
+        /// `send_failed`, and a datagram whose control messages were cut
+        /// still meets a fate of its own.
+        ///
+        /// Its `Display` is the server's closing line:
+        ///
+        /// ```
+        /// let s = udp_greeter::Snapshot::default();
+        /// assert_eq!(
+        ///     s.to_string(),
+        ///     "stats: received=0 replied=0 declined=0 dropped_queue_full=0 \
+        ///      dropped_oversize=0 dropped_rate_limited=0 send_failed=0 \
+        ///      worker_panics=0 control_truncated=0"
+        /// );
+        /// ```
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+        pub struct Snapshot {
+            $(#[doc = concat!($help, ".")] pub $field: u64,)*
+        }
+
+        impl Snapshot {
+            /// Every counter with its name, in the order of the `stats:` line.
+            pub fn counts(&self) -> impl Iterator<Item = (&'static str, u64)> {
+                TABLE.iter().map(|e| e.name).zip([$(self.$field,)*])
+            }
+
+            /// What happened between `earlier` and `self`, counter by counter.
+            pub fn since(&self, earlier: &Snapshot) -> Snapshot {
+                Snapshot {
+                    $($field: self.$field.saturating_sub(earlier.$field),)*
+                }
+            }
+
+            fn from_fn(mut get: impl FnMut(Count) -> u64) -> Snapshot {
+                Snapshot { $($field: get(Count::$variant),)* }
+            }
+        }
+
+        const COUNTS: usize = TABLE.len();
+    };
+}
+
+counts! {
+    Received received Received "Datagrams read from the socket";
+    Replied replied Fate "Datagrams answered";
+    Declined declined Fate "Datagrams the handler chose not to answer";
+    DroppedQueueFull dropped_queue_full Fate "Datagrams dropped because the queue was full";
+    DroppedOversize dropped_oversize Fate
+        "Datagrams over the size limit, or whose reply would not fit in one";
+    DroppedRateLimited dropped_rate_limited Fate "Datagrams dropped by the per-source rate limit";
+    SendFailed send_failed Fate
+        "Datagrams whose reply the kernel refused, or whose handler panicked";
+    WorkerPanics worker_panics Side "Panics caught in worker threads";
+    ControlTruncated control_truncated Side
+        "Datagrams whose control messages the kernel cut short; should stay 0";
+}
 
 /// One thread's counters, alone on their cache lines, so the receiver and
 /// the workers do not slow each other down.
@@ -34,8 +124,29 @@ impl Tally {
         }
     }
 
+    /// Adds everything `pending` gathered: one atomic add per counter
+    /// that moved, however many datagrams moved it.
+    pub(crate) fn add_pending(&self, pending: &Pending) {
+        for (i, &n) in pending.0.iter().enumerate() {
+            if n != 0 {
+                self.0[i].fetch_add(n, Ordering::Relaxed);
+            }
+        }
+    }
+
     fn get(&self, count: Count) -> u64 {
         self.0[count as usize].load(Ordering::Relaxed)
+    }
+}
+
+/// Counts one thread gathers over a batch, before it adds them to its
+/// tally at once.
+#[derive(Debug, Default)]
+pub(crate) struct Pending([u64; COUNTS]);
+
+impl Pending {
+    pub(crate) fn add(&mut self, count: Count, n: u64) {
+        self.0[count as usize] += n;
     }
 }
 
@@ -65,16 +176,7 @@ impl Stats {
         let get = |c| self.receiver.get(c) + self.workers.get(c);
         // The fates are read before `received`, so a snapshot taken while
         // traffic flows never shows more fates than datagrams.
-        let mut s = Snapshot {
-            received: 0,
-            replied: get(Count::Replied),
-            dropped_queue_full: get(Count::DroppedQueueFull),
-            send_errors: get(Count::SendErrors),
-            dropped_oversize: get(Count::DroppedOversize),
-            dropped_rate_limited: get(Count::DroppedRateLimited),
-            worker_panics: get(Count::WorkerPanics),
-            control_truncated: get(Count::ControlTruncated),
-        };
+        let mut s = Snapshot::from_fn(|c| if c == Count::Received { 0 } else { get(c) });
         s.received = get(Count::Received);
         s
     }
@@ -94,54 +196,60 @@ impl Counters {
     }
 }
 
-/// The counters at one moment.
-///
-/// Every received datagram ends in exactly one fate: `replied`,
-/// `dropped_queue_full`, `send_errors`, `dropped_oversize` or
-/// `dropped_rate_limited`. `worker_panics` counts panics, not datagrams: the
-/// datagram a panic interrupted is counted under `send_errors`.
-/// `control_truncated` is not a fate either: it counts datagrams whose
-/// control messages the kernel cut short, whatever their fate.
-///
-/// Its `Display` is the server's closing line:
-///
-/// ```
-/// let s = udp_greeter::Snapshot::default();
-/// assert_eq!(
-///     s.to_string(),
-///     "stats: received=0 replied=0 dropped_queue_full=0 send_errors=0 \
-///      dropped_oversize=0 dropped_rate_limited=0 worker_panics=0 control_truncated=0"
-/// );
-/// ```
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Snapshot {
-    /// Datagrams read from the socket.
-    pub received: u64,
-    /// Datagrams answered.
-    pub replied: u64,
-    /// Datagrams dropped because the queue was full.
-    pub dropped_queue_full: u64,
-    /// Datagrams whose reply could not be sent, or whose handler panicked.
-    pub send_errors: u64,
-    /// Datagrams over `--max-datagram`, or whose reply would not fit in one.
-    pub dropped_oversize: u64,
-    /// Datagrams dropped by the per-source rate limit.
-    pub dropped_rate_limited: u64,
-    /// Panics caught in workers.
-    pub worker_panics: u64,
-    /// Datagrams whose control messages (the destination address) the
-    /// kernel cut short for lack of room, whatever their fate; should stay 0.
-    pub control_truncated: u64,
-}
-
 impl Snapshot {
+    /// The fates with their names: every received datagram ends in exactly
+    /// one of them.
+    pub fn fates(&self) -> impl Iterator<Item = (&'static str, u64)> {
+        self.with_role(Role::Fate)
+    }
+
+    pub(crate) fn with_role(&self, role: Role) -> impl Iterator<Item = (&'static str, u64)> {
+        TABLE
+            .iter()
+            .zip(self.counts())
+            .filter(move |(e, _)| e.role == role)
+            .map(|(_, count)| count)
+    }
+
+    /// Reads the counters back from a `stats:` line, as [`Display`]
+    /// writes it and the server logs it; anything before `stats:` (a log
+    /// line's time and level) and keys it does not know (the periodic
+    /// report's rates) are passed over. `None` if a counter is missing or
+    /// not a number.
+    ///
+    /// ```
+    /// use udp_greeter::Snapshot;
+    ///
+    /// let s = Snapshot { received: 3, replied: 3, ..Snapshot::default() };
+    /// let line = format!("12:00:01 [INFO] {s} received_per_sec=1.5");
+    /// assert_eq!(Snapshot::from_line(&line), Some(s));
+    /// ```
+    ///
+    /// [`Display`]: fmt::Display
+    pub fn from_line(line: &str) -> Option<Snapshot> {
+        let fields = &line[line.find("stats: ")? + "stats: ".len()..];
+        let pairs: Vec<(&str, &str)> = fields
+            .split_whitespace()
+            .filter_map(|f| f.split_once('='))
+            .collect();
+        let mut missing = false;
+        let s = Snapshot::from_fn(|c| {
+            let name = TABLE[c as usize].name;
+            let value = pairs.iter().find(|(k, _)| *k == name);
+            match value.and_then(|(_, v)| v.parse().ok()) {
+                Some(n) => n,
+                None => {
+                    missing = true;
+                    0
+                }
+            }
+        });
+        (!missing).then_some(s)
+    }
+
     /// The sum of every fate.
     pub fn settled(&self) -> u64 {
-        self.replied
-            + self.dropped_queue_full
-            + self.send_errors
-            + self.dropped_oversize
-            + self.dropped_rate_limited
+        self.fates().map(|(_, n)| n).sum()
     }
 
     /// Whether every received datagram is accounted for in exactly one fate.
@@ -152,43 +260,22 @@ impl Snapshot {
         self.received == self.settled()
     }
 
-    /// Whether any datagram met a fate other than a reply, or any panic or
-    /// cut control message happened: what an operator should look at.
+    /// Whether any datagram met a fate other than a reply or a handler's
+    /// choice not to reply, or any side count moved: what an operator
+    /// should look at.
     pub fn has_trouble(&self) -> bool {
-        self.settled() != self.replied || self.worker_panics > 0 || self.control_truncated > 0
-    }
-
-    /// What happened between `earlier` and `self`, counter by counter.
-    pub fn since(&self, earlier: &Snapshot) -> Snapshot {
-        let d = |now: u64, then: u64| now.saturating_sub(then);
-        Snapshot {
-            received: d(self.received, earlier.received),
-            replied: d(self.replied, earlier.replied),
-            dropped_queue_full: d(self.dropped_queue_full, earlier.dropped_queue_full),
-            send_errors: d(self.send_errors, earlier.send_errors),
-            dropped_oversize: d(self.dropped_oversize, earlier.dropped_oversize),
-            dropped_rate_limited: d(self.dropped_rate_limited, earlier.dropped_rate_limited),
-            worker_panics: d(self.worker_panics, earlier.worker_panics),
-            control_truncated: d(self.control_truncated, earlier.control_truncated),
-        }
+        self.settled() != self.replied + self.declined
+            || self.with_role(Role::Side).any(|(_, n)| n > 0)
     }
 }
 
 impl fmt::Display for Snapshot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "stats: received={} replied={} dropped_queue_full={} send_errors={} \
-             dropped_oversize={} dropped_rate_limited={} worker_panics={} control_truncated={}",
-            self.received,
-            self.replied,
-            self.dropped_queue_full,
-            self.send_errors,
-            self.dropped_oversize,
-            self.dropped_rate_limited,
-            self.worker_panics,
-            self.control_truncated
-        )
+        f.write_str("stats:")?;
+        for (name, n) in self.counts() {
+            write!(f, " {name}={n}")?;
+        }
+        Ok(())
     }
 }
 
@@ -200,10 +287,11 @@ mod tests {
     fn balance() {
         let stats = Stats::default();
         let (r, w) = (stats.receiver(), stats.workers());
-        r.add(Count::Received, 10);
+        r.add(Count::Received, 11);
         w.add(Count::Replied, 4);
+        w.add(Count::Declined, 1);
         r.add(Count::DroppedQueueFull, 1);
-        w.add(Count::SendErrors, 1);
+        w.add(Count::SendFailed, 1);
         r.add(Count::DroppedOversize, 1);
         w.add(Count::DroppedOversize, 1);
         assert!(!stats.snapshot().is_balanced());
@@ -216,10 +304,52 @@ mod tests {
         assert_eq!(s.worker_panics, 5);
         let clean = Snapshot {
             received: 3,
-            replied: 3,
+            replied: 2,
+            declined: 1,
             ..Snapshot::default()
         };
         assert!(clean.is_balanced() && !clean.has_trouble());
+        let cut = Snapshot {
+            control_truncated: 1,
+            ..clean
+        };
+        assert!(cut.has_trouble(), "a side count is trouble too");
+    }
+
+    #[test]
+    fn table_and_fields_agree() {
+        // Each field reads its own counter: give each a different value.
+        let stats = Stats::default();
+        for (i, _) in TABLE.iter().enumerate() {
+            // Row i of the table is variant i of `Count`.
+            stats.receiver().0[i].store(i as u64 + 1, Ordering::Relaxed);
+        }
+        let s = stats.snapshot();
+        let got: Vec<u64> = s.counts().map(|(_, n)| n).collect();
+        let want: Vec<u64> = (1..=TABLE.len() as u64).collect();
+        assert_eq!(got, want);
+        assert_eq!(s.received, 1);
+        assert_eq!(s.control_truncated, TABLE.len() as u64);
+        let names: Vec<&str> = s.counts().map(|(name, _)| name).collect();
+        assert_eq!(names[0], "received");
+        assert!(s.fates().all(|(name, _)| name != "received"));
+        assert_eq!(s.fates().count(), 6);
+    }
+
+    #[test]
+    fn line_round_trip() {
+        let s = Snapshot {
+            received: 9,
+            replied: 6,
+            send_failed: 3,
+            worker_panics: 3,
+            ..Snapshot::default()
+        };
+        assert_eq!(Snapshot::from_line(&s.to_string()), Some(s));
+        assert_eq!(Snapshot::from_line("stats: received=1 replied=1"), None);
+        let bad = s.to_string().replace("replied=6", "replied=x");
+        assert_eq!(Snapshot::from_line(&bad), None);
+        assert_eq!(Snapshot::from_line("no counters here"), None);
     }
 
     #[test]

@@ -6,28 +6,24 @@ use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Receiver;
 
 use crate::config::Config;
-use crate::control::shutdown::Shutdown;
-use crate::control::stats::Stats;
 use crate::error::{Error, Result};
 use crate::handler::Handler;
+use crate::sys::{self, Segmentation};
 
-mod buffer;
+pub(crate) mod buffer;
+pub(crate) mod context;
 pub(crate) mod ratelimit;
 mod receiver;
 mod wait;
-pub(crate) mod worker;
+mod worker;
 
-use buffer::BufferPool;
+use context::{ServerContext, Warnings};
 use ratelimit::{RateLimiter, DEFAULT_SLOTS};
 use receiver::ReceiverThread;
-use worker::{Worker, WorkerLogs};
-
-/// How many datagrams one system call may read, and a worker may take at
-/// once.
-pub(crate) const BATCH: usize = 32;
+use worker::Worker;
 
 /// One received datagram on its way from the receiver to a worker.
 #[derive(Debug)]
@@ -39,85 +35,100 @@ pub(crate) struct Datagram {
     pub local: Option<IpAddr>,
 }
 
-/// A peer's address as logs show it: an IPv4 client of a dual-stack socket
-/// in its IPv4 form (`127.0.0.1:46736`, not `[::ffff:127.0.0.1]:46736`).
+/// A peer's address as logs and handlers show it: an IPv4 client of a
+/// dual-stack socket in its IPv4 form (`127.0.0.1:46736`, not
+/// `[::ffff:127.0.0.1]:46736`).
 pub(crate) fn shown(peer: SocketAddr) -> SocketAddr {
-    match peer {
-        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
-            Some(v4) => SocketAddr::new(IpAddr::V4(v4), v6.port()),
-            None => peer,
-        },
-        SocketAddr::V4(_) => peer,
-    }
-}
-
-/// The queue between the receiver and the workers.
-pub(crate) fn queue(config: &Config) -> (Sender<Datagram>, Receiver<Datagram>) {
-    crossbeam_channel::bounded(config.queue)
+    SocketAddr::new(peer.ip().to_canonical(), peer.port())
 }
 
 /// The pipeline's threads, once started.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Pipeline {
     receiver: Option<JoinHandle<Result<()>>>,
     workers: Vec<JoinHandle<()>>,
-    logs: Option<Arc<WorkerLogs>>,
+    warnings: Arc<Warnings>,
+    /// The workers' end of the queue, kept only to read its depth: a
+    /// receiver of the queue never keeps it open, so the workers still see
+    /// it close when the receiver thread ends.
+    queue: Receiver<Datagram>,
 }
 
 impl Pipeline {
-    /// Starts the workers, then the receiver, on `socket` and the queue.
+    /// Makes the queue, then starts the workers and the receiver on
+    /// `socket`, sharing `ctx`.
     ///
-    /// If a thread cannot start, those already started stay in `self` for
-    /// [`Pipeline::join`]: the queue's sender is dropped on return, so the
-    /// workers see it close once every other clone of it is gone too.
+    /// If a thread cannot start, those already started are stopped and
+    /// joined before the error is returned.
     pub(crate) fn start<H: Handler>(
-        &mut self,
         config: &Config,
         socket: UdpSocket,
-        (tx, rx): (Sender<Datagram>, Receiver<Datagram>),
-        handler: H,
-        stats: &Arc<Stats>,
-        shutdown: &Shutdown,
-    ) -> Result<()> {
-        // Room for every buffer that can be out at once, so that none needs
-        // making again in the steady state (see `BufferPool`).
-        let keep = config.queue + (config.workers + 1) * BATCH;
-        let pool = BufferPool::new(config.max_datagram + 1, keep);
-        let handler = Arc::new(handler);
-        let logs = Arc::new(WorkerLogs::new());
-        self.logs = Some(logs.clone());
-        for i in 0..config.workers {
-            let worker = Worker {
-                socket: socket
-                    .try_clone()
-                    .map_err(|e| Error::io("clone the server's socket", e))?,
-                queue: rx.clone(),
-                pool: pool.clone(),
-                stats: stats.clone(),
-                handler: handler.clone(),
-                logs: logs.clone(),
-            };
-            self.workers
-                .push(spawn(&format!("worker-{i}"), move || worker.run())?);
-        }
-        let receiver = ReceiverThread {
-            socket,
-            queue: tx,
-            pool,
-            stats: stats.clone(),
-            shutdown: shutdown.clone(),
-            limiter: config.rate_limit.map(|rate| {
-                RateLimiter::new(rate, config.rate_burst.unwrap_or(rate), DEFAULT_SLOTS)
-            }),
-            max_datagram: config.max_datagram,
+        ctx: Arc<ServerContext<H>>,
+    ) -> Result<Pipeline> {
+        let (tx, rx) = crossbeam_channel::bounded(config.queue);
+        let mut pipeline = Pipeline {
+            receiver: None,
+            workers: Vec::with_capacity(config.workers),
+            warnings: ctx.warnings.clone(),
+            queue: rx.clone(),
         };
-        self.receiver = Some(spawn("receiver", move || receiver.run())?);
-        Ok(())
+        // What the kernel can segment is learned once, by the first send,
+        // for every clone of the socket.
+        let segmentation = Arc::new(Segmentation::default());
+        for i in 0..config.workers {
+            let started = socket
+                .try_clone()
+                .map_err(|e| Error::io("clone the server's socket", e))
+                .and_then(|clone| {
+                    let worker = Worker::new(ctx.clone(), clone, rx.clone(), segmentation.clone());
+                    spawn(&format!("worker-{i}"), move || worker.run())
+                });
+            match started {
+                Ok(handle) => pipeline.workers.push(handle),
+                Err(e) => {
+                    // The sender goes with this frame: the workers started
+                    // see the queue close, and stop.
+                    drop(tx);
+                    pipeline.join();
+                    return Err(e);
+                }
+            }
+        }
+        let socket = Arc::new(socket);
+        // A blocked read wakes when the socket's reading side is shut. The
+        // waker holds the socket weakly: once the receiver has ended, the
+        // socket closes with the last worker's clone.
+        let reading = Arc::downgrade(&socket);
+        ctx.shutdown.on_trigger(move || {
+            if let Some(socket) = reading.upgrade() {
+                sys::wake_reader(&socket);
+            }
+        });
+        let limiter = config
+            .rate_limit
+            .map(|rate| RateLimiter::new(rate, config.rate_burst.unwrap_or(rate), DEFAULT_SLOTS));
+        let receiver = ReceiverThread::new(ctx.clone(), socket, tx, limiter);
+        match spawn("receiver", move || receiver.run()) {
+            Ok(handle) => pipeline.receiver = Some(handle),
+            Err(e) => {
+                ctx.shutdown.trigger();
+                pipeline.join();
+                return Err(e);
+            }
+        }
+        Ok(pipeline)
+    }
+
+    /// A probe of how many datagrams wait for a worker.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn depth(&self) -> impl Fn() -> usize + Send + Sync + 'static {
+        let queue = self.queue.clone();
+        move || queue.len()
     }
 
     /// Waits for the receiver, then for every worker, which drain what is
-    /// queued once the receiver has hung up. Returns the first error that
-    /// stopped a thread.
+    /// queued once the receiver has hung up; then reports the log lines
+    /// held back. Returns the first error that stopped a thread.
     pub(crate) fn join(&mut self) -> Option<Error> {
         let mut first = None;
         if let Some(handle) = self.receiver.take() {
@@ -132,9 +143,7 @@ impl Pipeline {
                 first = Some(Error::thread_panicked(&format!("worker-{i}")));
             }
         }
-        if let Some(logs) = self.logs.take() {
-            logs.flush();
-        }
+        self.warnings.flush();
         first
     }
 }

@@ -7,7 +7,7 @@
 //! bucket, which can only make the limit stricter for them, never looser.
 
 use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::time::Instant;
 
@@ -105,16 +105,9 @@ impl RateLimiter {
     }
 
     fn slot(&self, ip: IpAddr) -> usize {
-        let mut h = self.hasher.build_hasher();
         // An IPv4-mapped IPv6 address is the same source as its IPv4 form.
-        match ip {
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => v4.hash(&mut h),
-                None => v6.hash(&mut h),
-            },
-            IpAddr::V4(v4) => v4.hash(&mut h),
-        }
-        (h.finish() % self.buckets.len() as u64) as usize
+        let h = self.hasher.hash_one(ip.to_canonical());
+        (h % self.buckets.len() as u64) as usize
     }
 }
 

@@ -8,66 +8,62 @@ use std::thread;
 use std::time::Instant;
 
 use crossbeam_channel::{Sender, TrySendError};
+use log::Level;
 
-use super::buffer::BufferPool;
+use super::context::{ServerContext, Warning};
 use super::ratelimit::RateLimiter;
 use super::wait::{WaitPolicy, LONE_LOOKS};
-use super::{shown, Datagram, BATCH};
-use crate::control::shutdown::Shutdown;
-use crate::control::stats::{Count, Stats};
-use crate::control::throttle::Throttle;
+use super::{shown, Datagram};
+use crate::control::shutdown::TriggerOnDrop;
+use crate::control::stats::{Count, Pending};
 use crate::error::{Error, Result};
-use crate::sys::{self, Meta, Reader};
-
-/// How many warnings of one kind are logged per second.
-const WARNINGS_PER_SECOND: u64 = 1;
+use crate::sys::{self, Meta, Reader, BATCH};
 
 /// The receiver thread's state: named apart from the channel's
 /// `Receiver`, which is the workers' end of the queue.
-pub(crate) struct ReceiverThread {
-    pub socket: UdpSocket,
-    pub queue: Sender<Datagram>,
-    pub pool: BufferPool,
-    pub stats: Arc<Stats>,
-    pub shutdown: Shutdown,
-    pub limiter: Option<RateLimiter>,
-    pub max_datagram: usize,
+pub(crate) struct ReceiverThread<H> {
+    ctx: Arc<ServerContext<H>>,
+    socket: Arc<UdpSocket>,
+    queue: Sender<Datagram>,
+    limiter: Option<RateLimiter>,
+    /// Set once the queue reports that no worker is left.
+    orphaned: bool,
 }
 
-/// Rate-limited warnings, one throttle per kind so a flood of one kind does
-/// not hide another.
-struct Warnings {
-    oversize: Throttle,
-    rate_limited: Throttle,
-    queue_full: Throttle,
-    receive_error: Throttle,
-    control_truncated: Throttle,
-}
+impl<H> ReceiverThread<H> {
+    pub(crate) fn new(
+        ctx: Arc<ServerContext<H>>,
+        socket: Arc<UdpSocket>,
+        queue: Sender<Datagram>,
+        limiter: Option<RateLimiter>,
+    ) -> ReceiverThread<H> {
+        ReceiverThread {
+            ctx,
+            socket,
+            queue,
+            limiter,
+            orphaned: false,
+        }
+    }
 
-impl ReceiverThread {
     /// Reads until shutdown is triggered or the socket fails for good.
     ///
-    /// Returning drops the queue's sender, which tells the workers to finish
-    /// what is queued and stop.
+    /// However it ends, returning, failing or panicking, it triggers the
+    /// shutdown and drops the queue's sender, which tells the workers to
+    /// finish what is queued and stop: without a receiver they have
+    /// nothing left to do.
     pub(crate) fn run(mut self) -> Result<()> {
+        let _stop = TriggerOnDrop(self.ctx.shutdown.clone());
         let mut reader = Reader::new(BATCH);
-        let mut slots: Vec<Vec<u8>> = (0..BATCH).map(|_| self.pool.take()).collect();
+        let mut slots: Vec<Vec<u8>> = (0..BATCH).map(|_| self.ctx.pool.take()).collect();
         let mut metas: Vec<Meta> = Vec::with_capacity(BATCH);
-        let warnings = Warnings {
-            oversize: Throttle::new(WARNINGS_PER_SECOND),
-            rate_limited: Throttle::new(WARNINGS_PER_SECOND),
-            queue_full: Throttle::new(WARNINGS_PER_SECOND),
-            receive_error: Throttle::new(WARNINGS_PER_SECOND),
-            control_truncated: Throttle::new(WARNINGS_PER_SECOND),
-        };
-        // The socket's read timeout bounds each wait, so the flag is seen
-        // within one poll interval even when no traffic arrives.
         let mut wait = WaitPolicy::with_lone_looks(LONE_LOOKS);
-        while !self.shutdown.is_triggered() {
+        // A blocking read sleeps until a datagram comes, or until the
+        // shutdown's waker shuts the socket's reading side.
+        while !self.ctx.shutdown.is_triggered() {
             // Right after a read, look again without sleeping (yielding the
             // CPU between looks) as long as the wait policy says that is
-            // cheaper than a sleep and a wake-up; otherwise sleep in the
-            // kernel until a datagram or the timeout comes.
+            // cheaper than a sleep and a wake-up.
             let awake = wait.awake();
             let read = if awake {
                 reader.try_read(&self.socket, &mut slots, &mut metas)
@@ -77,22 +73,21 @@ impl ReceiverThread {
             match read {
                 Ok(()) => {
                     wait.record(metas.len());
-                    self.dispatch(&mut slots, &metas, &warnings)?
+                    self.dispatch(&mut slots, &metas)?;
                 }
                 Err(e) if sys::is_timeout(&e) => {
                     if awake {
                         thread::yield_now();
                     }
                 }
-                Err(e) if sys::is_transient(&e) => {
-                    let a = warnings.receive_error.admit();
-                    if a.admitted {
-                        log::warn!("receive error, carrying on: {e}{}", a.more());
-                    }
-                }
+                Err(e) if sys::is_closed(&e) && self.ctx.shutdown.is_triggered() => break,
+                Err(e) if sys::is_transient(&e) => self.ctx.warnings.log(
+                    Warning::ReceiveError,
+                    Level::Warn,
+                    format_args!("receive error, carrying on: {e}"),
+                ),
                 Err(e) => {
                     log::error!("receive failed, stopping: {e}");
-                    self.shutdown.trigger();
                     return Err(Error::receive(e));
                 }
             }
@@ -100,110 +95,125 @@ impl ReceiverThread {
         Ok(())
     }
 
-    /// Settles or queues each datagram of one read.
-    fn dispatch(
-        &mut self,
-        slots: &mut [Vec<u8>],
-        metas: &[Meta],
-        warnings: &Warnings,
-    ) -> Result<()> {
-        let tally = self.stats.receiver();
-        tally.add(Count::Received, metas.len() as u64);
+    /// Settles or queues each datagram of one read, and counts them.
+    fn dispatch(&mut self, slots: &mut [Vec<u8>], metas: &[Meta]) -> Result<()> {
+        let mut pending = Pending::default();
+        pending.add(Count::Received, metas.len() as u64);
         let now = self.limiter.as_ref().map(|_| Instant::now());
-        let (mut oversize, mut limited, mut full, mut unanswerable) = (0, 0, 0, 0);
-        let mut cut = 0;
-        let mut result = Ok(());
         for (slot, meta) in slots.iter_mut().zip(metas) {
-            let Some(peer) = meta.peer else {
-                // No address to answer: only a non-IP socket could say so.
-                unanswerable += 1;
-                continue;
+            let fate = match self.settle(meta, now, &mut pending) {
+                Some(fate) => Some(fate),
+                None => self.enqueue(slot, meta),
             };
-            if meta.control_truncated {
-                // Still answered, but maybe from another address than the
-                // one it reached: the control buffer is sized for every
-                // message the socket asks for, so this should never happen.
-                cut += 1;
-                let a = warnings.control_truncated.admit();
-                if a.admitted {
-                    log::warn!(
-                        "the kernel cut the control messages of a datagram from {}{}",
-                        shown(peer),
-                        a.more()
-                    );
-                }
-            }
-            if meta.truncated || meta.len > self.max_datagram {
-                oversize += 1;
-                let a = warnings.oversize.admit();
-                if a.admitted {
-                    log::warn!(
-                        "dropped a datagram from {} over {} bytes{}",
-                        shown(peer),
-                        self.max_datagram,
-                        a.more()
-                    );
-                }
-                continue;
-            }
-            if let (Some(limiter), Some(now)) = (self.limiter.as_mut(), now) {
-                if !limiter.check_at(peer.ip(), now) {
-                    limited += 1;
-                    let a = warnings.rate_limited.admit();
-                    if a.admitted {
-                        log::warn!(
-                            "rate limit: dropping datagrams from {}{}",
-                            shown(peer).ip(),
-                            a.more()
-                        );
-                    }
-                    continue;
-                }
-            }
-            let buf = mem::replace(slot, self.pool.take());
-            let datagram = Datagram {
-                buf,
-                peer,
-                local: meta.local,
-            };
-            match self.queue.try_send(datagram) {
-                Ok(()) => {}
-                Err(TrySendError::Full(d)) => {
-                    full += 1;
-                    self.pool.give(mem::replace(slot, d.buf));
-                    let a = warnings.queue_full.admit();
-                    if a.admitted {
-                        log::warn!(
-                            "queue full: dropped a datagram from {}{}",
-                            shown(peer),
-                            a.more()
-                        );
-                    }
-                }
-                Err(TrySendError::Disconnected(d)) => {
-                    // Every worker is gone; nothing can be answered any more.
-                    full += 1;
-                    self.pool.give(mem::replace(slot, d.buf));
-                    if result.is_ok() {
-                        log::error!("no worker left to answer, stopping");
-                        self.shutdown.trigger();
-                        result = Err(Error::thread_panicked("worker"));
-                    }
-                }
+            if let Some(fate) = fate {
+                pending.add(fate, 1);
             }
         }
-        tally.add(Count::DroppedOversize, oversize);
-        tally.add(Count::DroppedRateLimited, limited);
-        tally.add(Count::DroppedQueueFull, full);
-        tally.add(Count::SendErrors, unanswerable);
-        tally.add(Count::ControlTruncated, cut);
-        result
+        self.ctx.stats.receiver().add_pending(&pending);
+        if self.orphaned {
+            return Err(Error::thread_panicked("worker"));
+        }
+        Ok(())
+    }
+
+    /// The fate of a datagram the receiver drops, or `None` to queue it.
+    fn settle(
+        &mut self,
+        meta: &Meta,
+        now: Option<Instant>,
+        pending: &mut Pending,
+    ) -> Option<Count> {
+        let peer = meta.peer;
+        if meta.control_truncated {
+            // Still answered, but maybe from another address than the one
+            // it reached: the control buffer has room for every message
+            // the socket asks for, so this should never happen.
+            pending.add(Count::ControlTruncated, 1);
+            self.ctx.warnings.log(
+                Warning::ControlTruncated,
+                Level::Warn,
+                format_args!(
+                    "the kernel cut the control messages of a datagram from {}",
+                    shown(peer)
+                ),
+            );
+        }
+        if meta.truncated || meta.len > self.ctx.max_datagram {
+            self.ctx.warnings.log(
+                Warning::Oversize,
+                Level::Warn,
+                format_args!(
+                    "dropped a datagram from {} over {} bytes",
+                    shown(peer),
+                    self.ctx.max_datagram
+                ),
+            );
+            return Some(Count::DroppedOversize);
+        }
+        if let (Some(limiter), Some(now)) = (self.limiter.as_mut(), now) {
+            if !limiter.check_at(peer.ip(), now) {
+                self.ctx.warnings.log(
+                    Warning::RateLimited,
+                    Level::Warn,
+                    format_args!("rate limit: dropping datagrams from {}", shown(peer).ip()),
+                );
+                return Some(Count::DroppedRateLimited);
+            }
+        }
+        None
+    }
+
+    /// Hands the datagram in `slot` to the workers, refilling the slot; the
+    /// fate of the datagram if no worker can take it.
+    fn enqueue(&mut self, slot: &mut Vec<u8>, meta: &Meta) -> Option<Count> {
+        let datagram = Datagram {
+            buf: mem::replace(slot, self.ctx.pool.take()),
+            peer: meta.peer,
+            local: meta.local,
+        };
+        let back = match self.queue.try_send(datagram) {
+            Ok(()) => return None,
+            Err(TrySendError::Full(d)) => {
+                self.ctx.warnings.log(
+                    Warning::QueueFull,
+                    Level::Warn,
+                    format_args!("queue full: dropped a datagram from {}", shown(d.peer)),
+                );
+                d
+            }
+            Err(TrySendError::Disconnected(d)) => {
+                // Every worker is gone; nothing can be answered any more.
+                if !self.orphaned {
+                    log::error!("no worker left to answer, stopping");
+                    self.orphaned = true;
+                    self.ctx.shutdown.trigger();
+                }
+                d
+            }
+        };
+        self.ctx.pool.give(mem::replace(slot, back.buf));
+        Some(Count::DroppedQueueFull)
     }
 }
 
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
+    use crate::control::shutdown::Shutdown;
+    use crate::control::stats::Stats;
+    use crate::pipeline::buffer::BufferPool;
+
+    fn context(shutdown: &Shutdown, stats: &Arc<Stats>) -> Arc<ServerContext<()>> {
+        Arc::new(ServerContext {
+            handler: (),
+            stats: stats.clone(),
+            shutdown: shutdown.clone(),
+            pool: BufferPool::new(64, 8),
+            warnings: Arc::default(),
+            local: "127.0.0.1:9".parse().unwrap(),
+            max_datagram: 63,
+        })
+    }
 
     #[test]
     fn fatal_error() {
@@ -215,20 +225,33 @@ mod tests {
         let (queue, _rx) = crossbeam_channel::bounded(4);
         let shutdown = Shutdown::new();
         let stats = Arc::new(Stats::default());
-        let receiver = ReceiverThread {
-            socket,
-            queue,
-            pool: BufferPool::new(64, 8),
-            stats: Arc::clone(&stats),
-            shutdown: shutdown.clone(),
-            limiter: None,
-            max_datagram: 63,
-        };
+        let receiver =
+            ReceiverThread::new(context(&shutdown, &stats), Arc::new(socket), queue, None);
         let err = receiver.run().unwrap_err();
         assert!(shutdown.is_triggered());
         assert!(err.to_string().starts_with("receiving stopped"), "{err}");
         let io = err.io_error().unwrap();
         assert_eq!(io.raw_os_error(), Some(libc::ENOTSOCK));
         assert_eq!(stats.snapshot().received, 0);
+    }
+
+    #[test]
+    fn orphaned() {
+        // No worker holds the queue's other end: the receiver counts the
+        // datagram it could not hand on, triggers the shutdown and fails.
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        client.send_to(b"hi", socket.local_addr().unwrap()).unwrap();
+        let (queue, rx) = crossbeam_channel::bounded(4);
+        drop(rx);
+        let shutdown = Shutdown::new();
+        let stats = Arc::new(Stats::default());
+        let receiver =
+            ReceiverThread::new(context(&shutdown, &stats), Arc::new(socket), queue, None);
+        let err = receiver.run().unwrap_err();
+        assert!(err.to_string().contains("worker"), "{err}");
+        assert!(shutdown.is_triggered());
+        let s = stats.snapshot();
+        assert_eq!((s.received, s.dropped_queue_full), (1, 1));
     }
 }

@@ -170,7 +170,7 @@ mod tests {
     fn full_batch() {
         // A full batch waits no longer than a small one.
         let (mut s, t0) = (WaitPolicy::new(), Instant::now());
-        batch(&mut s, t0, 0, super::super::BATCH);
+        batch(&mut s, t0, 0, crate::sys::BATCH);
         assert!(s.awake_at(t0 + PROBE_TIME - US));
         assert!(!s.awake_at(t0 + PROBE_TIME));
         assert_eq!(s.learned, PROBE_TIME / 2, "a wait that found nothing");

@@ -1,95 +1,62 @@
 //! A worker thread: takes datagrams off the queue, asks the handler for each
 //! reply, and sends the replies on its own clone of the socket.
 
-use std::net::UdpSocket;
+use std::net::{SocketAddr, UdpSocket};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::thread;
 
 use crossbeam_channel::{Receiver, TryRecvError};
+use log::Level;
 
-use super::buffer::BufferPool;
+use super::context::{ServerContext, Warning, RECEIVED_TARGET};
 use super::wait::WaitPolicy;
-use super::{shown, Datagram, BATCH};
-use crate::control::stats::{Count, Stats};
-use crate::control::throttle::Throttle;
-use crate::handler::Handler;
+use super::{shown, Datagram};
+use crate::control::stats::{Count, Pending};
+use crate::handler::{Answer, Handler, Request};
 use crate::protocol::MAX_DATAGRAM;
-use crate::sys::{Outgoing, Writer};
-
-/// How many `Received from` lines all workers together log per second.
-pub(crate) const RECEIVED_LINES_PER_SECOND: u64 = 100;
-
-/// The log target of the `Received from` lines, so that a logger can keep
-/// them apart from everything else (a service's journal may want the rest
-/// without one line per datagram).
-pub const RECEIVED_TARGET: &str = "udp_greeter::received";
+use crate::sys::{Outgoing, Segmentation, Writer, BATCH};
 
 /// How many bytes of a payload a trace line shows.
 const TRACE_BYTES: usize = 64;
 
-/// Throttles shared by every worker of one server.
-#[derive(Debug)]
-pub(crate) struct WorkerLogs {
-    pub received: Throttle,
-    pub send_error: Throttle,
-    pub panic: Throttle,
-    pub oversize: Throttle,
-}
-
-impl WorkerLogs {
-    pub(crate) fn new() -> WorkerLogs {
-        WorkerLogs {
-            received: Throttle::new(RECEIVED_LINES_PER_SECOND),
-            send_error: Throttle::new(1),
-            panic: Throttle::new(1),
-            oversize: Throttle::new(1),
-        }
-    }
-
-    /// Reports what was held back and not yet reported, at shutdown.
-    pub(crate) fn flush(&self) {
-        let n = self.received.take_held_back();
-        if n > 0 {
-            log::info!(target: RECEIVED_TARGET, "{n} more `Received from` lines not shown");
-        }
-        for (what, t) in [
-            ("send errors", &self.send_error),
-            ("handler panics", &self.panic),
-            ("oversize replies", &self.oversize),
-        ] {
-            let n = t.take_held_back();
-            if n > 0 {
-                log::warn!("{n} more {what} not shown");
-            }
-        }
-    }
-}
-
 pub(crate) struct Worker<H> {
-    pub socket: UdpSocket,
-    pub queue: Receiver<Datagram>,
-    pub pool: BufferPool,
-    pub stats: Arc<Stats>,
-    pub handler: Arc<H>,
-    pub logs: Arc<WorkerLogs>,
+    ctx: Arc<ServerContext<H>>,
+    socket: UdpSocket,
+    queue: Receiver<Datagram>,
+    segmentation: Arc<Segmentation>,
 }
 
 /// What became of one datagram within a batch, before the batch is sent.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Outcome {
     Send,
+    Declined,
     Oversize,
     Panicked,
 }
 
 impl<H: Handler> Worker<H> {
+    pub(crate) fn new(
+        ctx: Arc<ServerContext<H>>,
+        socket: UdpSocket,
+        queue: Receiver<Datagram>,
+        segmentation: Arc<Segmentation>,
+    ) -> Worker<H> {
+        Worker {
+            ctx,
+            socket,
+            queue,
+            segmentation,
+        }
+    }
+
     /// Serves until the queue is empty and the receiver has hung up.
     pub(crate) fn run(self) {
         let mut batch: Vec<Datagram> = Vec::with_capacity(BATCH);
         let mut replies: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::new()).collect();
-        let mut fates: Vec<Outcome> = Vec::with_capacity(BATCH);
-        let mut writer = Writer::new(BATCH);
+        let mut outcomes: Vec<Outcome> = Vec::with_capacity(BATCH);
+        let mut writer = Writer::new(BATCH, self.segmentation.clone());
         let mut wait = WaitPolicy::new();
         while let Some(first) = self.next(&mut wait) {
             batch.push(first);
@@ -103,21 +70,21 @@ impl<H: Handler> Worker<H> {
             }
             wait.record(batch.len());
             let served = panic::catch_unwind(AssertUnwindSafe(|| {
-                self.serve(&batch, &mut replies, &mut fates, &mut writer)
+                self.serve(&batch, &mut replies, &mut outcomes, &mut writer)
             }));
             if served.is_err() {
                 // A bug outside the handler; the batch was not counted yet,
                 // so it is counted once, here, and the worker goes on.
-                let tally = self.stats.workers();
+                let tally = self.ctx.stats.workers();
                 tally.add(Count::WorkerPanics, 1);
-                tally.add(Count::SendErrors, batch.len() as u64);
+                tally.add(Count::SendFailed, batch.len() as u64);
                 log::error!(
                     "worker recovered from a panic; {} datagrams not answered",
                     batch.len()
                 );
             }
             for d in batch.drain(..) {
-                self.pool.give(d.buf);
+                self.ctx.pool.give(d.buf);
             }
         }
     }
@@ -142,51 +109,30 @@ impl<H: Handler> Worker<H> {
         &self,
         batch: &[Datagram],
         replies: &mut [Vec<u8>],
-        fates: &mut Vec<Outcome>,
+        outcomes: &mut Vec<Outcome>,
         writer: &mut Writer,
     ) {
         self.log_received(batch);
-        fates.clear();
-        let (mut oversize, mut panicked) = (0, 0);
+        let mut pending = Pending::default();
+        outcomes.clear();
         for (d, reply) in batch.iter().zip(replies.iter_mut()) {
-            reply.clear();
-            let handled =
-                panic::catch_unwind(AssertUnwindSafe(|| self.handler.respond(&d.buf, reply)));
-            let fate = match handled {
-                Ok(()) if reply.len() <= MAX_DATAGRAM => Outcome::Send,
-                Ok(()) => {
-                    oversize += 1;
-                    let a = self.logs.oversize.admit();
-                    if a.admitted {
-                        log::warn!(
-                            "dropped the reply to {}: {} bytes is over the UDP limit{}",
-                            shown(d.peer),
-                            reply.len(),
-                            a.more()
-                        );
-                    }
-                    Outcome::Oversize
+            let outcome = self.answer(d, reply);
+            match outcome {
+                Outcome::Send => {}
+                Outcome::Declined => pending.add(Count::Declined, 1),
+                Outcome::Oversize => pending.add(Count::DroppedOversize, 1),
+                Outcome::Panicked => {
+                    pending.add(Count::WorkerPanics, 1);
+                    pending.add(Count::SendFailed, 1);
                 }
-                Err(_) => {
-                    panicked += 1;
-                    let a = self.logs.panic.admit();
-                    if a.admitted {
-                        log::error!(
-                            "handler panicked on a datagram from {}{}",
-                            shown(d.peer),
-                            a.more()
-                        );
-                    }
-                    Outcome::Panicked
-                }
-            };
-            fates.push(fate);
+            }
+            outcomes.push(outcome);
         }
         let outgoing = batch
             .iter()
             .zip(replies.iter())
-            .zip(fates.iter())
-            .filter(|(_, fate)| **fate == Outcome::Send)
+            .zip(outcomes.iter())
+            .filter(|(_, outcome)| **outcome == Outcome::Send)
             .map(|((d, reply), _)| Outgoing {
                 payload: reply,
                 peer: d.peer,
@@ -195,24 +141,60 @@ impl<H: Handler> Worker<H> {
         let mut failed = 0;
         let sent = writer.write(&self.socket, outgoing, |_, e| {
             failed += 1;
-            let a = self.logs.send_error.admit();
-            if a.admitted {
-                log::warn!("cannot send a reply: {e}{}", a.more());
-            }
+            self.ctx.warnings.log(
+                Warning::SendFailed,
+                Level::Warn,
+                format_args!("cannot send a reply: {e}"),
+            );
         });
-        let tally = self.stats.workers();
-        tally.add(Count::Replied, sent as u64);
-        tally.add(Count::SendErrors, failed + panicked);
-        tally.add(Count::DroppedOversize, oversize);
-        tally.add(Count::WorkerPanics, panicked);
+        pending.add(Count::Replied, sent as u64);
+        pending.add(Count::SendFailed, failed);
+        self.ctx.stats.workers().add_pending(&pending);
+    }
+
+    /// Asks the handler for the reply to one datagram, catching a panic.
+    fn answer(&self, d: &Datagram, reply: &mut Vec<u8>) -> Outcome {
+        reply.clear();
+        let local = SocketAddr::new(
+            d.local.unwrap_or_else(|| self.ctx.local.ip()),
+            self.ctx.local.port(),
+        );
+        let request = Request::new(&d.buf, shown(d.peer), shown(local));
+        let handled = panic::catch_unwind(AssertUnwindSafe(|| {
+            self.ctx.handler.respond(&request, reply)
+        }));
+        match handled {
+            Ok(Answer::Reply) if reply.len() <= MAX_DATAGRAM => Outcome::Send,
+            Ok(Answer::Reply) => {
+                self.ctx.warnings.log(
+                    Warning::ReplyOversize,
+                    Level::Warn,
+                    format_args!(
+                        "dropped the reply to {}: {} bytes is over the UDP limit",
+                        shown(d.peer),
+                        reply.len()
+                    ),
+                );
+                Outcome::Oversize
+            }
+            Ok(Answer::Decline) => Outcome::Declined,
+            Err(_) => {
+                self.ctx.warnings.log(
+                    Warning::HandlerPanic,
+                    Level::Error,
+                    format_args!("handler panicked on a datagram from {}", shown(d.peer)),
+                );
+                Outcome::Panicked
+            }
+        }
     }
 
     fn log_received(&self, batch: &[Datagram]) {
-        if !log::log_enabled!(target: RECEIVED_TARGET, log::Level::Info) {
+        if !log::log_enabled!(target: RECEIVED_TARGET, Level::Info) {
             return;
         }
         for d in batch {
-            let a = self.logs.received.admit();
+            let a = self.ctx.warnings.received.admit();
             if a.held_back > 0 {
                 log::info!(
                     target: RECEIVED_TARGET,
@@ -224,7 +206,7 @@ impl<H: Handler> Worker<H> {
                 continue;
             }
             log::info!(target: RECEIVED_TARGET, "Received from {}.", shown(d.peer));
-            if log::log_enabled!(log::Level::Trace) {
+            if log::log_enabled!(Level::Trace) {
                 // Escaped, so a payload can neither forge log lines nor drive
                 // the terminal that shows them.
                 let bytes = &d.buf[..d.buf.len().min(TRACE_BYTES)];

@@ -4,12 +4,16 @@
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 
+/// How many datagrams one system call reads or sends at most: the
+/// server's receiver and workers, and the bench's generator.
+pub(crate) const BATCH: usize = 32;
+
 /// One datagram as read: how many bytes, from whom, and to which address.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Meta {
     /// Bytes in the buffer; with `truncated`, the datagram was larger.
     pub len: usize,
-    pub peer: Option<SocketAddr>,
+    pub peer: SocketAddr,
     /// The address the datagram was sent to, when the socket is bound to a
     /// wildcard address and the platform says.
     pub local: Option<IpAddr>,
@@ -60,6 +64,32 @@ pub(crate) fn is_transient(err: &io::Error) -> bool {
     }
 }
 
+/// Calls `f` again for as long as it fails with `EINTR`: a signal that
+/// interrupted a system call says nothing about the call itself.
+pub(crate) fn retry_if_interrupted<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    loop {
+        match f() {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+/// The error a read gives once the socket's reading side was shut
+/// ([`wake_reader`](super::wake_reader)): what the shutdown uses to wake
+/// the receiver.
+pub(crate) fn closed() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotConnected,
+        "the socket's reading side is shut",
+    )
+}
+
+/// Whether a read failed because the socket's reading side was shut.
+pub(crate) fn is_closed(err: &io::Error) -> bool {
+    err.kind() == io::ErrorKind::NotConnected
+}
+
 /// Whether the error is only a read timeout running out.
 pub(crate) fn is_timeout(err: &io::Error) -> bool {
     matches!(
@@ -94,5 +124,23 @@ mod tests {
         }
         assert!(is_timeout(&WouldBlock.into()));
         assert!(!is_timeout(&Interrupted.into()));
+        assert!(is_closed(&closed()) && !is_transient(&closed()));
+    }
+
+    #[test]
+    fn retries() {
+        let mut calls = 0;
+        let r = retry_if_interrupted(|| {
+            calls += 1;
+            if calls < 3 {
+                Err(io::ErrorKind::Interrupted.into())
+            } else {
+                Ok(calls)
+            }
+        });
+        assert_eq!(r.unwrap(), 3);
+        let e =
+            retry_if_interrupted(|| -> io::Result<()> { Err(io::ErrorKind::WouldBlock.into()) });
+        assert_eq!(e.unwrap_err().kind(), io::ErrorKind::WouldBlock);
     }
 }

@@ -10,6 +10,9 @@
 //! whichever the routing table picks, and a client that `connect()`ed its
 //! socket would drop the reply. Elsewhere one datagram moves per call.
 
+// Every `unsafe` block says why it is sound.
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 mod datagram;
 mod socket;
 
@@ -28,17 +31,35 @@ mod poll;
 #[cfg(unix)]
 pub(crate) mod signal;
 
-pub(crate) use datagram::{is_timeout, is_transient, Meta, Outgoing};
+pub(crate) use datagram::{
+    is_closed, is_timeout, is_transient, retry_if_interrupted, Meta, Outgoing, BATCH,
+};
 #[cfg(feature = "bench")]
 pub(crate) use poll::wait_readable;
-pub(crate) use socket::bind;
+pub(crate) use socket::{bind, wake_reader};
 #[cfg(feature = "bench")]
 pub(crate) use socket::{client_socket, TimerSlack};
 
 #[cfg(target_os = "linux")]
-pub(crate) use linux::{Reader, Writer};
+pub(crate) use linux::{Reader, Segmentation, Writer};
 #[cfg(not(target_os = "linux"))]
-pub(crate) use portable::{Reader, Writer};
+pub(crate) use portable::{Reader, Segmentation, Writer};
 
 #[cfg(all(test, unix))]
 pub(crate) use socket::break_for_test;
+
+/// What the platform modules' tests share.
+#[cfg(test)]
+mod test_support {
+    use std::net::UdpSocket;
+    use std::time::Duration;
+
+    /// A socket on 127.0.0.1 whose reads give up after 5 s, so that a
+    /// datagram that never comes fails the test instead of hanging it.
+    pub(crate) fn loopback() -> UdpSocket {
+        let s = UdpSocket::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("set a read timeout");
+        s
+    }
+}

@@ -3,8 +3,13 @@
 
 use std::io;
 use std::net::UdpSocket;
+use std::sync::Arc;
 
-use crate::sys::datagram::{Meta, Outgoing};
+use crate::sys::datagram::{closed, retry_if_interrupted, Meta, Outgoing};
+
+/// Runs are never segmented here; kept for the writers' common shape.
+#[derive(Debug, Default)]
+pub(crate) struct Segmentation;
 
 /// Reads one datagram per call.
 pub(crate) struct Reader;
@@ -24,15 +29,18 @@ impl Reader {
         let Some(buf) = bufs.first_mut() else {
             return Ok(());
         };
-        let cap = buf.capacity();
-        buf.resize(cap, 0);
-        let received = sock.recv_from(buf);
-        let len = received.as_ref().map_or(0, |r| r.0);
-        buf.truncate(len);
-        let (len, peer) = received?;
+        buf.clear();
+        // Into the spare capacity: a buffer is not zeroed for every
+        // datagram, only the bytes the kernel writes are touched.
+        let (len, from) = socket2::SockRef::from(sock).recv_from(buf.spare_capacity_mut())?;
+        // SAFETY: `recv_from` initialised the first `len` bytes of the
+        // spare capacity, and `len` is at most its length.
+        unsafe { buf.set_len(len.min(buf.capacity())) };
+        // No source address: the reading side was shut.
+        let peer = from.as_socket().ok_or_else(closed)?;
         out.push(Meta {
             len,
-            peer: Some(peer),
+            peer,
             local: None,
             truncated: false,
             control_truncated: false,
@@ -59,7 +67,7 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    pub(crate) fn new(_batch: usize) -> Writer {
+    pub(crate) fn new(_batch: usize, _segmentation: Arc<Segmentation>) -> Writer {
         Writer { connected: false }
     }
 
@@ -78,11 +86,13 @@ impl Writer {
     ) -> usize {
         let mut sent = 0;
         for (i, m) in msgs.into_iter().enumerate() {
-            let result = if self.connected {
-                sock.send(m.payload)
-            } else {
-                sock.send_to(m.payload, m.peer)
-            };
+            let result = retry_if_interrupted(|| {
+                if self.connected {
+                    sock.send(m.payload)
+                } else {
+                    sock.send_to(m.payload, m.peer)
+                }
+            });
             match result {
                 Ok(_) => sent += 1,
                 Err(e) => failed(i, e),
@@ -97,12 +107,7 @@ mod tests {
     use super::*;
     use std::net::SocketAddr;
 
-    fn loopback() -> UdpSocket {
-        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-        s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
-            .unwrap();
-        s
-    }
+    use crate::sys::test_support::loopback;
 
     #[test]
     fn round_trip() {
@@ -122,7 +127,8 @@ mod tests {
                 local: None,
             }]);
         let mut failed = Vec::new();
-        assert_eq!(Writer::new(8).write(&tx, msgs, |i, _| failed.push(i)), 3);
+        let mut writer = Writer::new(8, Arc::default());
+        assert_eq!(writer.write(&tx, msgs, |i, _| failed.push(i)), 3);
         assert_eq!(failed, [3]);
 
         let mut reader = Reader::new(8);
@@ -132,7 +138,7 @@ mod tests {
         for want in [b"one".as_slice(), b"", b"three"] {
             reader.read(&rx, &mut bufs, &mut metas).unwrap();
             assert_eq!(metas.len(), 1);
-            assert_eq!(metas[0].peer, Some(from));
+            assert_eq!(metas[0].peer, from);
             assert_eq!(metas[0].len, want.len());
             assert_eq!(bufs[0], want);
         }

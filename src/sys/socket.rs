@@ -16,9 +16,14 @@ use crate::error::{Error, Result};
 /// counts as a send error; bounds how long shutdown can wait for a worker.
 const SEND_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Creates, configures and binds the server's socket. Reads block at most
-/// `read_timeout`, so the receiver can look at its shutdown flag.
-pub(crate) fn bind(config: &Config, read_timeout: Duration) -> Result<UdpSocket> {
+/// How long a read blocks where shutting the reading side may not wake it
+/// (elsewhere than Unix), so the receiver still sees the shutdown flag.
+#[cfg(not(unix))]
+const READ_TIMEOUT: Duration = Duration::from_millis(50);
+
+/// Creates, configures and binds the server's socket. On Unix a read
+/// blocks until a datagram comes or [`wake_reader`] is called.
+pub(crate) fn bind(config: &Config) -> Result<UdpSocket> {
     let addr = config.bind;
     let fail = |e| Error::bind("UDP", addr, e);
     let socket =
@@ -39,7 +44,8 @@ pub(crate) fn bind(config: &Config, read_timeout: Duration) -> Result<UdpSocket>
             log::warn!("replies may leave from another address than requests reached: {e}");
         }
     }
-    socket.set_read_timeout(Some(read_timeout)).map_err(fail)?;
+    #[cfg(not(unix))]
+    socket.set_read_timeout(Some(READ_TIMEOUT)).map_err(fail)?;
     socket.set_write_timeout(Some(SEND_TIMEOUT)).map_err(fail)?;
     if let Ok(granted) = socket.recv_buffer_size() {
         match config.recv_buffer {
@@ -50,6 +56,15 @@ pub(crate) fn bind(config: &Config, read_timeout: Duration) -> Result<UdpSocket>
         }
     }
     Ok(socket.into())
+}
+
+/// Wakes a thread blocked reading `socket`, and makes every later read
+/// fail at once with [`closed`](super::datagram::closed), by shutting the
+/// socket's reading side; sending is untouched, so the workers still
+/// answer what was read. Linux and the BSDs wake the reader even on an
+/// unconnected UDP socket, though they report `ENOTCONN`.
+pub(crate) fn wake_reader(socket: &UdpSocket) {
+    let _ = socket2::SockRef::from(socket).shutdown(std::net::Shutdown::Read);
 }
 
 #[cfg(target_os = "linux")]
@@ -135,6 +150,9 @@ pub(crate) fn break_for_test(socket: &UdpSocket) -> io::Result<()> {
 pub(crate) struct TimerSlack {
     #[cfg(target_os = "linux")]
     before: libc::c_ulong,
+    /// The slack is the thread's own: restoring it on another thread would
+    /// change that thread's, so the guard must not be sent.
+    _thread_bound: std::marker::PhantomData<*const ()>,
 }
 
 #[cfg(feature = "bench")]
@@ -149,10 +167,13 @@ impl TimerSlack {
             unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
             TimerSlack {
                 before: before.max(1) as libc::c_ulong,
+                _thread_bound: std::marker::PhantomData,
             }
         }
         #[cfg(not(target_os = "linux"))]
-        TimerSlack {}
+        TimerSlack {
+            _thread_bound: std::marker::PhantomData,
+        }
     }
 }
 

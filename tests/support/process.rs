@@ -464,28 +464,5 @@ pub fn run_with(cmd: &mut Command, timeout: Duration) -> Outcome {
 /// The counters of the last `stats:` line in `log`.
 pub fn parse_stats(log: &str) -> Option<Snapshot> {
     let line = log.lines().rev().find(|l| l.contains("stats: received="))?;
-    let mut s = Snapshot::default();
-    let mut seen = 0;
-    for field in line[line.find("stats: ")? + 7..].split_whitespace() {
-        let Some((key, value)) = field.split_once('=') else {
-            continue;
-        };
-        let Ok(n) = value.parse::<u64>() else {
-            continue;
-        };
-        let slot = match key {
-            "received" => &mut s.received,
-            "replied" => &mut s.replied,
-            "dropped_queue_full" => &mut s.dropped_queue_full,
-            "send_errors" => &mut s.send_errors,
-            "dropped_oversize" => &mut s.dropped_oversize,
-            "dropped_rate_limited" => &mut s.dropped_rate_limited,
-            "worker_panics" => &mut s.worker_panics,
-            "control_truncated" => &mut s.control_truncated,
-            _ => continue,
-        };
-        *slot = n;
-        seen += 1;
-    }
-    (seen == 8).then_some(s)
+    Snapshot::from_line(line)
 }

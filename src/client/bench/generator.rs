@@ -282,13 +282,7 @@ impl Generator {
         };
         if self.config.sending == Sending::Single {
             for (j, m) in msgs.enumerate() {
-                let sent = loop {
-                    match self.sockets[i].send(m.payload) {
-                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                        other => break other,
-                    }
-                };
-                if let Err(e) = sent {
+                if let Err(e) = sys::retry_if_interrupted(|| self.sockets[i].send(m.payload)) {
                     fail(j, e);
                 }
             }
@@ -355,7 +349,7 @@ impl Generator {
     /// Matches one reply to its request and counts it.
     fn check(&mut self, j: usize, meta: Meta, now: u64) {
         let counting = now >= self.warm_end_ns;
-        let id = (meta.peer == Some(self.config.server) && !meta.truncated)
+        let id = (meta.peer == self.config.server && !meta.truncated)
             .then(|| parse(&self.replies[j], self.config.payload))
             .flatten();
         let answer = match id {

@@ -32,8 +32,7 @@ use generator::Generator;
 /// Bytes of a request that carry its id; the smallest payload.
 pub const ID_BYTES: usize = 8;
 
-/// How many datagrams one system call sends or reads.
-const BATCH: usize = 32;
+use crate::sys::BATCH;
 
 /// Runs the load described by `config` and reports what it measured.
 pub fn run(config: &BenchConfig) -> Result<BenchReport> {

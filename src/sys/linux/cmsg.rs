@@ -178,6 +178,7 @@ mod tests {
     #[test]
     fn round_trip() {
         let mut buf = Buf::<{ space::<libc::in6_pktinfo>() + space::<u16>() }>::new();
+        // SAFETY: all-zero is a valid `in6_pktinfo` (integers and bytes).
         let mut info: libc::in6_pktinfo = unsafe { mem::zeroed() };
         info.ipi6_addr.s6_addr[15] = 1;
         info.ipi6_ifindex = 7;

@@ -14,7 +14,7 @@ mod recv;
 mod send;
 
 pub(crate) use recv::Reader;
-pub(crate) use send::Writer;
+pub(crate) use send::{Segmentation, Writer};
 
 /// `UDP_SEGMENT` from `linux/udp.h`; the libc crate has it only for some
 /// Linux targets.

@@ -9,7 +9,7 @@ use std::ptr;
 use super::addr;
 use super::cmsg::{space, Buf, Decoder};
 use super::{empty_iovec, zeroed_mmsghdr};
-use crate::sys::datagram::Meta;
+use crate::sys::datagram::{closed, Meta};
 
 /// Room for every control message a datagram may bring: a dual-stack socket
 /// asks for both `IPV6_PKTINFO` and `IP_PKTINFO`, and an IPv4 request gets
@@ -42,8 +42,9 @@ impl Reader {
 
     /// Fills `bufs` from the front with datagrams (each buffer's length
     /// becomes the bytes received, up to its capacity) and describes each
-    /// in `out`. Blocks (up to the socket's read timeout) for the first
-    /// only, then takes whatever else is already waiting.
+    /// in `out`. Blocks for the first only, then takes whatever else is
+    /// already waiting. Once the reading side is shut it fails with
+    /// [`closed`](crate::sys::datagram::closed).
     pub(crate) fn read(
         &mut self,
         sock: &UdpSocket,
@@ -107,6 +108,12 @@ impl Reader {
         }
         for (i, buf) in bufs.iter_mut().enumerate().take(rc as usize) {
             let h = &self.hdrs[i];
+            // A message with no source address is no datagram: it is what
+            // a read returns once the socket's reading side is shut. What
+            // came before it is kept.
+            let Some(peer) = addr::read(&self.addrs[i], h.msg_hdr.msg_namelen) else {
+                break;
+            };
             let len = (h.msg_len as usize).min(buf.capacity());
             // SAFETY: the kernel initialised the first `len` bytes.
             unsafe { buf.set_len(len) };
@@ -115,11 +122,14 @@ impl Reader {
             let control = self.cmsgs[i].written(h.msg_hdr.msg_controllen as usize);
             out.push(Meta {
                 len,
-                peer: addr::read(&self.addrs[i], h.msg_hdr.msg_namelen),
+                peer,
                 local: destination(Decoder::new(control)),
                 truncated: h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0,
                 control_truncated: h.msg_hdr.msg_flags & libc::MSG_CTRUNC != 0,
             });
+        }
+        if out.is_empty() {
+            return Err(closed());
         }
         Ok(())
     }
@@ -149,9 +159,9 @@ fn destination(msgs: Decoder<'_>) -> Option<IpAddr> {
         }
     }
     let ip = v6?;
-    let group = match ip.to_ipv4_mapped() {
-        Some(v4) => v4.is_multicast() || v4.is_broadcast(),
-        None => ip.is_multicast(),
+    let group = match IpAddr::V6(ip).to_canonical() {
+        IpAddr::V4(v4) => v4.is_multicast() || v4.is_broadcast(),
+        IpAddr::V6(v6) => v6.is_multicast(),
     };
     (!group).then_some(IpAddr::V6(ip))
 }
@@ -199,8 +209,43 @@ mod tests {
     }
 
     #[test]
+    fn shut_reading_side() {
+        // What the shutdown does to wake a blocked receiver: the read in
+        // progress returns, and every later one fails at once, while a
+        // datagram queued before still comes first.
+        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+        // Bounds the wait should the wake fail: the test then fails.
+        server
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        client
+            .send_to(b"queued", server.local_addr().unwrap())
+            .unwrap();
+        let mut reader = Reader::new(4);
+        let mut bufs: Vec<Vec<u8>> = (0..4).map(|_| Vec::with_capacity(64)).collect();
+        let mut metas = Vec::new();
+        reader.read(&server, &mut bufs, &mut metas).unwrap();
+        assert_eq!(metas.len(), 1);
+        assert_eq!(bufs[0], b"queued");
+        // A clone is the same socket: shutting it shuts the original.
+        let waker = server.try_clone().unwrap();
+        let blocked = std::thread::spawn(move || {
+            let r = reader.read(&server, &mut bufs, &mut metas);
+            (r.map_err(|e| e.kind()), reader, server, bufs, metas)
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        crate::sys::wake_reader(&waker);
+        let (r, mut reader, server, mut bufs, mut metas) = blocked.join().unwrap();
+        assert_eq!(r, Err(io::ErrorKind::NotConnected));
+        let again = reader.read(&server, &mut bufs, &mut metas).unwrap_err();
+        assert!(crate::sys::is_closed(&again));
+    }
+
+    #[test]
     fn ipv4_mapped_multicast_is_no_source() {
         let mut buf = Buf::<ROOM>::new();
+        // SAFETY: all-zero is a valid `in6_pktinfo` (integers and bytes).
         let mut info: libc::in6_pktinfo = unsafe { mem::zeroed() };
         info.ipi6_addr.s6_addr = "::ffff:224.0.0.1".parse::<Ipv6Addr>().unwrap().octets();
         let mut enc = super::super::cmsg::Encoder::after(&mut buf, 0);

@@ -5,10 +5,12 @@ use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::ptr;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
 
 use super::cmsg::{space, Buf, Encoder};
 use super::{addr, empty_iovec, gso_supported, zeroed_mmsghdr, UDP_SEGMENT};
-use crate::sys::datagram::{is_timeout, Outgoing};
+use crate::sys::datagram::{is_timeout, retry_if_interrupted, Outgoing};
 
 /// Most datagrams one segmented send may carry (the kernel's
 /// `UDP_MAX_SEGMENTS`).
@@ -29,13 +31,66 @@ const GSO_MAX_BYTES: usize = 65_507;
 const ROOM: usize = space::<libc::in6_pktinfo>() + space::<u16>();
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
 enum Gso {
-    /// Not asked yet: the writer has not seen its socket.
+    /// Not asked yet: no writer has seen the socket.
     Unknown,
     On,
     Off,
 }
 
+/// Whether the kernel segments runs for one socket: learned once, by the
+/// first writer to send, and shared by every writer on a clone of that
+/// socket, so that a refusal learned by one spares the others a failed
+/// send each.
+#[derive(Debug)]
+pub(crate) struct Segmentation(AtomicU8);
+
+impl Default for Segmentation {
+    fn default() -> Segmentation {
+        Segmentation(AtomicU8::new(Gso::Unknown as u8))
+    }
+}
+
+impl Segmentation {
+    fn off() -> Segmentation {
+        Segmentation(AtomicU8::new(Gso::Off as u8))
+    }
+
+    fn get(&self) -> Gso {
+        match self.0.load(Ordering::Relaxed) {
+            x if x == Gso::On as u8 => Gso::On,
+            x if x == Gso::Off as u8 => Gso::Off,
+            _ => Gso::Unknown,
+        }
+    }
+
+    fn set(&self, gso: Gso) {
+        self.0.store(gso as u8, Ordering::Relaxed);
+    }
+
+    /// Asks the kernel the first time, then answers from what it said.
+    fn learn(&self, sock: &UdpSocket) -> Gso {
+        match self.get() {
+            Gso::Unknown => {
+                let gso = if gso_supported(sock) {
+                    Gso::On
+                } else {
+                    Gso::Off
+                };
+                // A writer that learned `Off` from a refusal meanwhile wins.
+                let _ = self.0.compare_exchange(
+                    Gso::Unknown as u8,
+                    gso as u8,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
+                self.get()
+            }
+            known => known,
+        }
+    }
+}
 /// The datagrams one header sends: a run of messages to the same peer
 /// from the same source, all of one size but the last, which the kernel
 /// splits into datagrams again (UDP generic segmentation offload).
@@ -70,6 +125,8 @@ pub(crate) struct Writer {
     /// then uses the route it cached at `connect` instead of looking
     /// one up per datagram.
     connected: bool,
+    segmentation: Arc<Segmentation>,
+    /// What `segmentation` said at the start of the current write.
     gso: Gso,
 }
 
@@ -77,7 +134,9 @@ pub(crate) struct Writer {
 unsafe impl Send for Writer {}
 
 impl Writer {
-    pub(crate) fn new(batch: usize) -> Writer {
+    /// A writer for a socket whose segmentation capability `segmentation`
+    /// tracks (one per socket, shared by the writers of all its clones).
+    pub(crate) fn new(batch: usize, segmentation: Arc<Segmentation>) -> Writer {
         let batch = batch.max(1);
         Writer {
             hdrs: vec![zeroed_mmsghdr(); batch],
@@ -86,6 +145,7 @@ impl Writer {
             groups: Vec::with_capacity(batch),
             iovs: vec![empty_iovec(); batch],
             connected: false,
+            segmentation,
             gso: Gso::Unknown,
         }
     }
@@ -96,10 +156,14 @@ impl Writer {
     /// could segment a run.
     #[cfg(any(feature = "bench", test))]
     pub(crate) fn connected(batch: usize, segmented: bool) -> Writer {
+        let segmentation = if segmented {
+            Segmentation::default()
+        } else {
+            Segmentation::off()
+        };
         Writer {
             connected: true,
-            gso: if segmented { Gso::Unknown } else { Gso::Off },
-            ..Writer::new(batch)
+            ..Writer::new(batch, Arc::new(segmentation))
         }
     }
 
@@ -107,10 +171,7 @@ impl Writer {
     /// without segmentation offload would have it.
     #[cfg(test)]
     fn without_gso(batch: usize) -> Writer {
-        Writer {
-            gso: Gso::Off,
-            ..Writer::new(batch)
-        }
+        Writer::new(batch, Arc::new(Segmentation::off()))
     }
 
     /// Sends every message; calls `failed` with the index and error of
@@ -121,13 +182,7 @@ impl Writer {
         msgs: impl IntoIterator<Item = Outgoing<'a>>,
         mut failed: impl FnMut(usize, io::Error),
     ) -> usize {
-        if self.gso == Gso::Unknown {
-            self.gso = if gso_supported(sock) {
-                Gso::On
-            } else {
-                Gso::Off
-            };
-        }
+        self.gso = self.segmentation.learn(sock);
         let mut sent = 0;
         let mut filled = 0;
         let mut base = 0;
@@ -282,6 +337,7 @@ impl Writer {
                 io::Error::last_os_error()
             };
             if err.kind() == io::ErrorKind::Interrupted {
+                // The same call again: nothing was sent.
                 continue;
             }
             // The first unsent group is the one that failed; the rest
@@ -299,9 +355,12 @@ impl Writer {
             } else {
                 // Whatever the cause, each datagram gets its own try and
                 // its own fate. EIO is the device refusing segmentation
-                // itself: no group will pass it, so stop forming them.
-                if err.raw_os_error() == Some(libc::EIO) {
+                // itself, EINVAL a kernel or route that will not take the
+                // segment size: no later run would pass either, so no
+                // writer on this socket forms runs any more.
+                if matches!(err.raw_os_error(), Some(libc::EIO | libc::EINVAL)) {
                     self.gso = Gso::Off;
+                    self.segmentation.set(Gso::Off);
                 }
                 sent += self.send_each(sock, i, base, failed);
             }
@@ -328,20 +387,20 @@ impl Writer {
             if group.source_len == 0 {
                 hdr.msg_control = ptr::null_mut();
             }
-            loop {
+            let result = retry_if_interrupted(|| {
                 // SAFETY: `hdr` is the group's sealed header, narrowed to
                 // one payload and to the source control message, all of
                 // which outlive the call.
                 let rc = unsafe { libc::sendmsg(sock.as_raw_fd(), &hdr, 0) };
-                if rc >= 0 {
-                    sent += 1;
-                    break;
+                if rc < 0 {
+                    Err(io::Error::last_os_error())
+                } else {
+                    Ok(())
                 }
-                let err = io::Error::last_os_error();
-                if err.kind() != io::ErrorKind::Interrupted {
-                    failed(base + j, err);
-                    break;
-                }
+            });
+            match result {
+                Ok(()) => sent += 1,
+                Err(err) => failed(base + j, err),
             }
         }
         sent
@@ -363,9 +422,9 @@ fn put_source(buf: &mut Buf<ROOM>, local: Option<IpAddr>, peer: &SocketAddr) -> 
     // An IPv4 request on a dual-stack IPv6 socket reports its destination
     // as IPv4 while its peer is IPv4-mapped IPv6: either way IP_PKTINFO is
     // what sets the source.
-    let v4 = match local {
+    let v4 = match local.to_canonical() {
         IpAddr::V4(ip) => Some(ip),
-        IpAddr::V6(ip) => ip.to_ipv4_mapped(),
+        IpAddr::V6(_) => None,
     };
     let mut enc = Encoder::after(buf, 0);
     let pushed = match (v4, local) {
@@ -405,12 +464,7 @@ fn put_source(buf: &mut Buf<ROOM>, local: Option<IpAddr>, peer: &SocketAddr) -> 
 mod tests {
     use super::*;
 
-    fn loopback() -> UdpSocket {
-        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-        s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
-            .unwrap();
-        s
-    }
+    use crate::sys::test_support::loopback;
 
     /// Reads `n` datagrams, in order.
     fn take(sock: &UdpSocket, n: usize) -> Vec<Vec<u8>> {
@@ -468,10 +522,33 @@ mod tests {
         writer
     }
 
+    fn writer(batch: usize) -> Writer {
+        Writer::new(batch, Arc::default())
+    }
+
     #[test]
     fn segmented() {
-        let w = arrive_apart(Writer::new(16));
+        let w = arrive_apart(writer(16));
         assert_eq!(w.gso, Gso::On, "this kernel segments (Linux 4.18+)");
+    }
+
+    #[test]
+    fn learned_once_per_socket() {
+        // Two writers of one socket share what was learned: a refusal
+        // learned by one stops the other forming runs too.
+        let shared = Arc::new(Segmentation::default());
+        let (tx, rx) = (loopback(), loopback());
+        let mut a = Writer::new(8, shared.clone());
+        let mut b = Writer::new(8, shared.clone());
+        let msgs = || [to(b"abc", &rx), to(b"def", &rx)];
+        assert_eq!(a.write(&tx, msgs(), |_, e| panic!("{e}")), 2);
+        assert_eq!(shared.get(), Gso::On);
+        shared.set(Gso::Off);
+        assert_eq!(b.write(&tx, msgs(), |_, e| panic!("{e}")), 2);
+        assert_eq!(b.gso, Gso::Off);
+        assert_eq!(a.write(&tx, msgs(), |_, e| panic!("{e}")), 2);
+        assert_eq!(a.gso, Gso::Off, "learned from the other writer");
+        assert_eq!(take(&rx, 6).len(), 6);
     }
 
     #[test]
@@ -483,7 +560,7 @@ mod tests {
     #[test]
     fn small_window() {
         // Runs are cut where the writer's window of messages ends.
-        arrive_apart(Writer::new(3));
+        arrive_apart(writer(3));
     }
 
     #[test]
@@ -502,7 +579,7 @@ mod tests {
                 peer: rx.local_addr().unwrap(),
                 local: Some(local),
             });
-            assert_eq!(Writer::new(8).write(&tx, msgs, |_, e| panic!("{e}")), 3);
+            assert_eq!(writer(8).write(&tx, msgs, |_, e| panic!("{e}")), 3);
             let mut buf = [0u8; 16];
             for p in payloads {
                 let (n, from) = rx.recv_from(&mut buf).unwrap();
@@ -523,7 +600,7 @@ mod tests {
             to(b"blu", &b),
             to(b"six", &a),
         ];
-        let sent = Writer::new(8).write(&tx, msgs, |_, e| panic!("{e}"));
+        let sent = writer(8).write(&tx, msgs, |_, e| panic!("{e}"));
         assert_eq!(sent, 5);
         assert_eq!(
             take(&a, 3),
@@ -559,7 +636,7 @@ mod tests {
             to(b"ok-2", &rx),
         ];
         let mut failed = Vec::new();
-        let mut w = Writer::new(8);
+        let mut w = writer(8);
         let sent = w.write(&tx, msgs, |i, _| failed.push(i));
         assert_eq!(sent, 2);
         assert_eq!(failed, [1, 2, 3]);

@@ -1,0 +1,131 @@
+//! What the pipeline's threads share: one context per server.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use super::buffer::BufferPool;
+use crate::control::shutdown::Shutdown;
+use crate::control::stats::Stats;
+use crate::control::throttle::{Admission, Throttle};
+
+/// Everything the receiver and the workers share, built once by the
+/// server and handed to each thread behind an `Arc`.
+pub(crate) struct ServerContext<H> {
+    pub handler: H,
+    pub stats: Arc<Stats>,
+    pub shutdown: Shutdown,
+    pub pool: BufferPool,
+    pub warnings: Arc<Warnings>,
+    /// The address the socket is bound to (with the port the OS chose).
+    pub local: SocketAddr,
+    /// The largest datagram accepted, in bytes.
+    pub max_datagram: usize,
+}
+
+impl<H> fmt::Debug for ServerContext<H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerContext")
+            .field("local", &self.local)
+            .field("max_datagram", &self.max_datagram)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The log target of the `Received from` lines, so that a logger can keep
+/// them apart from everything else (a service's journal may want the rest
+/// without one line per datagram).
+pub const RECEIVED_TARGET: &str = "udp_greeter::received";
+
+/// How many `Received from` lines all workers together log per second.
+pub(crate) const RECEIVED_LINES_PER_SECOND: u64 = 100;
+
+/// How many warnings of one kind are logged per second.
+const WARNINGS_PER_SECOND: u64 = 1;
+
+/// A kind of warning the pipeline logs, each throttled on its own so that
+/// a flood of one kind does not hide another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Warning {
+    Oversize,
+    RateLimited,
+    QueueFull,
+    ReceiveError,
+    ControlTruncated,
+    ReplyOversize,
+    HandlerPanic,
+    SendFailed,
+}
+
+impl Warning {
+    const ALL: [Warning; 8] = [
+        Warning::Oversize,
+        Warning::RateLimited,
+        Warning::QueueFull,
+        Warning::ReceiveError,
+        Warning::ControlTruncated,
+        Warning::ReplyOversize,
+        Warning::HandlerPanic,
+        Warning::SendFailed,
+    ];
+
+    /// What the closing count of held-back lines calls them.
+    fn plural(self) -> &'static str {
+        match self {
+            Warning::Oversize => "oversize datagrams",
+            Warning::RateLimited => "rate-limited sources",
+            Warning::QueueFull => "datagrams dropped on a full queue",
+            Warning::ReceiveError => "receive errors",
+            Warning::ControlTruncated => "cut control messages",
+            Warning::ReplyOversize => "oversize replies",
+            Warning::HandlerPanic => "handler panics",
+            Warning::SendFailed => "send errors",
+        }
+    }
+}
+
+/// The pipeline's log throttles: one per kind of warning, and one for the
+/// `Received from` lines.
+#[derive(Debug)]
+pub(crate) struct Warnings {
+    kinds: [Throttle; Warning::ALL.len()],
+    pub received: Throttle,
+}
+
+impl Default for Warnings {
+    fn default() -> Warnings {
+        Warnings {
+            kinds: Warning::ALL.map(|_| Throttle::new(WARNINGS_PER_SECOND)),
+            received: Throttle::new(RECEIVED_LINES_PER_SECOND),
+        }
+    }
+}
+
+impl Warnings {
+    /// Logs `message` at `level` if its kind is under its cap this second,
+    /// with a count of the lines of that kind held back before it.
+    pub(crate) fn log(&self, kind: Warning, level: log::Level, message: fmt::Arguments<'_>) {
+        let a: Admission = self.kinds[kind as usize].admit();
+        if a.admitted {
+            log::log!(level, "{message}{}", a.more());
+        }
+    }
+
+    /// Reports what was held back and not yet reported, once every thread
+    /// that logs has stopped.
+    pub(crate) fn flush(&self) {
+        let n = self.received.take_held_back();
+        if n > 0 {
+            log::info!(
+                target: RECEIVED_TARGET,
+                "{n} more `Received from` lines not shown"
+            );
+        }
+        for kind in Warning::ALL {
+            let n = self.kinds[kind as usize].take_held_back();
+            if n > 0 {
+                log::warn!("{n} more warnings about {} not shown", kind.plural());
+            }
+        }
+    }
+}
