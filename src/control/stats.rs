@@ -28,7 +28,9 @@ pub(crate) struct Entry {
     /// metric's name or label.
     pub name: &'static str,
     pub role: Role,
-    /// What it counts, for the field's documentation and the metric's help.
+    /// What it counts: the metric's help (and, through the table's macro,
+    /// the field's documentation).
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
     pub help: &'static str,
 }
 

@@ -6,6 +6,7 @@ use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 
+#[cfg(feature = "metrics")]
 use crossbeam_channel::Receiver;
 
 use crate::config::Config;
@@ -51,6 +52,7 @@ pub(crate) struct Pipeline {
     /// The workers' end of the queue, kept only to read its depth: a
     /// receiver of the queue never keeps it open, so the workers still see
     /// it close when the receiver thread ends.
+    #[cfg(feature = "metrics")]
     queue: Receiver<Datagram>,
 }
 
@@ -70,6 +72,7 @@ impl Pipeline {
             receiver: None,
             workers: Vec::with_capacity(config.workers),
             warnings: ctx.warnings.clone(),
+            #[cfg(feature = "metrics")]
             queue: rx.clone(),
         };
         // What the kernel can segment is learned once, by the first send,

@@ -53,6 +53,7 @@ impl Default for Segmentation {
 }
 
 impl Segmentation {
+    #[cfg(any(feature = "bench", test))]
     fn off() -> Segmentation {
         Segmentation(AtomicU8::new(Gso::Off as u8))
     }
