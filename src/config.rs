@@ -58,6 +58,13 @@ pub struct Config {
     pub recv_buffer: Option<usize>,
     /// Sets `SO_REUSEPORT`, so several processes can share one port.
     pub reuse_port: bool,
+    /// Refuses datagrams that would start or continue a loop with another
+    /// responder: from the server's own address or port, from source port
+    /// 0 or a service port (echo, DNS, NTP, ...), or that are themselves a
+    /// greeting; each is counted as `dropped_loop`. On by default; turning
+    /// it off is unsafe wherever source addresses can be forged, since one
+    /// forged datagram can then set two servers greeting each other.
+    pub loop_guard: bool,
     /// How often the server logs its counters and rates; `None` never.
     pub stats_interval: Option<Duration>,
     /// Where to serve `GET /metrics` (Prometheus text format) over HTTP;
@@ -71,7 +78,8 @@ pub struct Config {
 impl Config {
     /// The defaults, bound to `bind`: one worker per CPU but one (the
     /// receiver keeps the last CPU busy under load), at least one; a queue
-    /// of 1,024 datagrams, datagrams up to 65,507 bytes, no rate limit.
+    /// of 1,024 datagrams, datagrams up to 65,507 bytes, no rate limit, the
+    /// loop guard on.
     pub fn new(bind: SocketAddr) -> Config {
         Config {
             bind,
@@ -82,6 +90,7 @@ impl Config {
             rate_burst: None,
             recv_buffer: Some(DEFAULT_RECV_BUFFER),
             reuse_port: false,
+            loop_guard: true,
             stats_interval: None,
             metrics_addr: None,
         }

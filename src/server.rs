@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::handler::{Greeter, Handler};
 use crate::pipeline::buffer::BufferPool;
 use crate::pipeline::context::ServerContext;
+use crate::pipeline::loopguard::LoopGuard;
 use crate::pipeline::{spawn, Pipeline};
 use crate::sys::{self, BATCH};
 
@@ -86,6 +87,15 @@ impl Server {
             .map(crate::control::metrics::Endpoint::bind)
             .transpose()?;
         log::info!("Bind UDP on {}...", local_addr.port());
+        if !local_addr.ip().is_loopback() && config.rate_limit.is_none() {
+            // A reply is 8 bytes more than its request: reflected off a
+            // forged source, it lands on a victim slightly amplified.
+            log::warn!(
+                "{local_addr} is reachable from other hosts and no rate limit is set: \
+                 a forged source address can aim replies at a victim; \
+                 set a per-source rate limit (--rate-limit) where sources can be forged"
+            );
+        }
 
         let stats = Arc::new(Stats::default());
         // Room for every buffer that can be out at once: the queue, the
@@ -99,6 +109,7 @@ impl Server {
             warnings: Arc::default(),
             local: local_addr,
             max_datagram: config.max_datagram,
+            loop_guard: config.loop_guard.then(|| LoopGuard::new(local_addr)),
         });
         let pipeline = Pipeline::start(&config, socket, ctx)?;
         let mut server = Server {

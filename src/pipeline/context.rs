@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use super::buffer::BufferPool;
+use super::loopguard::LoopGuard;
 use crate::control::shutdown::Shutdown;
 use crate::control::stats::Stats;
 use crate::control::throttle::{Admission, Throttle};
@@ -21,6 +22,8 @@ pub(crate) struct ServerContext<H> {
     pub local: SocketAddr,
     /// The largest datagram accepted, in bytes.
     pub max_datagram: usize,
+    /// `None` when the configuration turned the guard off.
+    pub loop_guard: Option<LoopGuard>,
 }
 
 impl<H> fmt::Debug for ServerContext<H> {
@@ -49,6 +52,7 @@ const WARNINGS_PER_SECOND: u64 = 1;
 pub(crate) enum Warning {
     Oversize,
     RateLimited,
+    Loop,
     QueueFull,
     ReceiveError,
     ControlTruncated,
@@ -58,9 +62,10 @@ pub(crate) enum Warning {
 }
 
 impl Warning {
-    const ALL: [Warning; 8] = [
+    const ALL: [Warning; 9] = [
         Warning::Oversize,
         Warning::RateLimited,
+        Warning::Loop,
         Warning::QueueFull,
         Warning::ReceiveError,
         Warning::ControlTruncated,
@@ -74,6 +79,7 @@ impl Warning {
         match self {
             Warning::Oversize => "oversize datagrams",
             Warning::RateLimited => "rate-limited sources",
+            Warning::Loop => "datagrams refused by the loop guard",
             Warning::QueueFull => "datagrams dropped on a full queue",
             Warning::ReceiveError => "receive errors",
             Warning::ControlTruncated => "cut control messages",

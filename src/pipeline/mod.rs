@@ -16,6 +16,7 @@ use crate::sys::{self, Segmentation};
 
 pub(crate) mod buffer;
 pub(crate) mod context;
+pub(crate) mod loopguard;
 pub(crate) mod ratelimit;
 mod receiver;
 mod wait;

@@ -101,7 +101,7 @@ impl<H> ReceiverThread<H> {
         pending.add(Count::Received, metas.len() as u64);
         let now = self.limiter.as_ref().map(|_| Instant::now());
         for (slot, meta) in slots.iter_mut().zip(metas) {
-            let fate = match self.settle(meta, now, &mut pending) {
+            let fate = match self.settle(slot, meta, now, &mut pending) {
                 Some(fate) => Some(fate),
                 None => self.enqueue(slot, meta),
             };
@@ -116,9 +116,11 @@ impl<H> ReceiverThread<H> {
         Ok(())
     }
 
-    /// The fate of a datagram the receiver drops, or `None` to queue it.
+    /// The fate of the datagram in `payload` if the receiver drops it, or
+    /// `None` to queue it.
     fn settle(
         &mut self,
+        payload: &[u8],
         meta: &Meta,
         now: Option<Instant>,
         pending: &mut Pending,
@@ -149,6 +151,20 @@ impl<H> ReceiverThread<H> {
                 ),
             );
             return Some(Count::DroppedOversize);
+        }
+        // Before the rate limit: a refused turn of a loop spends no token
+        // of the source it claims.
+        if let Some(rule) = self
+            .ctx
+            .loop_guard
+            .and_then(|guard| guard.check(peer, meta.local, payload))
+        {
+            self.ctx.warnings.log(
+                Warning::Loop,
+                Level::Warn,
+                format_args!("loop guard: no reply to {}: {rule}", shown(peer)),
+            );
+            return Some(Count::DroppedLoop);
         }
         if let (Some(limiter), Some(now)) = (self.limiter.as_mut(), now) {
             if !limiter.check_at(peer.ip(), now) {
@@ -212,6 +228,7 @@ mod tests {
             warnings: Arc::default(),
             local: "127.0.0.1:9".parse().unwrap(),
             max_datagram: 63,
+            loop_guard: None,
         })
     }
 

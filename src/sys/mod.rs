@@ -31,9 +31,9 @@ mod poll;
 #[cfg(unix)]
 pub(crate) mod signal;
 
-pub(crate) use datagram::{is_closed, is_timeout, is_transient, Meta, Outgoing, BATCH};
 #[cfg(feature = "bench")]
 pub(crate) use datagram::retry_if_interrupted;
+pub(crate) use datagram::{is_closed, is_timeout, is_transient, Meta, Outgoing, BATCH};
 #[cfg(feature = "bench")]
 pub(crate) use poll::wait_readable;
 pub(crate) use socket::{bind, wake_reader};
