@@ -1,15 +1,13 @@
 //! The real binaries end to end: the server and the client, their output,
 //! their logs, their exit codes and their error messages.
 
-mod support;
-
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::thread;
 use std::time::Duration;
 
-use support::{
-    ask, recv_within, run, server_proc, socket_on, try_server_proc, Proc, CLIENT_BIN, PATIENCE,
-    SERVER_BIN, V4, V6,
+use crate::support::{
+    self, ask, recv_within, run, server_proc, socket_on, try_server_proc, Proc, CLIENT_BIN,
+    PATIENCE, SERVER_BIN, V4, V6,
 };
 use udp_greeter::Client;
 

@@ -2,16 +2,14 @@
 //! on either side of `bench`, ranges, durations, its own name, and the live
 //! progress on a terminal.
 
-mod support;
-
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::thread;
 
-use support::{
-    command, recv_within, server_proc, socket_on, Outcome, Proc, CLIENT_BIN, PATIENCE, V4,
+use crate::support::{
+    self, command, recv_within, server_proc, socket_on, Outcome, Proc, CLIENT_BIN, PATIENCE, V4,
 };
 
 /// Runs the client binary with `env` and `args` to completion.

@@ -1,11 +1,9 @@
 //! Settings from `UDP_GREETER_*` environment variables: listed by `--help`,
 //! refused when bad, and obeyed by a server given nothing else.
 
-mod support;
-
 use std::net::SocketAddr;
 
-use support::{
+use crate::support::{
     ask, command, http, run, run_with, server_with, socket_on, ENV_VARS, PATIENCE, SERVER_BIN, V4,
 };
 

@@ -1,10 +1,8 @@
 //! The greeting, byte for byte, through a live in-process server.
 
-mod support;
-
 use std::time::Duration;
 
-use support::{ask, config, shutdown_within, socket_on, V4};
+use crate::support::{ask, config, shutdown_within, socket_on, V4};
 use udp_greeter::{Client, Server};
 
 /// Sends `payload` from a plain socket and from the library's client, and

@@ -1,15 +1,11 @@
 //! Idle costs nothing: once traffic stops, every thread of the server binary
 //! goes back to sleep, whatever kept it looking for work while busy.
 
-#![cfg(target_os = "linux")]
-
-mod support;
-
 use std::net::SocketAddr;
 use std::thread;
 use std::time::Duration;
 
-use support::{
+use crate::support::{
     ask, bench_json, json_count, run, server_proc, socket_for, CLIENT_BIN, PATIENCE, V4,
 };
 

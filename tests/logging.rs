@@ -1,10 +1,10 @@
 //! What the server's log says, at the levels an operator picks.
 
-mod support;
-
 use std::net::SocketAddr;
 
-use support::{ask, quiet_server_proc, server_proc, socket_on, wait_signal_handlers, PATIENCE, V4};
+use crate::support::{
+    ask, quiet_server_proc, server_proc, socket_on, wait_signal_handlers, PATIENCE, V4,
+};
 
 /// An IPv4 client of a dual-stack socket shows in its IPv4 form, as the
 /// tutorial prints it, not as `[::ffff:127.0.0.1]:PORT`.

@@ -4,7 +4,7 @@
 //!
 //! Needs root, `ip` (iproute2) and `nft` (nftables), so the tests are
 //! ignored by a plain `cargo test`; run them with
-//! `cargo test --test lossy -- --include-ignored`. Without what they need
+//! `cargo test --test tests lossy -- --include-ignored`. Without what they need
 //! they fail, saying what is missing: they never pass without having run.
 //!
 //! Only 127.0.0.1 inside the namespace is used. Every datagram crosses the
@@ -14,8 +14,6 @@
 //! `sendto` has succeeded, is what a real network does; dropping on output
 //! would fail the `sendto` with EPERM instead.
 
-mod support;
-
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
@@ -23,8 +21,8 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use support::{
-    assert_balanced, bench_json, bound_port, json_count, parse_stats, run, Outcome, Proc,
+use crate::support::{
+    self, assert_balanced, bench_json, bound_port, json_count, parse_stats, run, Outcome, Proc,
     CLIENT_BIN, PATIENCE, SERVER_BIN,
 };
 use udp_greeter::Snapshot;
@@ -49,7 +47,7 @@ fn require_root_ip_nft() {
         missing.is_empty(),
         "tests/lossy.rs cannot run here; it needs {}. As root: \
          `apt-get install iproute2 nftables`, then \
-         `cargo test --test lossy -- --include-ignored`",
+         `cargo test --test tests lossy -- --include-ignored`",
         missing.join(", ")
     );
 }
@@ -331,7 +329,7 @@ fn assert_server_saw_what_passed(ns: &Netns, stats: &Snapshot) {
 /// in 10^8 runs. The expected number of timeouts over the 20 names is 11
 /// (2.3 s at 200 ms); the 60 s limit covers 300.
 #[test]
-#[ignore = "needs root, iproute2 and nftables: cargo test --test lossy -- --include-ignored"]
+#[ignore = "needs root, iproute2 and nftables: cargo test --test tests lossy -- --include-ignored"]
 fn client_greets_every_name_through_loss() {
     let ns = Netns::new();
     let (server, port) = start_server(&ns);
@@ -377,7 +375,7 @@ fn client_greets_every_name_through_loss() {
 /// (exit 1, one line on stderr naming the server and the name), and the
 /// bench counts every request lost.
 #[test]
-#[ignore = "needs root, iproute2 and nftables: cargo test --test lossy -- --include-ignored"]
+#[ignore = "needs root, iproute2 and nftables: cargo test --test tests lossy -- --include-ignored"]
 fn total_loss_fails_clearly() {
     let ns = Netns::new();
     let (server, port) = start_server(&ns);
@@ -471,7 +469,7 @@ fn total_loss_fails_clearly() {
 /// CPU is rare, and such a reply counts as `late` and widens the upper
 /// bound by as much.
 #[test]
-#[ignore = "needs root, iproute2 and nftables: cargo test --test lossy -- --include-ignored"]
+#[ignore = "needs root, iproute2 and nftables: cargo test --test tests lossy -- --include-ignored"]
 fn bench_measures_the_injected_loss() {
     let ns = Netns::new();
     let (server, port) = start_server(&ns);

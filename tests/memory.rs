@@ -2,16 +2,12 @@
 //! server binary's peak resident set (VmHWM) stays below the documented
 //! bound, and its final counters still balance.
 
-#![cfg(target_os = "linux")]
-
-mod support;
-
 use std::net::{SocketAddr, UdpSocket};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::support::{self, parse_stats, server_proc, PATIENCE, V4};
 use socket2::{Domain, Protocol, Socket, Type};
-use support::{parse_stats, server_proc, PATIENCE, V4};
 
 const QUEUE: u64 = 256;
 const WORKERS: u64 = 2;

@@ -5,15 +5,13 @@
 //! its stream module, which `.ci/run` installs before running the ignored
 //! tests too. Run where nginx is missing, it fails saying so.
 
-mod support;
-
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use udp_greeter::{greet, Server};
 
-use support::{
+use crate::support::{
     bench_json, command, config, find_program, first_reply, json_count, recv_within, run,
     server_proc, server_with, shipped, shutdown_within, socket_on, Proc, TempDir, CLIENT_BIN,
     PATIENCE, SERVER_BIN, V4,

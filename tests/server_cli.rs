@@ -2,15 +2,13 @@
 //! host names, durations, environment variables, signals, and the
 //! documentation of all that.
 
-mod support;
-
 use std::net::SocketAddr;
 use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::{
-    ask, bound_port, command, recv_within, server_proc, socket_on, Outcome, Proc, PATIENCE,
+use crate::support::{
+    self, ask, bound_port, command, recv_within, server_proc, socket_on, Outcome, Proc, PATIENCE,
     SERVER_BIN, V4,
 };
 

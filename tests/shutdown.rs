@@ -1,15 +1,13 @@
 //! Graceful shutdown: in-process while idle and under a flood, and the
 //! server binary under SIGINT and SIGTERM.
 
-mod support;
-
 use std::net::SocketAddr;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::{
-    ask, assert_balanced, config, parse_stats, server_proc, shutdown_within, socket_on, Flood,
-    PATIENCE, V4,
+use crate::support::{
+    self, ask, assert_balanced, config, parse_stats, server_proc, shutdown_within, socket_on,
+    Flood, PATIENCE, V4,
 };
 use udp_greeter::Server;
 

@@ -1,11 +1,9 @@
 //! The shipped systemd unit, contrib/udp-greeter.service: the settings it
 //! must keep, and what `systemd-analyze verify` says of it.
 
-mod support;
-
 use std::time::Duration;
 
-use support::{command, find_program, run_with, shipped, TempDir, SERVER_BIN};
+use crate::support::{command, find_program, run_with, shipped, TempDir, SERVER_BIN};
 
 #[test]
 fn systemd_unit() {

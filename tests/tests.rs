@@ -1,0 +1,44 @@
+// Servers in-process and as the binaries, sockets, floods, other programs,
+// HTTP and JSON, and waits that are always bounded.
+mod support;
+
+// The load generator behind `udp-greeter-client bench`, and its command line.
+mod bench_client;
+// Floods, rate limits, oversize datagrams and panics at once, then a shutdown.
+mod chaos;
+// The two binaries end to end: greetings, logs, exit codes, error messages.
+mod cli;
+// The client binary's command line at its edges.
+mod client_cli;
+// Settings from `UDP_GREETER_*` environment variables.
+mod environment;
+// The greeting, byte for byte, through a live in-process server.
+mod greeting;
+// Hostile and odd input: each datagram settled exactly once.
+mod hostile;
+// An idle server binary uses no CPU.
+#[cfg(target_os = "linux")]
+mod idle;
+// The tutorial's Python client and server against ours.
+mod interop;
+// What the server's log says at the levels an operator picks.
+mod logging;
+// The client and the bench through random loss (root, ip and nft; ignored).
+mod lossy;
+// Peak memory of the server binary under a flood from many source ports.
+#[cfg(target_os = "linux")]
+mod memory;
+// The Prometheus endpoint.
+mod metrics;
+// Several instances behind one address: SO_REUSEPORT, and nginx (ignored).
+mod scale_out;
+// The server binary's command line at its edges, its signals, its docs.
+mod server_cli;
+// Graceful shutdown, in-process and of the server binary under signals.
+mod shutdown;
+// Replies from the address each request was sent to, on wildcard binds.
+mod source_address;
+// Many client threads at once, every reply checked.
+mod stress;
+// The shipped systemd unit (`systemd-analyze verify` is ignored).
+mod systemd;
