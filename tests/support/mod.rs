@@ -1,9 +1,6 @@
 //! Shared by the integration tests: servers in-process and as the real
 //! binaries, sockets, floods, other programs, HTTP and JSON, and waits that
 //! are always bounded.
-//!
-//! Every test file uses only part of it.
-#![allow(dead_code, unused_imports)]
 
 use std::ffi::OsStr;
 use std::io::{self, Read};
