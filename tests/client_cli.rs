@@ -1,16 +1,20 @@
-//! The client binary's command line at its edges: a closed stdout, options
-//! on either side of `bench`, ranges, durations, its own name, and the live
-//! progress on a terminal.
+//! The client binary's command line at its edges: servers that are absent,
+//! silent or wrong (and the library client beneath it against those), a
+//! closed stdout, options on either side of `bench`, ranges, durations, its
+//! own name, and the live progress on a terminal.
 
 use std::io::{BufRead, BufReader, Read};
-use std::net::SocketAddr;
+use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::thread;
+use std::time::Duration;
 
 use crate::support::{
-    self, command, recv_within, server_proc, socket_on, Outcome, Proc, CLIENT_BIN, PATIENCE, V4,
+    self, command, recv_within, run, server_proc, socket_on, Outcome, Proc, CLIENT_BIN, PATIENCE,
+    V4,
 };
+use udp_greeter::Client;
 
 /// Runs the client binary with `env` and `args` to completion.
 fn client_env(env: &[(&str, &str)], args: &[&str]) -> Outcome {
@@ -65,6 +69,149 @@ fn finished(mut p: Proc, errors: thread::JoinHandle<String>) -> (ExitStatus, Str
         support::join_within(errors, PATIENCE, "stderr reader"),
     )
 }
+
+// ---------------------------------------------------------------------------
+// Servers that are absent, silent or wrong
+
+/// A port on which nothing listens (bound, then closed again).
+fn closed_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Runs the client against `server` with `args`; it must fail with one
+/// line on stderr that names the server; returns that line.
+fn client_fails(server: &str, args: &[&str]) -> String {
+    let mut all = vec!["--server", server];
+    all.extend_from_slice(args);
+    let out = run(CLIENT_BIN, &all, PATIENCE);
+    assert_eq!(out.code(), Some(1), "{out:?}");
+    assert!(out.stdout.is_empty(), "{out:?}");
+    let lines = out.stderr_lines();
+    assert_eq!(lines.len(), 1, "{out:?}");
+    assert!(lines[0].contains(server), "{out:?}");
+    lines[0].to_string()
+}
+
+#[test]
+fn no_server() {
+    // Six tries of 20 s would far outlast the run's patience: the client
+    // must take the operating system's word (port unreachable) at once.
+    let server = format!("127.0.0.1:{}", closed_port());
+    let line = client_fails(&server, &["--timeout", "20s", "--retries", "5"]);
+    assert!(line.contains("nothing is listening at"), "{line}");
+}
+
+#[test]
+fn silent_server() {
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let server = silent.local_addr().unwrap().to_string();
+    let line = client_fails(&server, &["--timeout", "200ms", "--retries", "1"]);
+    assert!(
+        line.contains("no reply from") && line.contains("after 2 tries"),
+        "{line}"
+    );
+    assert!(!line.contains("came back"), "nothing came back: {line}");
+}
+
+/// An echo server answers, but not with the greeting: the client says what
+/// came back, and cuts a long name short in its message.
+#[test]
+fn echo_server() {
+    let echo = socket_on(V4);
+    let server = echo.local_addr().unwrap().to_string();
+    let stop = support::StopOnDrop(Default::default());
+    let flag = stop.0.clone();
+    let echoer = thread::spawn(move || {
+        let mut echoed = 0;
+        while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+            if let Some((payload, from)) = recv_within(&echo, Duration::from_millis(50)) {
+                echo.send_to(&payload, from).unwrap();
+                echoed += 1;
+            }
+        }
+        echoed
+    });
+    let name = "x".repeat(1100);
+    let line = client_fails(&server, &["--timeout", "300ms", "--retries", "1", &name]);
+    assert!(
+        line.contains("2 datagrams came back that were not the greeting"),
+        "{line}"
+    );
+    assert!(line.contains("(1100 bytes)") && line.len() < 300, "{line}");
+    drop(stop);
+    assert_eq!(support::join_within(echoer, PATIENCE, "echo server"), 2);
+}
+
+/// A fake server that answers wrong bytes first, then a stranger that sends
+/// the right bytes from another address; only the fake server's right reply
+/// may be taken, and only once it is sent.
+#[test]
+fn wrong_reply() {
+    let fake = socket_on(V4);
+    let stranger = socket_on(V4);
+    let fake_addr = fake.local_addr().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let client = Client::new(fake_addr)
+        .unwrap()
+        .timeout(Duration::from_secs(20))
+        .retries(0);
+    let t = thread::spawn(move || {
+        let _ = tx.send(client.greet(b"Michael").map_err(|e| e.to_string()));
+    });
+
+    let (request, client_addr) = recv_within(&fake, PATIENCE).expect("the client's request");
+    assert_eq!(request, b"Michael");
+    fake.send_to(b"Hello, Tracy!", client_addr).unwrap();
+    fake.send_to(b"Hello, Michael", client_addr).unwrap();
+    fake.send_to(b"Hello, Michael!!", client_addr).unwrap();
+    stranger.send_to(b"Hello, Michael!", client_addr).unwrap();
+    // None of those is the reply: the client is still waiting.
+    assert!(
+        rx.recv_timeout(Duration::from_millis(500)).is_err(),
+        "the client took a wrong reply"
+    );
+    fake.send_to(b"Hello, Michael!", client_addr).unwrap();
+    let got = rx.recv_timeout(PATIENCE).expect("the client's answer");
+    assert_eq!(got.unwrap(), b"Hello, Michael!");
+    support::join_within(t, PATIENCE, "client thread");
+}
+
+/// The same through the client binary.
+#[test]
+fn wrong_reply_binary() {
+    let fake = socket_on(V4);
+    let stranger = socket_on(V4);
+    let fake_addr = fake.local_addr().unwrap();
+    let mut client = Proc::spawn(support::command(CLIENT_BIN).args([
+        "--server",
+        &fake_addr.to_string(),
+        "--timeout",
+        "20s",
+        "--retries",
+        "0",
+        "Michael",
+    ]));
+    let (request, client_addr) = recv_within(&fake, PATIENCE).expect("the client's request");
+    assert_eq!(request, b"Michael");
+    fake.send_to(b"Hello, Sarah!", client_addr).unwrap();
+    stranger.send_to(b"Hello, Michael!", client_addr).unwrap();
+    assert!(
+        client.wait_exit(Duration::from_millis(500)).is_none(),
+        "the client took a wrong reply: {}",
+        client.stdout_text()
+    );
+    fake.send_to(b"Hello, Michael!", client_addr).unwrap();
+    let status = client.finish(PATIENCE);
+    assert!(status.success(), "{}", client.stderr_text());
+    assert_eq!(client.stdout_text(), "Hello, Michael!\n");
+}
+
+// ---------------------------------------------------------------------------
+// Output, options and ranges
 
 /// As `... | head -1`: the reader goes away after the first greeting. A
 /// fake server holds the second reply back until then, so the client

@@ -3,7 +3,8 @@
 use std::net::SocketAddr;
 
 use crate::support::{
-    ask, quiet_server_proc, server_proc, socket_on, wait_signal_handlers, PATIENCE, V4,
+    ask, quiet_server_proc, server_proc, socket_on, wait_received, wait_signal_handlers, PATIENCE,
+    V4,
 };
 
 /// An IPv4 client of a dual-stack socket shows in its IPv4 form, as the
@@ -71,4 +72,17 @@ fn final_stats_at_info_when_all_answered() {
         !log.contains("stats:"),
         "a clean run's receipt is info: {log}"
     );
+}
+
+#[test]
+fn received_log() {
+    let (server, port) = server_proc(&["--bind", "127.0.0.1:0"]);
+    let sock = socket_on(V4);
+    let addr = SocketAddr::new(V4, port);
+    assert_eq!(ask(&sock, addr, b"Michael"), b"Hello, Michael!");
+    let me = sock.local_addr().unwrap().port();
+    assert_eq!(wait_received(&server, "127.0.0.1", 1), vec![me]);
+    assert!(server
+        .stderr_text()
+        .contains(&format!("Received from 127.0.0.1:{me}.\n")));
 }

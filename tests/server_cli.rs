@@ -1,15 +1,15 @@
-//! The server binary's command line at its edges: ranges, negative numbers,
-//! host names, durations, environment variables, signals, and the
-//! documentation of all that.
+//! The server binary's command line and environment at their edges: bad
+//! values and ranges, host names, ports in use, durations, `UDP_GREETER_*`
+//! variables, signals, and the documentation of all that.
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    self, ask, bound_port, command, recv_within, server_proc, socket_on, Outcome, Proc, PATIENCE,
-    SERVER_BIN, V4,
+    self, ask, bound_port, command, http, recv_within, run, run_with, server_proc, server_with,
+    socket_on, try_server_proc, Outcome, Proc, ENV_VARS, PATIENCE, SERVER_BIN, V4,
 };
 
 /// Runs the server binary with `env` and `args` to completion.
@@ -24,19 +24,63 @@ fn refused(out: &Outcome, words: &[&str]) {
     out.refusal(words);
 }
 
-/// `flag value` with a harmless port: should the value wrongly be accepted,
-/// the server runs and the test fails on the exit status.
-fn refuses(flag: &str, value: &str, words: &[&str]) {
-    let out = run_env(&[], &[flag, value, "--bind", "127.0.0.1:0"]);
+/// `flag value` must be refused with one error line that holds the flag,
+/// the value and every one of `words`. Port 0 unless the bind address is
+/// what is tested: should the value wrongly be accepted, the server runs
+/// (and the test fails on the exit status) harmlessly.
+fn refuses(flag: &str, value: &str, words: &[&str]) -> Outcome {
+    let mut args = vec![flag, value];
+    if flag != "--bind" {
+        args.extend(["--bind", "127.0.0.1:0"]);
+    }
+    let out = run_env(&[], &args);
     let mut all = vec![flag, value];
     all.extend_from_slice(words);
     refused(&out, &all);
+    out
+}
+
+/// As [`refuses`], with the value quoted in the error line.
+fn rejects(flag: &str, value: &str) {
+    let out = refuses(flag, value, &[&format!("'{value}'")]);
+    // clap adds at most a hint or the possible values.
+    assert!(out.stderr_lines().len() <= 3, "{}", out.stderr);
 }
 
 fn help() -> String {
     let out = run_env(&[], &["--help"]);
     assert_eq!(out.code(), Some(0), "{out:?}");
     out.stdout_text()
+}
+
+#[test]
+fn workers_zero() {
+    rejects("--workers", "0");
+}
+
+#[test]
+fn workers_abc() {
+    rejects("--workers", "abc");
+}
+
+#[test]
+fn queue_zero() {
+    rejects("--queue", "0");
+}
+
+#[test]
+fn bind_nonsense() {
+    rejects("--bind", "nonsense");
+}
+
+#[test]
+fn log_level_loud() {
+    rejects("--log-level", "loud");
+}
+
+#[test]
+fn max_datagram_too_big() {
+    rejects("--max-datagram", "70000");
 }
 
 #[test]
@@ -137,6 +181,49 @@ fn bind_host_name() {
 }
 
 #[test]
+fn addr_in_use() {
+    let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = run(SERVER_BIN, &["--bind", &addr], PATIENCE);
+    assert_eq!(out.code(), Some(1), "{out:?}");
+    let lines = out.stderr_lines();
+    assert_eq!(lines.len(), 1, "{out:?}");
+    assert!(lines[0].contains(&addr), "{out:?}");
+    assert!(lines[0].contains("Address already in use"), "{out:?}");
+}
+
+/// TCP and UDP ports are separate: a TCP listener on the port does not stop
+/// the UDP server from binding it (the tutorial's closing point).
+#[test]
+fn tcp_same_port() {
+    // The OS picks the TCP port; its UDP twin may happen to be some other
+    // process's, so a few ports are tried. A server that cannot bind any
+    // port held by TCP fails every try.
+    let mut failures = Vec::new();
+    for _ in 0..5 {
+        let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = tcp.local_addr().unwrap().port();
+        match try_server_proc(&["--bind", &format!("127.0.0.1:{port}")]) {
+            Ok((_server, bound)) => {
+                assert_eq!(bound, port);
+                let reply = ask(&socket_on(V4), SocketAddr::new(V4, port), b"Michael");
+                assert_eq!(reply, b"Hello, Michael!");
+                // The TCP listener still accepts on it: the two really
+                // share the number.
+                let addr = SocketAddr::new(V4, port);
+                let _conn = TcpStream::connect_timeout(&addr, PATIENCE).unwrap();
+                // Connected means queued: accept without blocking.
+                tcp.set_nonblocking(true).unwrap();
+                let (_peer, _) = tcp.accept().unwrap();
+                return;
+            }
+            Err(log) => failures.push(log),
+        }
+    }
+    panic!("could not bind UDP on a port held by TCP: {failures:?}");
+}
+
+#[test]
 fn addresses_need_a_port() {
     for flag in ["--bind", "--metrics-addr"] {
         for value in ["127.0.0.1", "localhost", "[::1]"] {
@@ -167,6 +254,76 @@ fn stats_interval_fraction() {
     let out = run_env(&[("UDP_GREETER_STATS_INTERVAL", "1.5")], &["--version"]);
     assert_eq!(out.code(), Some(0), "{out:?}");
     refuses("--stats-interval", "1x", &["expected a duration"]);
+}
+
+#[test]
+fn env_vars() {
+    let help = run(SERVER_BIN, &["--help"], PATIENCE);
+    assert!(help.status.success());
+    let help = help.stdout_text();
+    // Every variable but the client's.
+    for var in ENV_VARS.iter().filter(|v| **v != "UDP_GREETER_SERVER") {
+        assert!(
+            help.contains(&format!("[env: {var}=")),
+            "--help does not show {var}:\n{help}"
+        );
+    }
+
+    for (var, value) in [
+        ("UDP_GREETER_WORKERS", "0"),
+        ("UDP_GREETER_REUSE_PORT", "maybe"),
+    ] {
+        let out = run_with(
+            command(SERVER_BIN)
+                .env(var, value)
+                .args(["--bind", "127.0.0.1:0"]),
+            PATIENCE,
+        );
+        assert_eq!(out.code(), Some(2), "{var}={value}: {}", out.stderr);
+    }
+
+    let (mut server, port) = server_with(
+        command(SERVER_BIN)
+            .env("UDP_GREETER_BIND", "127.0.0.1:0")
+            .env("UDP_GREETER_WORKERS", "3")
+            .env("UDP_GREETER_STATS_INTERVAL", "1")
+            .env("UDP_GREETER_METRICS_ADDR", "127.0.0.1:0")
+            .env("UDP_GREETER_REUSE_PORT", "true"),
+    );
+    // Not the default port: the bind address came from the environment.
+    assert_ne!(port, 9999);
+    let sock = socket_on(V4);
+    let reply = ask(&sock, SocketAddr::from((V4, port)), b"env");
+    assert_eq!(reply, b"Hello, env!");
+
+    let line = server.line_with("Serving metrics on http://");
+    let url = &line[line.find("http://").unwrap()..];
+    let r = http("GET", url, "");
+    assert_eq!(r.status, 200);
+    assert!(
+        r.body.lines().any(|l| l == "udp_greeter_workers 3"),
+        "{}",
+        r.body
+    );
+
+    // The periodic line: totals, then rates.
+    let periodic = server.line_with("received_per_sec=");
+    assert!(periodic.contains("stats: received="), "{periodic}");
+    assert!(
+        periodic.contains(" replied_per_sec=") && periodic.contains(" dropped_per_sec="),
+        "{periodic}"
+    );
+
+    // With SO_REUSEPORT from the environment, a second process shares the port.
+    let (mut second, second_port) = server_with(command(SERVER_BIN).args([
+        "--bind",
+        &format!("127.0.0.1:{port}"),
+        "--reuse-port",
+    ]));
+    assert_eq!(second_port, port);
+    second.stop();
+    let last = server.stop();
+    assert_eq!(last.replied, last.received, "{last}");
 }
 
 #[test]
@@ -426,28 +583,6 @@ fn operations_settings_table_matches_help() {
         rows += 1;
     }
     assert_eq!(rows, 12, "settings rows in docs/operations.md");
-}
-
-/// The unit leaves every setting to the environment file: flags on
-/// `ExecStart` would override the file's variables.
-#[test]
-fn systemd_unit_settings_come_from_the_environment() {
-    let unit = repo_file("contrib/udp-greeter.service");
-    let exec = unit
-        .lines()
-        .find(|l| l.starts_with("ExecStart="))
-        .expect("ExecStart");
-    assert!(!exec.contains("--"), "{exec}");
-    let file = unit
-        .find("EnvironmentFile=-/etc/default/udp-greeter")
-        .expect("EnvironmentFile");
-    for default in [
-        "Environment=UDP_GREETER_BIND=0.0.0.0:9999",
-        "Environment=UDP_GREETER_STATS_INTERVAL=60",
-    ] {
-        let at = unit.find(default).unwrap_or_else(|| panic!("no {default}"));
-        assert!(at < file, "{default} after EnvironmentFile=");
-    }
 }
 
 /// The example error of docs/operations.md is what the server prints.

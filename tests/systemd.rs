@@ -1,5 +1,6 @@
 //! The shipped systemd unit, contrib/udp-greeter.service: the settings it
-//! must keep, and what `systemd-analyze verify` says of it.
+//! must keep, that it leaves the rest to the environment, and what
+//! `systemd-analyze verify` says of it.
 
 use std::time::Duration;
 
@@ -23,6 +24,28 @@ fn systemd_unit() {
             unit.contains(needed),
             "contrib/udp-greeter.service lacks {needed:?}"
         );
+    }
+}
+
+/// The unit leaves every setting to the environment file: flags on
+/// `ExecStart` would override the file's variables.
+#[test]
+fn systemd_unit_settings_come_from_the_environment() {
+    let unit = shipped("contrib/udp-greeter.service");
+    let exec = unit
+        .lines()
+        .find(|l| l.starts_with("ExecStart="))
+        .expect("ExecStart");
+    assert!(!exec.contains("--"), "{exec}");
+    let file = unit
+        .find("EnvironmentFile=-/etc/default/udp-greeter")
+        .expect("EnvironmentFile");
+    for default in [
+        "Environment=UDP_GREETER_BIND=0.0.0.0:9999",
+        "Environment=UDP_GREETER_STATS_INTERVAL=60",
+    ] {
+        let at = unit.find(default).unwrap_or_else(|| panic!("no {default}"));
+        assert!(at < file, "{default} after EnvironmentFile=");
     }
 }
 

@@ -6,13 +6,9 @@ mod support;
 mod bench_client;
 // Floods, rate limits, oversize datagrams and panics at once, then a shutdown.
 mod chaos;
-// The two binaries end to end: greetings, logs, exit codes, error messages.
-mod cli;
-// The client binary's command line at its edges.
+// The client binary's command line, and its errors against wrong servers.
 mod client_cli;
-// Settings from `UDP_GREETER_*` environment variables.
-mod environment;
-// The greeting, byte for byte, through a live in-process server.
+// The greeting, byte for byte, in-process and from binary to binary.
 mod greeting;
 // Hostile and odd input: each datagram settled exactly once.
 mod hostile;
@@ -21,7 +17,7 @@ mod hostile;
 mod idle;
 // The tutorial's Python client and server against ours.
 mod interop;
-// What the server's log says at the levels an operator picks.
+// What the server's log says, at the levels an operator picks.
 mod logging;
 // The client and the bench through random loss (root, ip and nft; ignored).
 mod lossy;
@@ -32,7 +28,7 @@ mod memory;
 mod metrics;
 // Several instances behind one address: SO_REUSEPORT, and nginx (ignored).
 mod scale_out;
-// The server binary's command line at its edges, its signals, its docs.
+// The server binary's command line and environment, its signals, its docs.
 mod server_cli;
 // Graceful shutdown, in-process and of the server binary under signals.
 mod shutdown;

@@ -274,6 +274,35 @@ pub fn bound_port(log: &str) -> Option<u16> {
     digits.parse().ok()
 }
 
+/// The source ports of the `Received from HOST:PORT.` lines of `log`.
+fn received_from(log: &str, host: &str) -> Vec<u16> {
+    let needle = format!("Received from {host}:");
+    log.lines()
+        .filter_map(|l| {
+            let rest = &l[l.find(&needle)? + needle.len()..];
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            (rest[digits.len()..] == *".").then(|| digits.parse().ok())?
+        })
+        .collect()
+}
+
+/// Waits until the server has logged `n` `Received from` lines for `host`.
+pub fn wait_received(server: &Proc, host: &str, n: usize) -> Vec<u16> {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        let ports = received_from(&server.stderr_text(), host);
+        if ports.len() >= n {
+            return ports;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "wanted {n} `Received from {host}:PORT.` lines; log:\n{}",
+            server.stderr_text()
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// The UDP port process `pid` has bound, read from its socket descriptors
 /// and /proc/net/udp{,6}: for a server whose log level hides `Bind UDP on`.
 #[cfg(target_os = "linux")]
