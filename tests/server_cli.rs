@@ -4,13 +4,14 @@
 
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::Path;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::{
     self, ask, bound_port, command, http, recv_within, run, run_with, server_proc, server_with,
     socket_on, try_server_proc, Outcome, Proc, ENV_VARS, PATIENCE, SERVER_BIN, V4,
 };
+#[cfg(target_os = "linux")]
+use crate::support::{signal_bit, wait_signal_masks};
 
 /// Runs the server binary with `env` and `args` to completion.
 fn run_env(env: &[(&str, &str)], args: &[&str]) -> Outcome {
@@ -426,39 +427,6 @@ fn own_about_and_version() {
 // ---------------------------------------------------------------------------
 // Signals
 
-/// The SigIgn and SigCgt masks of process `pid`.
-fn signal_masks(pid: i32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let mask = |key: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
-            .unwrap_or(0)
-    };
-    (mask("SigIgn:"), mask("SigCgt:"))
-}
-
-fn bit(sig: libc::c_int) -> u64 {
-    1 << (sig - 1)
-}
-
-/// Waits until `pid`'s signal dispositions satisfy `done`.
-fn wait_masks(pid: i32, what: &str, done: impl Fn(u64, u64) -> bool) {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let (ignored, caught) = signal_masks(pid);
-        if done(ignored, caught) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: SigIgn {ignored:x}, SigCgt {caught:x}"
-        );
-        thread::sleep(Duration::from_millis(2));
-    }
-}
-
 /// As under `nohup`: SIGHUP ignored when the server starts stays ignored.
 #[cfg(target_os = "linux")]
 #[test]
@@ -476,12 +444,14 @@ fn sighup_ignored_at_start_stays_ignored() {
         .wait_stderr_for(PATIENCE, bound_port)
         .unwrap_or_else(|| panic!("no Bind line:\n{}", server.stderr_text()));
     let pid = server.pid();
-    let term = bit(libc::SIGINT) | bit(libc::SIGTERM);
-    wait_masks(
+    let term = signal_bit(libc::SIGINT) | signal_bit(libc::SIGTERM);
+    wait_signal_masks(
         pid,
         "SIGHUP ignored, SIGINT and SIGTERM caught",
         |ign, cgt| {
-            cgt & term == term && ign & bit(libc::SIGHUP) != 0 && cgt & bit(libc::SIGHUP) == 0
+            cgt & term == term
+                && ign & signal_bit(libc::SIGHUP) != 0
+                && cgt & signal_bit(libc::SIGHUP) == 0
         },
     );
 
@@ -505,8 +475,8 @@ fn sighup_ignored_at_start_stays_ignored() {
 #[test]
 fn sighup_shuts_down_gracefully() {
     let (mut server, port) = server_proc(&["--bind", "127.0.0.1:0"]);
-    let all = bit(libc::SIGINT) | bit(libc::SIGTERM) | bit(libc::SIGHUP);
-    wait_masks(server.pid(), "SIGINT, SIGTERM, SIGHUP caught", |_, cgt| {
+    let all = signal_bit(libc::SIGINT) | signal_bit(libc::SIGTERM) | signal_bit(libc::SIGHUP);
+    wait_signal_masks(server.pid(), "SIGINT, SIGTERM, SIGHUP caught", |_, cgt| {
         cgt & all == all
     });
     let to = SocketAddr::new(V4, port);
