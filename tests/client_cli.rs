@@ -5,31 +5,19 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, UdpSocket};
-use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::Duration;
 
 use crate::support::{
-    self, command, recv_within, run, server_proc, socket_on, Outcome, Proc, CLIENT_BIN, PATIENCE,
-    V4,
+    self, block_after, command, flags, free_udp_port, recv_within, run, run_env, server_proc,
+    shipped, socket_on, Outcome, Proc, CLIENT_BIN, PATIENCE, V4,
 };
 use udp_greeter::Client;
 
-/// Runs the client binary with `env` and `args` to completion.
-fn client_env(env: &[(&str, &str)], args: &[&str]) -> Outcome {
-    support::run_with(
-        command(CLIENT_BIN).envs(env.iter().copied()).args(args),
-        PATIENCE,
-    )
-}
-
+/// Runs the client binary with `args` to completion.
 fn client(args: &[&str]) -> Outcome {
-    client_env(&[], args)
-}
-
-fn refused(out: &Outcome, words: &[&str]) {
-    out.refusal(words);
+    run(CLIENT_BIN, args, PATIENCE)
 }
 
 /// `args` and a bench short enough for a test, whatever comes first.
@@ -73,15 +61,6 @@ fn finished(mut p: Proc, errors: thread::JoinHandle<String>) -> (ExitStatus, Str
 // ---------------------------------------------------------------------------
 // Servers that are absent, silent or wrong
 
-/// A port on which nothing listens (bound, then closed again).
-fn closed_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Runs the client against `server` with `args`; it must fail with one
 /// line on stderr that names the server; returns that line.
 fn client_fails(server: &str, args: &[&str]) -> String {
@@ -100,7 +79,7 @@ fn client_fails(server: &str, args: &[&str]) -> String {
 fn no_server() {
     // Six tries of 20 s would far outlast the run's patience: the client
     // must take the operating system's word (port unreachable) at once.
-    let server = format!("127.0.0.1:{}", closed_port());
+    let server = format!("127.0.0.1:{}", free_udp_port());
     let line = client_fails(&server, &["--timeout", "20s", "--retries", "5"]);
     assert!(line.contains("nothing is listening at"), "{line}");
 }
@@ -277,7 +256,8 @@ fn shared_options_on_either_side_of_bench() {
         assert!(!json.contains("Hello"), "{args:?}: {json}");
     }
     // A flag after `bench` wins over the variable as well.
-    let out = client_env(
+    let out = run_env(
+        CLIENT_BIN,
         &[("UDP_GREETER_SERVER", "x")],
         &[
             "bench",
@@ -296,49 +276,36 @@ fn shared_options_on_either_side_of_bench() {
 #[test]
 fn retries_is_not_for_bench() {
     let out = client(&["--retries", "3", "bench", "--seconds", "0.1"]);
-    refused(&out, &["--retries", "bench"]);
+    out.refusal(&["--retries", "bench"]);
 }
 
 #[test]
 fn zero_is_refused_at_parse_time() {
-    refused(
-        &client(&["bench", "--seconds", "0"]),
-        &["--seconds", "'0'", "must be from 1 ms to 24 h"],
-    );
-    refused(
-        &client(&["bench", "--count", "0"]),
-        &["--count", "'0'", "must be at least 1"],
-    );
+    client(&["bench", "--seconds", "0"]).refusal(&[
+        "--seconds",
+        "'0'",
+        "must be from 1 ms to 24 h",
+    ]);
+    client(&["bench", "--count", "0"]).refusal(&["--count", "'0'", "must be at least 1"]);
     for args in [
         ["--server", "127.0.0.1:0", "bench"],
         ["bench", "--server", "127.0.0.1:0"],
         ["--server", "127.0.0.1:0", "Bo"],
     ] {
-        refused(
-            &client(&args),
-            &["--server", "'127.0.0.1:0'", "port 0 cannot be sent to"],
-        );
+        client(&args).refusal(&["--server", "'127.0.0.1:0'", "port 0 cannot be sent to"]);
     }
 }
 
 #[test]
 fn negative_numbers_get_the_range() {
-    refused(
-        &client(&["--timeout", "-1"]),
-        &["--timeout", "'-1'", "must be from 1 ms to 1 h"],
-    );
-    refused(
-        &client(&["--retries", "-1"]),
-        &["--retries", "'-1'", "must be at least 0"],
-    );
-    refused(
-        &client(&["bench", "--window", "-3"]),
-        &["--window", "'-3'", "must be from 1 to 16777216"],
-    );
-    refused(
-        &client(&["bench", "--warmup", "-1s"]),
-        &["--warmup", "'-1s'", "must be from 0 to 24 h"],
-    );
+    client(&["--timeout", "-1"]).refusal(&["--timeout", "'-1'", "must be from 1 ms to 1 h"]);
+    client(&["--retries", "-1"]).refusal(&["--retries", "'-1'", "must be at least 0"]);
+    client(&["bench", "--window", "-3"]).refusal(&[
+        "--window",
+        "'-3'",
+        "must be from 1 to 16777216",
+    ]);
+    client(&["bench", "--warmup", "-1s"]).refusal(&["--warmup", "'-1s'", "must be from 0 to 24 h"]);
 }
 
 #[test]
@@ -364,27 +331,25 @@ fn durations_with_units() {
     }
     let out = client(&["--server", &addr, "--timeout", "2m", "Bo"]);
     assert_eq!(out.stdout_text(), "Hello, Bo!\n", "{out:?}");
-    refused(
-        &client(&["--timeout", "1d"]),
-        &[
-            "--timeout",
-            "expected a duration, like 1.5, 1.5s, 500ms or 2m",
-        ],
-    );
+    client(&["--timeout", "1d"]).refusal(&[
+        "--timeout",
+        "expected a duration, like 1.5, 1.5s, 500ms or 2m",
+    ]);
 }
 
 #[test]
 fn server_variable_is_named() {
-    let out = client_env(&[("UDP_GREETER_SERVER", "127.0.0.1")], &[]);
-    refused(
-        &out,
-        &[
-            "invalid value '127.0.0.1' for UDP_GREETER_SERVER: ",
-            "expected HOST:PORT",
-        ],
+    let out = run_env(CLIENT_BIN, &[("UDP_GREETER_SERVER", "127.0.0.1")], &[]);
+    out.refusal(&[
+        "invalid value '127.0.0.1' for UDP_GREETER_SERVER: ",
+        "expected HOST:PORT",
+    ]);
+    let out = run_env(
+        CLIENT_BIN,
+        &[("UDP_GREETER_SERVER", "127.0.0.1:0")],
+        &["bench"],
     );
-    let out = client_env(&[("UDP_GREETER_SERVER", "127.0.0.1:0")], &["bench"]);
-    refused(&out, &["UDP_GREETER_SERVER", "port 0 cannot be sent to"]);
+    out.refusal(&["UDP_GREETER_SERVER", "port 0 cannot be sent to"]);
 }
 
 #[test]
@@ -404,11 +369,8 @@ fn own_about_and_version() {
 /// Every flag of the README's client synopsis is in the matching --help.
 #[test]
 fn readme_client_synopsis_matches_help() {
-    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
-        .expect("README.md");
-    let rest = &readme[readme.find("## Client options").expect("client options")..];
-    let start = rest.find("```\n").expect("a code block") + 4;
-    let synopsis = &rest[start..start + rest[start..].find("```").expect("its end")];
+    let readme = shipped("README.md");
+    let synopsis = block_after(&readme, "## Client options");
     let plain = client(&["--help"]).stdout_text();
     let bench = client(&["bench", "--help"]).stdout_text();
     let mut checked = 0;
@@ -418,10 +380,7 @@ fn readme_client_synopsis_matches_help() {
         } else {
             &plain
         };
-        for flag in line
-            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
-            .filter(|w| w.starts_with("--") && w.len() > 2)
-        {
+        for flag in flags(line) {
             assert!(
                 help.contains(&format!("{flag} ")),
                 "{flag} ({line}) is not in --help:\n{help}"

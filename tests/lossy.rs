@@ -22,8 +22,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use crate::support::{
-    self, assert_balanced, bench_json, bound_port, json_count, parse_stats, run, Outcome, Proc,
-    CLIENT_BIN, PATIENCE, SERVER_BIN,
+    self, assert_balanced, bench_json, json_count, run, server_with, Outcome, Proc, CLIENT_BIN,
+    PATIENCE, SERVER_BIN,
 };
 use udp_greeter::Snapshot;
 
@@ -278,15 +278,7 @@ fn assert_binomial(what: &str, k: u64, n: u64, p: f64) {
 fn start_server(ns: &Netns) -> (Proc, u16) {
     let mut cmd = ns.command(SERVER_BIN);
     cmd.args(["--bind", "127.0.0.1:0", "--workers", "2"]);
-    let server = Proc::spawn(&mut cmd);
-    let port = server
-        .wait_stderr_for(PATIENCE, bound_port)
-        .unwrap_or_else(|| {
-            panic!(
-                "no `Bind UDP on` line within {PATIENCE:?}:\n{}",
-                server.stderr_text()
-            )
-        });
+    let (server, port) = server_with(&mut cmd);
     support::wait_signal_handlers(server.pid());
     (server, port)
 }
@@ -294,11 +286,7 @@ fn start_server(ns: &Netns) -> (Proc, u16) {
 /// Stops `server` with SIGTERM and returns its final counters, which must
 /// balance: every datagram received has exactly one fate.
 fn stop_server(mut server: Proc) -> Snapshot {
-    server.signal(libc::SIGTERM);
-    let status = server.finish(PATIENCE);
-    let log = server.stderr_text();
-    assert_eq!(status.code(), Some(0), "server exit:\n{log}");
-    let stats = parse_stats(&log).unwrap_or_else(|| panic!("no final stats line:\n{log}"));
+    let stats = server.stop();
     assert_balanced(&stats);
     assert_eq!(stats.worker_panics, 0, "{stats}");
     stats

@@ -6,7 +6,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::support::{self, parse_stats, server_proc, PATIENCE, V4};
+use crate::support::{self, server_proc, PATIENCE, V4};
 use socket2::{Domain, Protocol, Socket, Type};
 
 const QUEUE: u64 = 256;
@@ -85,11 +85,7 @@ fn flood_and_measure(max_datagram: u64, extra: &[&str]) -> (u64, u64) {
         .sum();
 
     let peak = server.peak_rss();
-    server.signal(libc::SIGTERM);
-    let status = server.finish(PATIENCE);
-    let log = server.stderr_text();
-    assert!(status.success(), "{log}");
-    let stats = parse_stats(&log).unwrap_or_else(|| panic!("no stats line:\n{log}"));
+    let stats = server.stop();
     assert!(
         stats.received > 0 && stats.received <= sent,
         "sent {sent}; {stats}"

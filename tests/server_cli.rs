@@ -3,27 +3,14 @@
 //! variables, signals, and the documentation of all that.
 
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::path::Path;
 use std::time::Duration;
 
 use crate::support::{
-    self, ask, bound_port, command, http, recv_within, run, run_with, server_proc, server_with,
-    socket_on, try_server_proc, Outcome, Proc, ENV_VARS, PATIENCE, SERVER_BIN, V4,
+    self, ask, block_after, command, flags, http, recv_within, run, run_env, run_with, server_proc,
+    server_with, shipped, socket_on, try_server_proc, Outcome, ENV_VARS, PATIENCE, SERVER_BIN, V4,
 };
 #[cfg(target_os = "linux")]
 use crate::support::{signal_bit, wait_signal_masks};
-
-/// Runs the server binary with `env` and `args` to completion.
-fn run_env(env: &[(&str, &str)], args: &[&str]) -> Outcome {
-    support::run_with(
-        command(SERVER_BIN).envs(env.iter().copied()).args(args),
-        PATIENCE,
-    )
-}
-
-fn refused(out: &Outcome, words: &[&str]) {
-    out.refusal(words);
-}
 
 /// `flag value` must be refused with one error line that holds the flag,
 /// the value and every one of `words`. Port 0 unless the bind address is
@@ -34,10 +21,10 @@ fn refuses(flag: &str, value: &str, words: &[&str]) -> Outcome {
     if flag != "--bind" {
         args.extend(["--bind", "127.0.0.1:0"]);
     }
-    let out = run_env(&[], &args);
+    let out = run(SERVER_BIN, &args, PATIENCE);
     let mut all = vec![flag, value];
     all.extend_from_slice(words);
-    refused(&out, &all);
+    out.refusal(&all);
     out
 }
 
@@ -49,7 +36,7 @@ fn rejects(flag: &str, value: &str) {
 }
 
 fn help() -> String {
-    let out = run_env(&[], &["--help"]);
+    let out = run(SERVER_BIN, &["--help"], PATIENCE);
     assert_eq!(out.code(), Some(0), "{out:?}");
     out.stdout_text()
 }
@@ -95,8 +82,8 @@ fn negative_numbers_get_the_range() {
 #[test]
 fn zero_rates_are_refused() {
     refuses("--rate-limit", "0", &["must be at least 1"]);
-    let out = run_env(
-        &[],
+    let out = run(
+        SERVER_BIN,
         &[
             "--rate-limit",
             "5",
@@ -105,21 +92,27 @@ fn zero_rates_are_refused() {
             "--bind",
             "127.0.0.1:0",
         ],
+        PATIENCE,
     );
-    refused(&out, &["--rate-burst", "must be at least 1"]);
+    out.refusal(&["--rate-burst", "must be at least 1"]);
 }
 
 #[test]
 fn rate_burst_needs_rate_limit() {
-    let out = run_env(&[], &["--rate-burst", "10", "--bind", "127.0.0.1:0"]);
-    refused(&out, &["required"]);
+    let out = run(
+        SERVER_BIN,
+        &["--rate-burst", "10", "--bind", "127.0.0.1:0"],
+        PATIENCE,
+    );
+    out.refusal(&["required"]);
     assert!(out.stderr.contains("--rate-limit"), "{}", out.stderr);
     // The same from the environment: it would be ignored as silently.
     let out = run_env(
+        SERVER_BIN,
         &[("UDP_GREETER_RATE_BURST", "10")],
         &["--bind", "127.0.0.1:0"],
     );
-    refused(&out, &["required"]);
+    out.refusal(&["required"]);
 }
 
 #[test]
@@ -232,13 +225,10 @@ fn addresses_need_a_port() {
             if flag != "--bind" {
                 args.extend(["--bind", "127.0.0.1:0"]);
             }
-            refused(
-                &run_env(&[], &args),
-                &[
-                    flag,
-                    "expected HOST:PORT, like 127.0.0.1:9999 or [::1]:9999",
-                ],
-            );
+            run(SERVER_BIN, &args, PATIENCE).refusal(&[
+                flag,
+                "expected HOST:PORT, like 127.0.0.1:9999 or [::1]:9999",
+            ]);
         }
     }
 }
@@ -252,7 +242,11 @@ fn stats_interval_fraction() {
         "{}",
         server.stderr_text()
     );
-    let out = run_env(&[("UDP_GREETER_STATS_INTERVAL", "1.5")], &["--version"]);
+    let out = run_env(
+        SERVER_BIN,
+        &[("UDP_GREETER_STATS_INTERVAL", "1.5")],
+        &["--version"],
+    );
     assert_eq!(out.code(), Some(0), "{out:?}");
     refuses("--stats-interval", "1x", &["expected a duration"]);
 }
@@ -352,11 +346,8 @@ fn env_errors_name_the_variable() {
             args.clear();
             args.extend(["--bind", "127.0.0.1:0"]);
         }
-        let out = run_env(&[(var, value)], &args);
-        refused(
-            &out,
-            &[&format!("invalid value '{value}' for {var}: "), reason],
-        );
+        let out = run_env(SERVER_BIN, &[(var, value)], &args);
+        out.refusal(&[&format!("invalid value '{value}' for {var}: "), reason]);
         assert!(!out.stderr.contains("<"), "names a flag: {}", out.stderr);
     }
 }
@@ -404,14 +395,14 @@ fn reuse_port_flag_overrides_variable() {
         .unwrap_or_else(|log| panic!("the variable did not set SO_REUSEPORT:\n{log}"));
     assert_eq!(shared_port, port);
     drop(shared);
-    let out = run_env(&on, &["--bind", &bind, "--reuse-port=false"]);
+    let out = run_env(SERVER_BIN, &on, &["--bind", &bind, "--reuse-port=false"]);
     assert_eq!(out.code(), Some(1), "{out:?}");
     assert!(out.stderr.contains("Address already in use"), "{out:?}");
 }
 
 #[test]
 fn own_about_and_version() {
-    let out = run_env(&[], &["--version"]);
+    let out = run(SERVER_BIN, &["--version"], PATIENCE);
     assert_eq!(
         out.stdout_text(),
         format!("udp-greeter {}\n", env!("CARGO_PKG_VERSION"))
@@ -439,10 +430,7 @@ fn sighup_ignored_at_start_stays_ignored() {
         "--bind",
         "127.0.0.1:0",
     ]);
-    let mut server = Proc::spawn(&mut cmd);
-    let port = server
-        .wait_stderr_for(PATIENCE, bound_port)
-        .unwrap_or_else(|| panic!("no Bind line:\n{}", server.stderr_text()));
+    let (mut server, port) = server_with(&mut cmd);
     let pid = server.pid();
     let term = signal_bit(libc::SIGINT) | signal_bit(libc::SIGTERM);
     wait_signal_masks(
@@ -493,34 +481,13 @@ fn sighup_shuts_down_gracefully() {
 // ---------------------------------------------------------------------------
 // The documentation against the binary
 
-fn repo_file(path: &str) -> String {
-    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path))
-        .unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-/// The first code block after `heading` in `text`.
-fn block_after<'a>(text: &'a str, heading: &str) -> &'a str {
-    let rest = &text[text.find(heading).unwrap_or_else(|| panic!("no {heading}"))..];
-    let start = rest.find("```\n").expect("a code block") + 4;
-    let len = rest[start..].find("```").expect("its end");
-    &rest[start..start + len]
-}
-
-/// The `--flags` of a synopsis.
-fn flags(text: &str) -> Vec<String> {
-    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
-        .filter(|w| w.starts_with("--") && w.len() > 2)
-        .map(str::to_string)
-        .collect()
-}
-
 fn has_flag(help: &str, flag: &str) -> bool {
     help.contains(&format!("{flag} ")) || help.contains(&format!("{flag}["))
 }
 
 #[test]
 fn readme_server_synopsis_matches_help() {
-    let readme = repo_file("README.md");
+    let readme = shipped("README.md");
     let synopsis = block_after(&readme, "## Server options");
     let found = flags(synopsis);
     assert!(found.len() >= 12, "{synopsis}");
@@ -533,7 +500,7 @@ fn readme_server_synopsis_matches_help() {
 /// Each row of the settings table: the flag exists, with that variable.
 #[test]
 fn operations_settings_table_matches_help() {
-    let doc = repo_file("docs/operations.md");
+    let doc = shipped("docs/operations.md");
     let help = help();
     let mut rows = 0;
     for line in doc.lines().filter(|l| l.starts_with("| `--")) {
@@ -558,10 +525,10 @@ fn operations_settings_table_matches_help() {
 /// The example error of docs/operations.md is what the server prints.
 #[test]
 fn documented_variable_error() {
-    let out = run_env(&[("UDP_GREETER_BIND", "x")], &[]);
+    let out = run_env(SERVER_BIN, &[("UDP_GREETER_BIND", "x")], &[]);
     assert_eq!(out.code(), Some(2), "{out:?}");
     let line = out.stderr.lines().next().unwrap_or_default();
-    let doc = repo_file("docs/operations.md");
+    let doc = shipped("docs/operations.md");
     let words = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
     assert!(
         words(&doc).contains(&format!("`{line}`")),

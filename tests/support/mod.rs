@@ -156,8 +156,3 @@ pub fn panicking_greeter(
         udp_greeter::greet_into(req, reply);
     }
 }
-
-/// As [`try_server_proc`], with the environment variables `env` set.
-pub fn try_server_proc_env(env: &[(&str, &str)], args: &[&str]) -> Result<(Proc, u16), String> {
-    try_server_with(command(SERVER_BIN).envs(env.iter().copied()).args(args))
-}

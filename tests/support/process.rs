@@ -286,21 +286,21 @@ fn received_from(log: &str, host: &str) -> Vec<u16> {
         .collect()
 }
 
-/// Waits until the server has logged `n` `Received from` lines for `host`.
+/// The source ports of the server's `Received from HOST:PORT.` lines for
+/// `host`, once it has logged `n` of them; fails the test, showing stderr,
+/// if it has not within [`PATIENCE`].
 pub fn wait_received(server: &Proc, host: &str, n: usize) -> Vec<u16> {
-    let deadline = std::time::Instant::now() + PATIENCE;
-    loop {
-        let ports = received_from(&server.stderr_text(), host);
-        if ports.len() >= n {
-            return ports;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "wanted {n} `Received from {host}:PORT.` lines; log:\n{}",
-            server.stderr_text()
-        );
-        thread::sleep(Duration::from_millis(5));
-    }
+    server
+        .wait_stderr_for(PATIENCE, |log| {
+            let ports = received_from(log, host);
+            (ports.len() >= n).then_some(ports)
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "wanted {n} `Received from {host}:PORT.` lines; log:\n{}",
+                server.stderr_text()
+            )
+        })
 }
 
 /// The UDP port process `pid` has bound, read from its socket descriptors
@@ -368,8 +368,14 @@ pub fn try_server_proc(args: &[&str]) -> Result<(Proc, u16), String> {
     try_server_with(command(SERVER_BIN).args(args))
 }
 
-/// As [`server_proc`], for a [`command`] of the server binary that the
-/// caller has given its arguments and environment.
+/// As [`try_server_proc`], with the environment variables `env` set.
+pub fn try_server_proc_env(env: &[(&str, &str)], args: &[&str]) -> Result<(Proc, u16), String> {
+    try_server_with(command(SERVER_BIN).envs(env.iter().copied()).args(args))
+}
+
+/// As [`server_proc`], for a [`command`] that runs the server binary
+/// (itself, or through a program that execs it) with the arguments and
+/// environment the caller has given it.
 pub fn server_with(cmd: &mut Command) -> (Proc, u16) {
     try_server_with(cmd).unwrap_or_else(|log| panic!("the server did not start:\n{log}"))
 }
@@ -507,6 +513,11 @@ impl Outcome {
 /// if it takes longer than `timeout`.
 pub fn run(bin: &str, args: &[&str], timeout: Duration) -> Outcome {
     run_with(command(bin).args(args), timeout)
+}
+
+/// As [`run`] within [`PATIENCE`], with the environment variables `env` set.
+pub fn run_env(bin: &str, env: &[(&str, &str)], args: &[&str]) -> Outcome {
+    run_with(command(bin).envs(env.iter().copied()).args(args), PATIENCE)
 }
 
 /// As [`run`], for a [`command`] the caller has given its arguments and
