@@ -223,7 +223,7 @@ impl Nginx {
 }
 
 #[test]
-#[ignore = "needs nginx with its stream module; .ci/run installs them and runs ignored tests"]
+#[ignore = "needs nginx with its stream module (.ci/run installs them): cargo test --test tests scale_out::nginx -- --include-ignored"]
 fn nginx() {
     let servers: Vec<Server> = (0..3)
         .map(|_| Server::bind(config(2, 256)).unwrap())

@@ -50,7 +50,7 @@ fn systemd_unit_settings_come_from_the_environment() {
 }
 
 #[test]
-#[ignore = "needs systemd-analyze (Debian's systemd package; .ci/run installs it)"]
+#[ignore = "needs systemd-analyze (Debian's systemd package; .ci/run installs it): cargo test --test tests systemd_unit_verifies -- --include-ignored"]
 fn systemd_unit_verifies() {
     let unit = shipped("contrib/udp-greeter.service");
     let analyze = find_program("systemd-analyze")
