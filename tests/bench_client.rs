@@ -2,8 +2,6 @@
 //! against a real server, against servers that answer wrongly or not at
 //! all, and what its command line prints. No speed is asserted here.
 
-mod support;
-
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -13,7 +11,7 @@ use std::time::{Duration, Instant};
 use udp_greeter::client::bench::{self, BenchConfig, BenchReport, Pacing, Sending};
 use udp_greeter::{greet, Server, DEFAULT_QUEUE};
 
-use support::{
+use crate::support::{
     bench_json, config, join_within, json_count, run, shutdown_within, Outcome, CLIENT_BIN,
     PATIENCE,
 };

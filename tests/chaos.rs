@@ -3,16 +3,14 @@
 //! panics, and clients checking every reply they get. Afterwards every
 //! datagram has exactly one fate and the only panics are the injected ones.
 
-mod support;
-
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use support::{
-    config, join_within, recv_within, shutdown_within, socket_on, tag_of, tagged, Flood,
+use crate::support::{
+    self, config, join_within, recv_within, shutdown_within, socket_on, tag_of, tagged, Flood,
     StopOnDrop, PATIENCE, V4, V4_OTHER,
 };
 use udp_greeter::{greet, Server, Snapshot};

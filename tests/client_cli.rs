@@ -1,33 +1,23 @@
-//! The client binary's command line at its edges: a closed stdout, options
-//! on either side of `bench`, ranges, durations, its own name, and the live
-//! progress on a terminal.
-
-mod support;
+//! The client binary's command line at its edges: servers that are absent,
+//! silent or wrong (and the library client beneath it against those), a
+//! closed stdout, options on either side of `bench`, ranges, durations, its
+//! own name, and the live progress on a terminal.
 
 use std::io::{BufRead, BufReader, Read};
-use std::net::SocketAddr;
-use std::path::Path;
+use std::net::{SocketAddr, UdpSocket};
 use std::process::{Command, ExitStatus, Stdio};
 use std::thread;
+use std::time::Duration;
 
-use support::{
-    command, recv_within, server_proc, socket_on, Outcome, Proc, CLIENT_BIN, PATIENCE, V4,
+use crate::support::{
+    self, block_after, command, flags, free_udp_port, recv_within, run, run_env, server_proc,
+    shipped, socket_on, Outcome, Proc, CLIENT_BIN, PATIENCE, V4,
 };
+use udp_greeter::Client;
 
-/// Runs the client binary with `env` and `args` to completion.
-fn client_env(env: &[(&str, &str)], args: &[&str]) -> Outcome {
-    support::run_with(
-        command(CLIENT_BIN).envs(env.iter().copied()).args(args),
-        PATIENCE,
-    )
-}
-
+/// Runs the client binary with `args` to completion.
 fn client(args: &[&str]) -> Outcome {
-    client_env(&[], args)
-}
-
-fn refused(out: &Outcome, words: &[&str]) {
-    out.refusal(words);
+    run(CLIENT_BIN, args, PATIENCE)
 }
 
 /// `args` and a bench short enough for a test, whatever comes first.
@@ -67,6 +57,140 @@ fn finished(mut p: Proc, errors: thread::JoinHandle<String>) -> (ExitStatus, Str
         support::join_within(errors, PATIENCE, "stderr reader"),
     )
 }
+
+// ---------------------------------------------------------------------------
+// Servers that are absent, silent or wrong
+
+/// Runs the client against `server` with `args`; it must fail with one
+/// line on stderr that names the server; returns that line.
+fn client_fails(server: &str, args: &[&str]) -> String {
+    let mut all = vec!["--server", server];
+    all.extend_from_slice(args);
+    let out = run(CLIENT_BIN, &all, PATIENCE);
+    assert_eq!(out.code(), Some(1), "{out:?}");
+    assert!(out.stdout.is_empty(), "{out:?}");
+    let lines = out.stderr_lines();
+    assert_eq!(lines.len(), 1, "{out:?}");
+    assert!(lines[0].contains(server), "{out:?}");
+    lines[0].to_string()
+}
+
+#[test]
+fn no_server() {
+    // Six tries of 20 s would far outlast the run's patience: the client
+    // must take the operating system's word (port unreachable) at once.
+    let server = format!("127.0.0.1:{}", free_udp_port());
+    let line = client_fails(&server, &["--timeout", "20s", "--retries", "5"]);
+    assert!(line.contains("nothing is listening at"), "{line}");
+}
+
+#[test]
+fn silent_server() {
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let server = silent.local_addr().unwrap().to_string();
+    let line = client_fails(&server, &["--timeout", "200ms", "--retries", "1"]);
+    assert!(
+        line.contains("no reply from") && line.contains("after 2 tries"),
+        "{line}"
+    );
+    assert!(!line.contains("came back"), "nothing came back: {line}");
+}
+
+/// An echo server answers, but not with the greeting: the client says what
+/// came back, and cuts a long name short in its message.
+#[test]
+fn echo_server() {
+    let echo = socket_on(V4);
+    let server = echo.local_addr().unwrap().to_string();
+    let stop = support::StopOnDrop(Default::default());
+    let flag = stop.0.clone();
+    let echoer = thread::spawn(move || {
+        let mut echoed = 0;
+        while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+            if let Some((payload, from)) = recv_within(&echo, Duration::from_millis(50)) {
+                echo.send_to(&payload, from).unwrap();
+                echoed += 1;
+            }
+        }
+        echoed
+    });
+    let name = "x".repeat(1100);
+    let line = client_fails(&server, &["--timeout", "300ms", "--retries", "1", &name]);
+    assert!(
+        line.contains("2 datagrams came back that were not the greeting"),
+        "{line}"
+    );
+    assert!(line.contains("(1100 bytes)") && line.len() < 300, "{line}");
+    drop(stop);
+    assert_eq!(support::join_within(echoer, PATIENCE, "echo server"), 2);
+}
+
+/// A fake server that answers wrong bytes first, then a stranger that sends
+/// the right bytes from another address; only the fake server's right reply
+/// may be taken, and only once it is sent.
+#[test]
+fn wrong_reply() {
+    let fake = socket_on(V4);
+    let stranger = socket_on(V4);
+    let fake_addr = fake.local_addr().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let client = Client::new(fake_addr)
+        .unwrap()
+        .timeout(Duration::from_secs(20))
+        .retries(0);
+    let t = thread::spawn(move || {
+        let _ = tx.send(client.greet(b"Michael").map_err(|e| e.to_string()));
+    });
+
+    let (request, client_addr) = recv_within(&fake, PATIENCE).expect("the client's request");
+    assert_eq!(request, b"Michael");
+    fake.send_to(b"Hello, Tracy!", client_addr).unwrap();
+    fake.send_to(b"Hello, Michael", client_addr).unwrap();
+    fake.send_to(b"Hello, Michael!!", client_addr).unwrap();
+    stranger.send_to(b"Hello, Michael!", client_addr).unwrap();
+    // None of those is the reply: the client is still waiting.
+    assert!(
+        rx.recv_timeout(Duration::from_millis(500)).is_err(),
+        "the client took a wrong reply"
+    );
+    fake.send_to(b"Hello, Michael!", client_addr).unwrap();
+    let got = rx.recv_timeout(PATIENCE).expect("the client's answer");
+    assert_eq!(got.unwrap(), b"Hello, Michael!");
+    support::join_within(t, PATIENCE, "client thread");
+}
+
+/// The same through the client binary.
+#[test]
+fn wrong_reply_binary() {
+    let fake = socket_on(V4);
+    let stranger = socket_on(V4);
+    let fake_addr = fake.local_addr().unwrap();
+    let mut client = Proc::spawn(support::command(CLIENT_BIN).args([
+        "--server",
+        &fake_addr.to_string(),
+        "--timeout",
+        "20s",
+        "--retries",
+        "0",
+        "Michael",
+    ]));
+    let (request, client_addr) = recv_within(&fake, PATIENCE).expect("the client's request");
+    assert_eq!(request, b"Michael");
+    fake.send_to(b"Hello, Sarah!", client_addr).unwrap();
+    stranger.send_to(b"Hello, Michael!", client_addr).unwrap();
+    assert!(
+        client.wait_exit(Duration::from_millis(500)).is_none(),
+        "the client took a wrong reply: {}",
+        client.stdout_text()
+    );
+    fake.send_to(b"Hello, Michael!", client_addr).unwrap();
+    let status = client.finish(PATIENCE);
+    assert!(status.success(), "{}", client.stderr_text());
+    assert_eq!(client.stdout_text(), "Hello, Michael!\n");
+}
+
+// ---------------------------------------------------------------------------
+// Output, options and ranges
 
 /// As `... | head -1`: the reader goes away after the first greeting. A
 /// fake server holds the second reply back until then, so the client
@@ -132,7 +256,8 @@ fn shared_options_on_either_side_of_bench() {
         assert!(!json.contains("Hello"), "{args:?}: {json}");
     }
     // A flag after `bench` wins over the variable as well.
-    let out = client_env(
+    let out = run_env(
+        CLIENT_BIN,
         &[("UDP_GREETER_SERVER", "x")],
         &[
             "bench",
@@ -151,49 +276,36 @@ fn shared_options_on_either_side_of_bench() {
 #[test]
 fn retries_is_not_for_bench() {
     let out = client(&["--retries", "3", "bench", "--seconds", "0.1"]);
-    refused(&out, &["--retries", "bench"]);
+    out.refusal(&["--retries", "bench"]);
 }
 
 #[test]
 fn zero_is_refused_at_parse_time() {
-    refused(
-        &client(&["bench", "--seconds", "0"]),
-        &["--seconds", "'0'", "must be from 1 ms to 24 h"],
-    );
-    refused(
-        &client(&["bench", "--count", "0"]),
-        &["--count", "'0'", "must be at least 1"],
-    );
+    client(&["bench", "--seconds", "0"]).refusal(&[
+        "--seconds",
+        "'0'",
+        "must be from 1 ms to 24 h",
+    ]);
+    client(&["bench", "--count", "0"]).refusal(&["--count", "'0'", "must be at least 1"]);
     for args in [
         ["--server", "127.0.0.1:0", "bench"],
         ["bench", "--server", "127.0.0.1:0"],
         ["--server", "127.0.0.1:0", "Bo"],
     ] {
-        refused(
-            &client(&args),
-            &["--server", "'127.0.0.1:0'", "port 0 cannot be sent to"],
-        );
+        client(&args).refusal(&["--server", "'127.0.0.1:0'", "port 0 cannot be sent to"]);
     }
 }
 
 #[test]
 fn negative_numbers_get_the_range() {
-    refused(
-        &client(&["--timeout", "-1"]),
-        &["--timeout", "'-1'", "must be from 1 ms to 1 h"],
-    );
-    refused(
-        &client(&["--retries", "-1"]),
-        &["--retries", "'-1'", "must be at least 0"],
-    );
-    refused(
-        &client(&["bench", "--window", "-3"]),
-        &["--window", "'-3'", "must be from 1 to 16777216"],
-    );
-    refused(
-        &client(&["bench", "--warmup", "-1s"]),
-        &["--warmup", "'-1s'", "must be from 0 to 24 h"],
-    );
+    client(&["--timeout", "-1"]).refusal(&["--timeout", "'-1'", "must be from 1 ms to 1 h"]);
+    client(&["--retries", "-1"]).refusal(&["--retries", "'-1'", "must be at least 0"]);
+    client(&["bench", "--window", "-3"]).refusal(&[
+        "--window",
+        "'-3'",
+        "must be from 1 to 16777216",
+    ]);
+    client(&["bench", "--warmup", "-1s"]).refusal(&["--warmup", "'-1s'", "must be from 0 to 24 h"]);
 }
 
 #[test]
@@ -219,27 +331,25 @@ fn durations_with_units() {
     }
     let out = client(&["--server", &addr, "--timeout", "2m", "Bo"]);
     assert_eq!(out.stdout_text(), "Hello, Bo!\n", "{out:?}");
-    refused(
-        &client(&["--timeout", "1d"]),
-        &[
-            "--timeout",
-            "expected a duration, like 1.5, 1.5s, 500ms or 2m",
-        ],
-    );
+    client(&["--timeout", "1d"]).refusal(&[
+        "--timeout",
+        "expected a duration, like 1.5, 1.5s, 500ms or 2m",
+    ]);
 }
 
 #[test]
 fn server_variable_is_named() {
-    let out = client_env(&[("UDP_GREETER_SERVER", "127.0.0.1")], &[]);
-    refused(
-        &out,
-        &[
-            "invalid value '127.0.0.1' for UDP_GREETER_SERVER: ",
-            "expected HOST:PORT",
-        ],
+    let out = run_env(CLIENT_BIN, &[("UDP_GREETER_SERVER", "127.0.0.1")], &[]);
+    out.refusal(&[
+        "invalid value '127.0.0.1' for UDP_GREETER_SERVER: ",
+        "expected HOST:PORT",
+    ]);
+    let out = run_env(
+        CLIENT_BIN,
+        &[("UDP_GREETER_SERVER", "127.0.0.1:0")],
+        &["bench"],
     );
-    let out = client_env(&[("UDP_GREETER_SERVER", "127.0.0.1:0")], &["bench"]);
-    refused(&out, &["UDP_GREETER_SERVER", "port 0 cannot be sent to"]);
+    out.refusal(&["UDP_GREETER_SERVER", "port 0 cannot be sent to"]);
 }
 
 #[test]
@@ -259,11 +369,8 @@ fn own_about_and_version() {
 /// Every flag of the README's client synopsis is in the matching --help.
 #[test]
 fn readme_client_synopsis_matches_help() {
-    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
-        .expect("README.md");
-    let rest = &readme[readme.find("## Client options").expect("client options")..];
-    let start = rest.find("```\n").expect("a code block") + 4;
-    let synopsis = &rest[start..start + rest[start..].find("```").expect("its end")];
+    let readme = shipped("README.md");
+    let synopsis = block_after(&readme, "## Client options");
     let plain = client(&["--help"]).stdout_text();
     let bench = client(&["bench", "--help"]).stdout_text();
     let mut checked = 0;
@@ -273,10 +380,7 @@ fn readme_client_synopsis_matches_help() {
         } else {
             &plain
         };
-        for flag in line
-            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
-            .filter(|w| w.starts_with("--") && w.len() > 2)
-        {
+        for flag in flags(line) {
             assert!(
                 help.contains(&format!("{flag} ")),
                 "{flag} ({line}) is not in --help:\n{help}"

@@ -1,20 +1,18 @@
 //! Hostile and odd input: each is settled exactly once (answered byte for
 //! byte, or dropped and counted), and the server answers the next request.
 
-mod support;
-
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::support::{
+    self, ask, config, parse_stats, recv_within, replies_before_sentinel, server_proc, settled,
+    shutdown_within, socket_on, PATIENCE, V4, V4_OTHER,
+};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestCaseError, TestRunner};
-use support::{
-    ask, config, parse_stats, recv_within, replies_before_sentinel, server_proc, settled,
-    shutdown_within, socket_on, PATIENCE, V4, V4_OTHER,
-};
 use udp_greeter::{greet, RateLimiter, Server, Snapshot, DEFAULT_SLOTS};
 
 /// One worker, so replies come back in request order (see

@@ -2,15 +2,11 @@
 //! goes back to sleep, whatever kept it looking for work while busy, and
 //! nothing wakes it until a datagram, a scrape or a signal comes.
 
-#![cfg(target_os = "linux")]
-
-mod support;
-
 use std::net::SocketAddr;
 use std::thread;
 use std::time::Duration;
 
-use support::{
+use crate::support::{
     ask, bench_json, json_count, run, server_proc, socket_for, CLIENT_BIN, PATIENCE, V4,
 };
 

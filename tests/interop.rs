@@ -2,13 +2,11 @@
 //!
 //! python3 is required: without it these tests fail, they do not skip.
 
-mod support;
-
 use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::{bound_port, command, run, server_proc, Proc, CLIENT_BIN, PATIENCE};
+use crate::support::{bound_port, command, run, server_proc, Proc, CLIENT_BIN, PATIENCE};
 
 const PY_SERVER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/udp_server.py");
 const PY_CLIENT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/udp_client.py");

@@ -1,10 +1,11 @@
 //! What the server's log says, at the levels an operator picks.
 
-mod support;
-
 use std::net::SocketAddr;
 
-use support::{ask, quiet_server_proc, server_proc, socket_on, wait_signal_handlers, PATIENCE, V4};
+use crate::support::{
+    ask, quiet_server_proc, server_proc, socket_on, wait_received, wait_signal_handlers, PATIENCE,
+    V4,
+};
 
 /// An IPv4 client of a dual-stack socket shows in its IPv4 form, as the
 /// tutorial prints it, not as `[::ffff:127.0.0.1]:PORT`.
@@ -71,4 +72,17 @@ fn final_stats_at_info_when_all_answered() {
         !log.contains("stats:"),
         "a clean run's receipt is info: {log}"
     );
+}
+
+#[test]
+fn received_log() {
+    let (server, port) = server_proc(&["--bind", "127.0.0.1:0"]);
+    let sock = socket_on(V4);
+    let addr = SocketAddr::new(V4, port);
+    assert_eq!(ask(&sock, addr, b"Michael"), b"Hello, Michael!");
+    let me = sock.local_addr().unwrap().port();
+    assert_eq!(wait_received(&server, "127.0.0.1", 1), vec![me]);
+    assert!(server
+        .stderr_text()
+        .contains(&format!("Received from 127.0.0.1:{me}.\n")));
 }

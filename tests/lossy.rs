@@ -4,7 +4,7 @@
 //!
 //! Needs root, `ip` (iproute2) and `nft` (nftables), so the tests are
 //! ignored by a plain `cargo test`; run them with
-//! `cargo test --test lossy -- --include-ignored`. Without what they need
+//! `cargo test --test tests lossy -- --include-ignored`. Without what they need
 //! they fail, saying what is missing: they never pass without having run.
 //!
 //! Only 127.0.0.1 inside the namespace is used. Every datagram crosses the
@@ -14,8 +14,6 @@
 //! `sendto` has succeeded, is what a real network does; dropping on output
 //! would fail the `sendto` with EPERM instead.
 
-mod support;
-
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
@@ -23,9 +21,9 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use support::{
-    assert_balanced, bench_json, bound_port, json_count, parse_stats, run, Outcome, Proc,
-    CLIENT_BIN, PATIENCE, SERVER_BIN,
+use crate::support::{
+    self, assert_balanced, bench_json, json_count, run, server_with, Outcome, Proc, CLIENT_BIN,
+    PATIENCE, SERVER_BIN,
 };
 use udp_greeter::Snapshot;
 
@@ -49,7 +47,7 @@ fn require_root_ip_nft() {
         missing.is_empty(),
         "tests/lossy.rs cannot run here; it needs {}. As root: \
          `apt-get install iproute2 nftables`, then \
-         `cargo test --test lossy -- --include-ignored`",
+         `cargo test --test tests lossy -- --include-ignored`",
         missing.join(", ")
     );
 }
@@ -280,15 +278,7 @@ fn assert_binomial(what: &str, k: u64, n: u64, p: f64) {
 fn start_server(ns: &Netns) -> (Proc, u16) {
     let mut cmd = ns.command(SERVER_BIN);
     cmd.args(["--bind", "127.0.0.1:0", "--workers", "2"]);
-    let server = Proc::spawn(&mut cmd);
-    let port = server
-        .wait_stderr_for(PATIENCE, bound_port)
-        .unwrap_or_else(|| {
-            panic!(
-                "no `Bind UDP on` line within {PATIENCE:?}:\n{}",
-                server.stderr_text()
-            )
-        });
+    let (server, port) = server_with(&mut cmd);
     support::wait_signal_handlers(server.pid());
     (server, port)
 }
@@ -296,11 +286,7 @@ fn start_server(ns: &Netns) -> (Proc, u16) {
 /// Stops `server` with SIGTERM and returns its final counters, which must
 /// balance: every datagram received has exactly one fate.
 fn stop_server(mut server: Proc) -> Snapshot {
-    server.signal(libc::SIGTERM);
-    let status = server.finish(PATIENCE);
-    let log = server.stderr_text();
-    assert_eq!(status.code(), Some(0), "server exit:\n{log}");
-    let stats = parse_stats(&log).unwrap_or_else(|| panic!("no final stats line:\n{log}"));
+    let stats = server.stop();
     assert_balanced(&stats);
     assert_eq!(stats.worker_panics, 0, "{stats}");
     stats
@@ -331,7 +317,7 @@ fn assert_server_saw_what_passed(ns: &Netns, stats: &Snapshot) {
 /// in 10^8 runs. The expected number of timeouts over the 20 names is 11
 /// (2.3 s at 200 ms); the 60 s limit covers 300.
 #[test]
-#[ignore = "needs root, iproute2 and nftables: cargo test --test lossy -- --include-ignored"]
+#[ignore = "needs root, iproute2 and nftables: cargo test --test tests lossy -- --include-ignored"]
 fn client_greets_every_name_through_loss() {
     let ns = Netns::new();
     let (server, port) = start_server(&ns);
@@ -377,7 +363,7 @@ fn client_greets_every_name_through_loss() {
 /// (exit 1, one line on stderr naming the server and the name), and the
 /// bench counts every request lost.
 #[test]
-#[ignore = "needs root, iproute2 and nftables: cargo test --test lossy -- --include-ignored"]
+#[ignore = "needs root, iproute2 and nftables: cargo test --test tests lossy -- --include-ignored"]
 fn total_loss_fails_clearly() {
     let ns = Netns::new();
     let (server, port) = start_server(&ns);
@@ -471,7 +457,7 @@ fn total_loss_fails_clearly() {
 /// CPU is rare, and such a reply counts as `late` and widens the upper
 /// bound by as much.
 #[test]
-#[ignore = "needs root, iproute2 and nftables: cargo test --test lossy -- --include-ignored"]
+#[ignore = "needs root, iproute2 and nftables: cargo test --test tests lossy -- --include-ignored"]
 fn bench_measures_the_injected_loss() {
     let ns = Netns::new();
     let (server, port) = start_server(&ns);

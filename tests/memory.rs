@@ -2,16 +2,12 @@
 //! server binary's peak resident set (VmHWM) stays below the documented
 //! bound, and its final counters still balance.
 
-#![cfg(target_os = "linux")]
-
-mod support;
-
 use std::net::{SocketAddr, UdpSocket};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::support::{self, server_proc, PATIENCE, V4};
 use socket2::{Domain, Protocol, Socket, Type};
-use support::{parse_stats, server_proc, PATIENCE, V4};
 
 const QUEUE: u64 = 256;
 const WORKERS: u64 = 2;
@@ -89,11 +85,7 @@ fn flood_and_measure(max_datagram: u64, extra: &[&str]) -> (u64, u64) {
         .sum();
 
     let peak = server.peak_rss();
-    server.signal(libc::SIGTERM);
-    let status = server.finish(PATIENCE);
-    let log = server.stderr_text();
-    assert!(status.success(), "{log}");
-    let stats = parse_stats(&log).unwrap_or_else(|| panic!("no stats line:\n{log}"));
+    let stats = server.stop();
     assert!(
         stats.received > 0 && stats.received <= sent,
         "sent {sent}; {stats}"

@@ -1,15 +1,13 @@
 //! The Prometheus endpoint: what it serves, what it refuses, that it goes
 //! with the server, and a clear error when its address is taken.
 
-mod support;
-
 use std::net::{TcpListener, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use udp_greeter::{greet, Server};
 
-use support::{
+use crate::support::{
     ask, config, http, run, settled, shutdown_within, socket_on, PATIENCE, SERVER_BIN, V4,
 };
 

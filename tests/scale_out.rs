@@ -5,17 +5,15 @@
 //! its stream module, which `.ci/run` installs before running the ignored
 //! tests too. Run where nginx is missing, it fails saying so.
 
-mod support;
-
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use udp_greeter::{greet, Server};
 
-use support::{
-    bench_json, command, config, find_program, first_reply, json_count, recv_within, run,
-    server_proc, server_with, shipped, shutdown_within, socket_on, Proc, TempDir, CLIENT_BIN,
+use crate::support::{
+    bench_json, command, config, find_program, first_reply, free_udp_port, json_count, recv_within,
+    run, server_proc, server_with, shipped, shutdown_within, socket_on, Proc, TempDir, CLIENT_BIN,
     PATIENCE, SERVER_BIN, V4,
 };
 
@@ -155,12 +153,6 @@ fn nginx_config(dir: &Path, listen: SocketAddr, upstreams: &[SocketAddr]) -> Str
     out
 }
 
-/// A UDP port on 127.0.0.1 that was free a moment ago: nginx refuses to
-/// listen on port 0, so the test picks one and retries if it is taken.
-fn free_udp_port() -> u16 {
-    socket_on(V4).local_addr().unwrap().port()
-}
-
 /// nginx as a child process, killed on drop.
 struct Nginx {
     proc: Proc,
@@ -177,7 +169,8 @@ impl Nginx {
             )
         });
         let mut last_log = String::new();
-        // The port may be taken between choosing and binding it: try again.
+        // nginx refuses to listen on port 0, so the test picks a port, which
+        // may be taken between choosing and binding it: try again.
         for _ in 0..5 {
             let dir = TempDir::new("nginx");
             let addr = SocketAddr::from((V4, free_udp_port()));
@@ -230,7 +223,7 @@ impl Nginx {
 }
 
 #[test]
-#[ignore = "needs nginx with its stream module; .ci/run installs them and runs ignored tests"]
+#[ignore = "needs nginx with its stream module (.ci/run installs them): cargo test --test tests scale_out::nginx -- --include-ignored"]
 fn nginx() {
     let servers: Vec<Server> = (0..3)
         .map(|_| Server::bind(config(2, 256)).unwrap())

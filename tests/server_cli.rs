@@ -1,44 +1,74 @@
-//! The server binary's command line at its edges: ranges, negative numbers,
-//! host names, durations, environment variables, signals, and the
-//! documentation of all that.
+//! The server binary's command line and environment at their edges: bad
+//! values and ranges, host names, ports in use, durations, `UDP_GREETER_*`
+//! variables, signals, and the documentation of all that.
 
-mod support;
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::time::Duration;
 
-use std::net::SocketAddr;
-use std::path::Path;
-use std::thread;
-use std::time::{Duration, Instant};
-
-use support::{
-    ask, bound_port, command, recv_within, server_proc, socket_on, Outcome, Proc, PATIENCE,
-    SERVER_BIN, V4,
+use crate::support::{
+    self, ask, block_after, command, flags, http, recv_within, run, run_env, run_with, server_proc,
+    server_with, shipped, socket_on, try_server_proc, Outcome, ENV_VARS, PATIENCE, SERVER_BIN, V4,
 };
+#[cfg(target_os = "linux")]
+use crate::support::{signal_bit, wait_signal_masks};
 
-/// Runs the server binary with `env` and `args` to completion.
-fn run_env(env: &[(&str, &str)], args: &[&str]) -> Outcome {
-    support::run_with(
-        command(SERVER_BIN).envs(env.iter().copied()).args(args),
-        PATIENCE,
-    )
-}
-
-fn refused(out: &Outcome, words: &[&str]) {
-    out.refusal(words);
-}
-
-/// `flag value` with a harmless port: should the value wrongly be accepted,
-/// the server runs and the test fails on the exit status.
-fn refuses(flag: &str, value: &str, words: &[&str]) {
-    let out = run_env(&[], &[flag, value, "--bind", "127.0.0.1:0"]);
+/// `flag value` must be refused with one error line that holds the flag,
+/// the value and every one of `words`. Port 0 unless the bind address is
+/// what is tested: should the value wrongly be accepted, the server runs
+/// (and the test fails on the exit status) harmlessly.
+fn refuses(flag: &str, value: &str, words: &[&str]) -> Outcome {
+    let mut args = vec![flag, value];
+    if flag != "--bind" {
+        args.extend(["--bind", "127.0.0.1:0"]);
+    }
+    let out = run(SERVER_BIN, &args, PATIENCE);
     let mut all = vec![flag, value];
     all.extend_from_slice(words);
-    refused(&out, &all);
+    out.refusal(&all);
+    out
+}
+
+/// As [`refuses`], with the value quoted in the error line.
+fn rejects(flag: &str, value: &str) {
+    let out = refuses(flag, value, &[&format!("'{value}'")]);
+    // clap adds at most a hint or the possible values.
+    assert!(out.stderr_lines().len() <= 3, "{}", out.stderr);
 }
 
 fn help() -> String {
-    let out = run_env(&[], &["--help"]);
+    let out = run(SERVER_BIN, &["--help"], PATIENCE);
     assert_eq!(out.code(), Some(0), "{out:?}");
     out.stdout_text()
+}
+
+#[test]
+fn workers_zero() {
+    rejects("--workers", "0");
+}
+
+#[test]
+fn workers_abc() {
+    rejects("--workers", "abc");
+}
+
+#[test]
+fn queue_zero() {
+    rejects("--queue", "0");
+}
+
+#[test]
+fn bind_nonsense() {
+    rejects("--bind", "nonsense");
+}
+
+#[test]
+fn log_level_loud() {
+    rejects("--log-level", "loud");
+}
+
+#[test]
+fn max_datagram_too_big() {
+    rejects("--max-datagram", "70000");
 }
 
 #[test]
@@ -52,8 +82,8 @@ fn negative_numbers_get_the_range() {
 #[test]
 fn zero_rates_are_refused() {
     refuses("--rate-limit", "0", &["must be at least 1"]);
-    let out = run_env(
-        &[],
+    let out = run(
+        SERVER_BIN,
         &[
             "--rate-limit",
             "5",
@@ -62,21 +92,27 @@ fn zero_rates_are_refused() {
             "--bind",
             "127.0.0.1:0",
         ],
+        PATIENCE,
     );
-    refused(&out, &["--rate-burst", "must be at least 1"]);
+    out.refusal(&["--rate-burst", "must be at least 1"]);
 }
 
 #[test]
 fn rate_burst_needs_rate_limit() {
-    let out = run_env(&[], &["--rate-burst", "10", "--bind", "127.0.0.1:0"]);
-    refused(&out, &["required"]);
+    let out = run(
+        SERVER_BIN,
+        &["--rate-burst", "10", "--bind", "127.0.0.1:0"],
+        PATIENCE,
+    );
+    out.refusal(&["required"]);
     assert!(out.stderr.contains("--rate-limit"), "{}", out.stderr);
     // The same from the environment: it would be ignored as silently.
     let out = run_env(
+        SERVER_BIN,
         &[("UDP_GREETER_RATE_BURST", "10")],
         &["--bind", "127.0.0.1:0"],
     );
-    refused(&out, &["required"]);
+    out.refusal(&["required"]);
 }
 
 #[test]
@@ -139,6 +175,49 @@ fn bind_host_name() {
 }
 
 #[test]
+fn addr_in_use() {
+    let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = run(SERVER_BIN, &["--bind", &addr], PATIENCE);
+    assert_eq!(out.code(), Some(1), "{out:?}");
+    let lines = out.stderr_lines();
+    assert_eq!(lines.len(), 1, "{out:?}");
+    assert!(lines[0].contains(&addr), "{out:?}");
+    assert!(lines[0].contains("Address already in use"), "{out:?}");
+}
+
+/// TCP and UDP ports are separate: a TCP listener on the port does not stop
+/// the UDP server from binding it (the tutorial's closing point).
+#[test]
+fn tcp_same_port() {
+    // The OS picks the TCP port; its UDP twin may happen to be some other
+    // process's, so a few ports are tried. A server that cannot bind any
+    // port held by TCP fails every try.
+    let mut failures = Vec::new();
+    for _ in 0..5 {
+        let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = tcp.local_addr().unwrap().port();
+        match try_server_proc(&["--bind", &format!("127.0.0.1:{port}")]) {
+            Ok((_server, bound)) => {
+                assert_eq!(bound, port);
+                let reply = ask(&socket_on(V4), SocketAddr::new(V4, port), b"Michael");
+                assert_eq!(reply, b"Hello, Michael!");
+                // The TCP listener still accepts on it: the two really
+                // share the number.
+                let addr = SocketAddr::new(V4, port);
+                let _conn = TcpStream::connect_timeout(&addr, PATIENCE).unwrap();
+                // Connected means queued: accept without blocking.
+                tcp.set_nonblocking(true).unwrap();
+                let (_peer, _) = tcp.accept().unwrap();
+                return;
+            }
+            Err(log) => failures.push(log),
+        }
+    }
+    panic!("could not bind UDP on a port held by TCP: {failures:?}");
+}
+
+#[test]
 fn addresses_need_a_port() {
     for flag in ["--bind", "--metrics-addr"] {
         for value in ["127.0.0.1", "localhost", "[::1]"] {
@@ -146,13 +225,10 @@ fn addresses_need_a_port() {
             if flag != "--bind" {
                 args.extend(["--bind", "127.0.0.1:0"]);
             }
-            refused(
-                &run_env(&[], &args),
-                &[
-                    flag,
-                    "expected HOST:PORT, like 127.0.0.1:9999 or [::1]:9999",
-                ],
-            );
+            run(SERVER_BIN, &args, PATIENCE).refusal(&[
+                flag,
+                "expected HOST:PORT, like 127.0.0.1:9999 or [::1]:9999",
+            ]);
         }
     }
 }
@@ -166,9 +242,83 @@ fn stats_interval_fraction() {
         "{}",
         server.stderr_text()
     );
-    let out = run_env(&[("UDP_GREETER_STATS_INTERVAL", "1.5")], &["--version"]);
+    let out = run_env(
+        SERVER_BIN,
+        &[("UDP_GREETER_STATS_INTERVAL", "1.5")],
+        &["--version"],
+    );
     assert_eq!(out.code(), Some(0), "{out:?}");
     refuses("--stats-interval", "1x", &["expected a duration"]);
+}
+
+#[test]
+fn env_vars() {
+    let help = run(SERVER_BIN, &["--help"], PATIENCE);
+    assert!(help.status.success());
+    let help = help.stdout_text();
+    // Every variable but the client's.
+    for var in ENV_VARS.iter().filter(|v| **v != "UDP_GREETER_SERVER") {
+        assert!(
+            help.contains(&format!("[env: {var}=")),
+            "--help does not show {var}:\n{help}"
+        );
+    }
+
+    for (var, value) in [
+        ("UDP_GREETER_WORKERS", "0"),
+        ("UDP_GREETER_REUSE_PORT", "maybe"),
+    ] {
+        let out = run_with(
+            command(SERVER_BIN)
+                .env(var, value)
+                .args(["--bind", "127.0.0.1:0"]),
+            PATIENCE,
+        );
+        assert_eq!(out.code(), Some(2), "{var}={value}: {}", out.stderr);
+    }
+
+    let (mut server, port) = server_with(
+        command(SERVER_BIN)
+            .env("UDP_GREETER_BIND", "127.0.0.1:0")
+            .env("UDP_GREETER_WORKERS", "3")
+            .env("UDP_GREETER_STATS_INTERVAL", "1")
+            .env("UDP_GREETER_METRICS_ADDR", "127.0.0.1:0")
+            .env("UDP_GREETER_REUSE_PORT", "true"),
+    );
+    // Not the default port: the bind address came from the environment.
+    assert_ne!(port, 9999);
+    let sock = socket_on(V4);
+    let reply = ask(&sock, SocketAddr::from((V4, port)), b"env");
+    assert_eq!(reply, b"Hello, env!");
+
+    let line = server.line_with("Serving metrics on http://");
+    let url = &line[line.find("http://").unwrap()..];
+    let r = http("GET", url, "");
+    assert_eq!(r.status, 200);
+    assert!(
+        r.body.lines().any(|l| l == "udp_greeter_workers 3"),
+        "{}",
+        r.body
+    );
+
+    // The periodic line: totals, then rates.
+    let periodic = server.line_with("received_per_sec=");
+    assert!(periodic.contains("stats: received="), "{periodic}");
+    assert!(
+        periodic.contains(" replied_per_sec=") && periodic.contains(" dropped_per_sec="),
+        "{periodic}"
+    );
+
+    // With SO_REUSEPORT from the environment, a second process shares the port.
+    let (mut second, second_port) = server_with(command(SERVER_BIN).args([
+        "--bind",
+        &format!("127.0.0.1:{port}"),
+        "--reuse-port",
+    ]));
+    assert_eq!(second_port, port);
+    second.stop();
+    let last = server.stop();
+    assert_eq!(last.replied, last.received, "{last}");
 }
 
 #[test]
@@ -196,11 +346,8 @@ fn env_errors_name_the_variable() {
             args.clear();
             args.extend(["--bind", "127.0.0.1:0"]);
         }
-        let out = run_env(&[(var, value)], &args);
-        refused(
-            &out,
-            &[&format!("invalid value '{value}' for {var}: "), reason],
-        );
+        let out = run_env(SERVER_BIN, &[(var, value)], &args);
+        out.refusal(&[&format!("invalid value '{value}' for {var}: "), reason]);
         assert!(!out.stderr.contains("<"), "names a flag: {}", out.stderr);
     }
 }
@@ -248,14 +395,14 @@ fn reuse_port_flag_overrides_variable() {
         .unwrap_or_else(|log| panic!("the variable did not set SO_REUSEPORT:\n{log}"));
     assert_eq!(shared_port, port);
     drop(shared);
-    let out = run_env(&on, &["--bind", &bind, "--reuse-port=false"]);
+    let out = run_env(SERVER_BIN, &on, &["--bind", &bind, "--reuse-port=false"]);
     assert_eq!(out.code(), Some(1), "{out:?}");
     assert!(out.stderr.contains("Address already in use"), "{out:?}");
 }
 
 #[test]
 fn own_about_and_version() {
-    let out = run_env(&[], &["--version"]);
+    let out = run(SERVER_BIN, &["--version"], PATIENCE);
     assert_eq!(
         out.stdout_text(),
         format!("udp-greeter {}\n", env!("CARGO_PKG_VERSION"))
@@ -271,39 +418,6 @@ fn own_about_and_version() {
 // ---------------------------------------------------------------------------
 // Signals
 
-/// The SigIgn and SigCgt masks of process `pid`.
-fn signal_masks(pid: i32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let mask = |key: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
-            .unwrap_or(0)
-    };
-    (mask("SigIgn:"), mask("SigCgt:"))
-}
-
-fn bit(sig: libc::c_int) -> u64 {
-    1 << (sig - 1)
-}
-
-/// Waits until `pid`'s signal dispositions satisfy `done`.
-fn wait_masks(pid: i32, what: &str, done: impl Fn(u64, u64) -> bool) {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let (ignored, caught) = signal_masks(pid);
-        if done(ignored, caught) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: SigIgn {ignored:x}, SigCgt {caught:x}"
-        );
-        thread::sleep(Duration::from_millis(2));
-    }
-}
-
 /// As under `nohup`: SIGHUP ignored when the server starts stays ignored.
 #[cfg(target_os = "linux")]
 #[test]
@@ -316,17 +430,16 @@ fn sighup_ignored_at_start_stays_ignored() {
         "--bind",
         "127.0.0.1:0",
     ]);
-    let mut server = Proc::spawn(&mut cmd);
-    let port = server
-        .wait_stderr_for(PATIENCE, bound_port)
-        .unwrap_or_else(|| panic!("no Bind line:\n{}", server.stderr_text()));
+    let (mut server, port) = server_with(&mut cmd);
     let pid = server.pid();
-    let term = bit(libc::SIGINT) | bit(libc::SIGTERM);
-    wait_masks(
+    let term = signal_bit(libc::SIGINT) | signal_bit(libc::SIGTERM);
+    wait_signal_masks(
         pid,
         "SIGHUP ignored, SIGINT and SIGTERM caught",
         |ign, cgt| {
-            cgt & term == term && ign & bit(libc::SIGHUP) != 0 && cgt & bit(libc::SIGHUP) == 0
+            cgt & term == term
+                && ign & signal_bit(libc::SIGHUP) != 0
+                && cgt & signal_bit(libc::SIGHUP) == 0
         },
     );
 
@@ -350,8 +463,8 @@ fn sighup_ignored_at_start_stays_ignored() {
 #[test]
 fn sighup_shuts_down_gracefully() {
     let (mut server, port) = server_proc(&["--bind", "127.0.0.1:0"]);
-    let all = bit(libc::SIGINT) | bit(libc::SIGTERM) | bit(libc::SIGHUP);
-    wait_masks(server.pid(), "SIGINT, SIGTERM, SIGHUP caught", |_, cgt| {
+    let all = signal_bit(libc::SIGINT) | signal_bit(libc::SIGTERM) | signal_bit(libc::SIGHUP);
+    wait_signal_masks(server.pid(), "SIGINT, SIGTERM, SIGHUP caught", |_, cgt| {
         cgt & all == all
     });
     let to = SocketAddr::new(V4, port);
@@ -368,34 +481,13 @@ fn sighup_shuts_down_gracefully() {
 // ---------------------------------------------------------------------------
 // The documentation against the binary
 
-fn repo_file(path: &str) -> String {
-    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path))
-        .unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-/// The first code block after `heading` in `text`.
-fn block_after<'a>(text: &'a str, heading: &str) -> &'a str {
-    let rest = &text[text.find(heading).unwrap_or_else(|| panic!("no {heading}"))..];
-    let start = rest.find("```\n").expect("a code block") + 4;
-    let len = rest[start..].find("```").expect("its end");
-    &rest[start..start + len]
-}
-
-/// The `--flags` of a synopsis.
-fn flags(text: &str) -> Vec<String> {
-    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
-        .filter(|w| w.starts_with("--") && w.len() > 2)
-        .map(str::to_string)
-        .collect()
-}
-
 fn has_flag(help: &str, flag: &str) -> bool {
     help.contains(&format!("{flag} ")) || help.contains(&format!("{flag}["))
 }
 
 #[test]
 fn readme_server_synopsis_matches_help() {
-    let readme = repo_file("README.md");
+    let readme = shipped("README.md");
     let synopsis = block_after(&readme, "## Server options");
     let found = flags(synopsis);
     assert!(found.len() >= 12, "{synopsis}");
@@ -408,7 +500,7 @@ fn readme_server_synopsis_matches_help() {
 /// Each row of the settings table: the flag exists, with that variable.
 #[test]
 fn operations_settings_table_matches_help() {
-    let doc = repo_file("docs/operations.md");
+    let doc = shipped("docs/operations.md");
     let help = help();
     let mut rows = 0;
     for line in doc.lines().filter(|l| l.starts_with("| `--")) {
@@ -430,35 +522,13 @@ fn operations_settings_table_matches_help() {
     assert_eq!(rows, 12, "settings rows in docs/operations.md");
 }
 
-/// The unit leaves every setting to the environment file: flags on
-/// `ExecStart` would override the file's variables.
-#[test]
-fn systemd_unit_settings_come_from_the_environment() {
-    let unit = repo_file("contrib/udp-greeter.service");
-    let exec = unit
-        .lines()
-        .find(|l| l.starts_with("ExecStart="))
-        .expect("ExecStart");
-    assert!(!exec.contains("--"), "{exec}");
-    let file = unit
-        .find("EnvironmentFile=-/etc/default/udp-greeter")
-        .expect("EnvironmentFile");
-    for default in [
-        "Environment=UDP_GREETER_BIND=0.0.0.0:9999",
-        "Environment=UDP_GREETER_STATS_INTERVAL=60",
-    ] {
-        let at = unit.find(default).unwrap_or_else(|| panic!("no {default}"));
-        assert!(at < file, "{default} after EnvironmentFile=");
-    }
-}
-
 /// The example error of docs/operations.md is what the server prints.
 #[test]
 fn documented_variable_error() {
-    let out = run_env(&[("UDP_GREETER_BIND", "x")], &[]);
+    let out = run_env(SERVER_BIN, &[("UDP_GREETER_BIND", "x")], &[]);
     assert_eq!(out.code(), Some(2), "{out:?}");
     let line = out.stderr.lines().next().unwrap_or_default();
-    let doc = repo_file("docs/operations.md");
+    let doc = shipped("docs/operations.md");
     let words = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
     assert!(
         words(&doc).contains(&format!("`{line}`")),

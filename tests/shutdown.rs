@@ -1,15 +1,13 @@
 //! Graceful shutdown: in-process while idle and under a flood, and the
 //! server binary under SIGINT and SIGTERM.
 
-mod support;
-
 use std::net::SocketAddr;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::{
-    ask, assert_balanced, config, parse_stats, server_proc, shutdown_within, socket_on, Flood,
-    PATIENCE, V4,
+use crate::support::{
+    self, ask, assert_balanced, config, parse_stats, server_proc, shutdown_within, socket_on,
+    Flood, PATIENCE, V4,
 };
 use udp_greeter::Server;
 
@@ -178,7 +176,7 @@ fn second_sigint() {
     let child = cmd.spawn().expect("start the server");
     drop(cmd);
     let mut server = support::Proc::adopt(child);
-    let port = udp_port(server.pid());
+    let port = support::wait_udp_port(&mut server);
     support::wait_signal_handlers(server.pid());
 
     // One datagram over --max-datagram: the receiver warns at once.
@@ -223,38 +221,6 @@ fn fill(fd: &std::os::fd::OwnedFd) {
         }
         // The child shares this open file: it must block, not fail.
         assert_eq!(libc::fcntl(raw, libc::F_SETFL, flags), 0);
-    }
-}
-
-/// The UDP port process `pid` has bound, found through /proc since the
-/// server cannot log it here.
-#[cfg(target_os = "linux")]
-fn udp_port(pid: i32) -> u16 {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
-            .map(|dir| {
-                dir.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
-                    .filter_map(|l| {
-                        let l = l.to_string_lossy().into_owned();
-                        Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_string())
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let table = std::fs::read_to_string(format!("/proc/{pid}/net/udp")).unwrap_or_default();
-        for line in table.lines().skip(1) {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            if f.len() > 9 && inodes.iter().any(|i| i == f[9]) {
-                let port = f[1].rsplit(':').next().unwrap();
-                return u16::from_str_radix(port, 16).unwrap();
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "process {pid} bound no UDP socket"
-        );
-        thread::sleep(Duration::from_millis(5));
     }
 }
 

@@ -2,14 +2,12 @@
 //! request was sent to (IP_PKTINFO / IPV6_RECVPKTINFO): otherwise a client
 //! that connected its socket, or that checks the sender, drops the reply.
 
-mod support;
-
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::time::Duration;
 
 use udp_greeter::Server;
 
-use support::{config, first_reply, shutdown_within, socket_on, PATIENCE, V4, V4_OTHER, V6};
+use crate::support::{config, first_reply, shutdown_within, socket_on, PATIENCE, V4, V4_OTHER, V6};
 
 /// A wildcard-bound server with the tests' usual two workers.
 fn server_on(wildcard: IpAddr) -> Server {

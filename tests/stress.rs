@@ -1,14 +1,12 @@
 //! Many client threads at once: every reply reaches the thread that asked,
 //! byte for byte, and the counters account for every datagram.
 
-mod support;
-
 use std::io;
 use std::net::SocketAddr;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::{config, shutdown_within, socket_on, tag_of, tagged, V4};
+use crate::support::{self, config, shutdown_within, socket_on, tag_of, tagged, V4};
 use udp_greeter::{greet, Server};
 
 const THREADS: u32 = 16;

@@ -1,9 +1,6 @@
 //! Shared by the integration tests: servers in-process and as the real
 //! binaries, sockets, floods, other programs, HTTP and JSON, and waits that
 //! are always bounded.
-//!
-//! Every test file uses only part of it.
-#![allow(dead_code, unused_imports)]
 
 use std::ffi::OsStr;
 use std::io::{self, Read};
@@ -151,9 +148,4 @@ pub fn panicking_greeter(
         }
         udp_greeter::greet_into(req.payload, reply);
     }
-}
-
-/// As [`try_server_proc`], with the environment variables `env` set.
-pub fn try_server_proc_env(env: &[(&str, &str)], args: &[&str]) -> Result<(Proc, u16), String> {
-    try_server_with(command(SERVER_BIN).envs(env.iter().copied()).args(args))
 }

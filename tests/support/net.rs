@@ -14,6 +14,12 @@ pub fn socket_for(server: SocketAddr) -> UdpSocket {
     socket_on(if server.is_ipv4() { V4 } else { V6 })
 }
 
+/// A UDP port on 127.0.0.1 on which nothing listens: bound a moment ago,
+/// then closed again.
+pub fn free_udp_port() -> u16 {
+    socket_on(V4).local_addr().unwrap().port()
+}
+
 /// The next datagram on `sock`, or `None` after `timeout`.
 pub fn recv_within(sock: &UdpSocket, timeout: Duration) -> Option<(Vec<u8>, SocketAddr)> {
     let deadline = Instant::now() + timeout;

@@ -274,10 +274,39 @@ pub fn bound_port(log: &str) -> Option<u16> {
     digits.parse().ok()
 }
 
+/// The source ports of the `Received from HOST:PORT.` lines of `log`.
+fn received_from(log: &str, host: &str) -> Vec<u16> {
+    let needle = format!("Received from {host}:");
+    log.lines()
+        .filter_map(|l| {
+            let rest = &l[l.find(&needle)? + needle.len()..];
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            (rest[digits.len()..] == *".").then(|| digits.parse().ok())?
+        })
+        .collect()
+}
+
+/// The source ports of the server's `Received from HOST:PORT.` lines for
+/// `host`, once it has logged `n` of them; fails the test, showing stderr,
+/// if it has not within [`PATIENCE`].
+pub fn wait_received(server: &Proc, host: &str, n: usize) -> Vec<u16> {
+    server
+        .wait_stderr_for(PATIENCE, |log| {
+            let ports = received_from(log, host);
+            (ports.len() >= n).then_some(ports)
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "wanted {n} `Received from {host}:PORT.` lines; log:\n{}",
+                server.stderr_text()
+            )
+        })
+}
+
 /// The UDP port process `pid` has bound, read from its socket descriptors
-/// and /proc/net/udp{,6}: for a server whose log level hides `Bind UDP on`.
+/// and /proc/net/udp{,6}.
 #[cfg(target_os = "linux")]
-pub fn udp_port_of(pid: i32) -> Option<u16> {
+fn udp_port_of(pid: i32) -> Option<u16> {
     let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .ok()?
         .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
@@ -299,15 +328,15 @@ pub fn udp_port_of(pid: i32) -> Option<u16> {
     None
 }
 
-/// Starts the server binary with `args` (which should bind port 0) at a log
-/// level that hides `Bind UDP on`, and returns it with the port it bound.
+/// The UDP port `p` has bound, found through /proc: for a server that
+/// cannot log `Bind UDP on` (its log level hides it, or its stderr is not
+/// read). Fails the test if `p` exits or binds none within [`PATIENCE`].
 #[cfg(target_os = "linux")]
-pub fn quiet_server_proc(args: &[&str]) -> (Proc, u16) {
-    let mut p = Proc::spawn(command(SERVER_BIN).args(args));
+pub fn wait_udp_port(p: &mut Proc) -> u16 {
     let deadline = Instant::now() + PATIENCE;
     loop {
         if let Some(port) = udp_port_of(p.pid()) {
-            return (p, port);
+            return port;
         }
         assert!(
             p.alive() && Instant::now() < deadline,
@@ -316,6 +345,15 @@ pub fn quiet_server_proc(args: &[&str]) -> (Proc, u16) {
         );
         thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// Starts the server binary with `args` (which should bind port 0) at a log
+/// level that hides `Bind UDP on`, and returns it with the port it bound.
+#[cfg(target_os = "linux")]
+pub fn quiet_server_proc(args: &[&str]) -> (Proc, u16) {
+    let mut p = Proc::spawn(command(SERVER_BIN).args(args));
+    let port = wait_udp_port(&mut p);
+    (p, port)
 }
 
 /// Starts the server binary with `args` (which should bind port 0) and
@@ -330,8 +368,14 @@ pub fn try_server_proc(args: &[&str]) -> Result<(Proc, u16), String> {
     try_server_with(command(SERVER_BIN).args(args))
 }
 
-/// As [`server_proc`], for a [`command`] of the server binary that the
-/// caller has given its arguments and environment.
+/// As [`try_server_proc`], with the environment variables `env` set.
+pub fn try_server_proc_env(env: &[(&str, &str)], args: &[&str]) -> Result<(Proc, u16), String> {
+    try_server_with(command(SERVER_BIN).envs(env.iter().copied()).args(args))
+}
+
+/// As [`server_proc`], for a [`command`] that runs the server binary
+/// (itself, or through a program that execs it) with the arguments and
+/// environment the caller has given it.
 pub fn server_with(cmd: &mut Command) -> (Proc, u16) {
     try_server_with(cmd).unwrap_or_else(|log| panic!("the server did not start:\n{log}"))
 }
@@ -367,21 +411,45 @@ pub fn try_server_with(cmd: &mut Command) -> Result<(Proc, u16), String> {
 /// instead of finding their server killed outright by the signal.
 #[cfg(target_os = "linux")]
 pub fn wait_signal_handlers(pid: i32) {
-    let wanted: u64 = 1 << (libc::SIGINT - 1) | 1 << (libc::SIGTERM - 1);
+    let wanted = signal_bit(libc::SIGINT) | signal_bit(libc::SIGTERM);
+    wait_signal_masks(pid, "SIGINT and SIGTERM caught", |_, caught| {
+        caught & wanted == wanted
+    });
+}
+
+/// The SigIgn and SigCgt masks of process `pid`, from /proc/PID/status.
+#[cfg(target_os = "linux")]
+fn signal_masks(pid: i32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let mask = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+            .unwrap_or(0)
+    };
+    (mask("SigIgn:"), mask("SigCgt:"))
+}
+
+/// The bit of `sig` in a signal mask.
+#[cfg(target_os = "linux")]
+pub fn signal_bit(sig: libc::c_int) -> u64 {
+    1 << (sig - 1)
+}
+
+/// Waits until process `pid`'s signal masks, ignored and caught, satisfy
+/// `done`; fails the test, saying it wanted `what`, after [`PATIENCE`].
+#[cfg(target_os = "linux")]
+pub fn wait_signal_masks(pid: i32, what: &str, done: impl Fn(u64, u64) -> bool) {
     let deadline = Instant::now() + PATIENCE;
     loop {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        let caught = status
-            .lines()
-            .find_map(|l| l.strip_prefix("SigCgt:"))
-            .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
-            .unwrap_or(0);
-        if caught & wanted == wanted {
+        let (ignored, caught) = signal_masks(pid);
+        if done(ignored, caught) {
             return;
         }
         assert!(
             Instant::now() < deadline,
-            "process {pid} installed no SIGINT/SIGTERM handler within {PATIENCE:?}"
+            "process {pid}, not {what} within {PATIENCE:?}: SigIgn {ignored:x}, SigCgt {caught:x}"
         );
         thread::sleep(Duration::from_millis(1));
     }
@@ -445,6 +513,11 @@ impl Outcome {
 /// if it takes longer than `timeout`.
 pub fn run(bin: &str, args: &[&str], timeout: Duration) -> Outcome {
     run_with(command(bin).args(args), timeout)
+}
+
+/// As [`run`] within [`PATIENCE`], with the environment variables `env` set.
+pub fn run_env(bin: &str, env: &[(&str, &str)], args: &[&str]) -> Outcome {
+    run_with(command(bin).envs(env.iter().copied()).args(args), PATIENCE)
 }
 
 /// As [`run`], for a [`command`] the caller has given its arguments and

@@ -18,6 +18,22 @@ pub fn shipped(relative: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// The first code block after `heading` in `text`, a shipped Markdown file.
+pub fn block_after<'a>(text: &'a str, heading: &str) -> &'a str {
+    let rest = &text[text.find(heading).unwrap_or_else(|| panic!("no {heading}"))..];
+    let start = rest.find("```\n").expect("a code block") + 4;
+    let len = rest[start..].find("```").expect("its end");
+    &rest[start..start + len]
+}
+
+/// The `--flags` named in `text`, a synopsis.
+pub fn flags(text: &str) -> Vec<String> {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+        .filter(|w| w.starts_with("--") && w.len() > 2)
+        .map(str::to_string)
+        .collect()
+}
+
 /// A fresh directory of its own under the system's temporary directory,
 /// removed on drop.
 pub struct TempDir(pub PathBuf);

@@ -1,0 +1,40 @@
+// Servers in-process and as the binaries, sockets, floods, other programs,
+// HTTP and JSON, and waits that are always bounded.
+mod support;
+
+// The load generator behind `udp-greeter-client bench`, and its command line.
+mod bench_client;
+// Floods, rate limits, oversize datagrams and panics at once, then a shutdown.
+mod chaos;
+// The client binary's command line, and its errors against wrong servers.
+mod client_cli;
+// The greeting, byte for byte, in-process and from binary to binary.
+mod greeting;
+// Hostile and odd input: each datagram settled exactly once.
+mod hostile;
+// An idle server binary uses no CPU.
+#[cfg(target_os = "linux")]
+mod idle;
+// The tutorial's Python client and server against ours.
+mod interop;
+// What the server's log says, at the levels an operator picks.
+mod logging;
+// The client and the bench through random loss (root, ip and nft; ignored).
+mod lossy;
+// Peak memory of the server binary under a flood from many source ports.
+#[cfg(target_os = "linux")]
+mod memory;
+// The Prometheus endpoint.
+mod metrics;
+// Several instances behind one address: SO_REUSEPORT, and nginx (ignored).
+mod scale_out;
+// The server binary's command line and environment, its signals, its docs.
+mod server_cli;
+// Graceful shutdown, in-process and of the server binary under signals.
+mod shutdown;
+// Replies from the address each request was sent to, on wildcard binds.
+mod source_address;
+// Many client threads at once, every reply checked.
+mod stress;
+// The shipped systemd unit (`systemd-analyze verify` is ignored).
+mod systemd;
