@@ -4,12 +4,10 @@
 //! address, a second instance, a service port) need a raw socket: those
 //! tests are in `loops_forged.rs`.
 
-mod support;
-
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 use udp_greeter::Server;
 
 #[test]

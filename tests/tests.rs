@@ -17,6 +17,8 @@ mod hostile;
 mod idle;
 // The tutorial's Python client and server against ours.
 mod interop;
+// The loop guard: greetings and the server's own port get no reply.
+mod loops;
 // What the server's log says, at the levels an operator picks.
 mod logging;
 // The client and the bench through random loss (root, ip and nft; ignored).
