@@ -15,134 +15,33 @@
 //! would fail the `sendto` with EPERM instead.
 
 use std::fs;
-use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use crate::support::{
-    self, assert_balanced, bench_json, json_count, run, server_with, Outcome, Proc, CLIENT_BIN,
-    PATIENCE, SERVER_BIN,
+    self, assert_balanced, bench_json, json_count, ok, server_with, Netns, Proc, CLIENT_BIN, NFT,
+    SERVER_BIN,
 };
 use udp_greeter::Snapshot;
 
 // ---------------------------------------------------------------------------
-// What the tests need
+// What this file asks of its namespace
 
-/// Fails the test, saying what is missing, unless it runs as root with
-/// `ip` and `nft` at hand.
-fn require_root_ip_nft() {
-    let mut missing = Vec::new();
-    // SAFETY: geteuid(2) cannot fail and touches no memory.
-    if unsafe { libc::geteuid() } != 0 {
-        missing.push("root (network namespaces and nftables rules need it)".to_string());
-    }
-    for (tool, arg, package) in [("ip", "-V", "iproute2"), ("nft", "--version", "nftables")] {
-        if let Err(why) = quietly(Command::new(tool).arg(arg)) {
-            missing.push(format!("`{tool}` from {package} ({why})"));
-        }
-    }
-    assert!(
-        missing.is_empty(),
-        "tests/lossy.rs cannot run here; it needs {}. As root: \
-         `apt-get install iproute2 nftables`, then \
-         `cargo test --test tests lossy -- --include-ignored`",
-        missing.join(", ")
+/// A namespace for these tests: `nft` at hand, and loss per datagram.
+fn lossy_netns() -> Netns {
+    let ns = Netns::new("lossy", &[NFT]);
+    // The binaries send and receive in batches (UDP GSO), and loopback
+    // passes a batch on whole: a rule would drop every datagram of it at
+    // once, and loss would come in bursts, not one datagram at a time. One
+    // segment per packet splits each batch before the input hook sees it.
+    ok(
+        ns.run(&["ip", "link", "set", "dev", "lo", "gso_max_segs", "1"]),
+        "lo gso_max_segs 1",
     );
-}
-
-/// Runs `cmd` with its output discarded, killed after `PATIENCE`; never
-/// panics (it also runs while a failed test unwinds).
-fn quietly(cmd: &mut Command) -> Result<(), String> {
-    let child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot run it: {e}"))?;
-    let mut p = Proc::adopt(child);
-    match p.wait_exit(PATIENCE) {
-        Some(s) if s.success() => Ok(()),
-        Some(s) => Err(format!("it failed: {s}")),
-        None => Err(format!("still running after {PATIENCE:?}")),
-    }
-}
-
-// ---------------------------------------------------------------------------
-// A network namespace of the test's own
-
-/// A network namespace with its loopback up; dropping it kills whatever
-/// still runs in it and deletes it, however the test ends.
-struct Netns {
-    name: String,
+    ns
 }
 
 impl Netns {
-    fn new() -> Netns {
-        require_root_ip_nft();
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "udpg-lossy-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        ok(
-            run("ip", &["netns", "add", &name], PATIENCE),
-            "ip netns add",
-        );
-        // From here on the namespace exists: the guard deletes it.
-        let ns = Netns { name };
-        ok(ns.run(&["ip", "link", "set", "lo", "up"]), "lo up");
-        // The binaries send and receive in batches (UDP GSO), and loopback
-        // passes a batch on whole: a rule would drop every datagram of it
-        // at once, and loss would come in bursts, not one datagram at a
-        // time. One segment per packet splits each batch before the input
-        // hook sees it.
-        ok(
-            ns.run(&["ip", "link", "set", "dev", "lo", "gso_max_segs", "1"]),
-            "lo gso_max_segs 1",
-        );
-        ns
-    }
-
-    /// A command that runs `program` inside the namespace. `ip netns exec`
-    /// execs it, so the child's pid is the program's own.
-    fn command(&self, program: &str) -> Command {
-        let mut c = support::command("ip");
-        c.args(["netns", "exec", &self.name, program]);
-        c
-    }
-
-    /// Runs `args` inside the namespace to the end, within `PATIENCE`.
-    fn run(&self, args: &[&str]) -> Outcome {
-        self.run_within(args, PATIENCE)
-    }
-
-    fn run_within(&self, args: &[&str], limit: Duration) -> Outcome {
-        let mut all = vec!["netns", "exec", &self.name];
-        all.extend_from_slice(args);
-        run("ip", &all, limit)
-    }
-
-    /// The processes whose network namespace this is.
-    fn pids(&self) -> Vec<i32> {
-        let Ok(ns) = fs::metadata(format!("/run/netns/{}", self.name)) else {
-            return Vec::new();
-        };
-        let Ok(procs) = fs::read_dir("/proc") else {
-            return Vec::new();
-        };
-        procs
-            .flatten()
-            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-            .filter(|pid| {
-                fs::metadata(format!("/proc/{pid}/ns/net"))
-                    .is_ok_and(|m| m.dev() == ns.dev() && m.ino() == ns.ino())
-            })
-            .collect()
-    }
-
     /// Installs `rules` (an nftables script) in the namespace.
     fn nft(&self, rules: &str) {
         let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{}.nft", self.name));
@@ -179,26 +78,6 @@ impl Netns {
             .and_then(|(_, v)| v.parse().ok())
             .unwrap_or_else(|| panic!("no RcvbufErrors in /proc/net/snmp:\n{text}"))
     }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        // SIGKILL whatever is left (the children's own guards have
-        // normally done so already), then delete the namespace.
-        for pid in self.pids() {
-            // SAFETY: kill(2) on a pid that lives in our namespace.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
-        if let Err(why) = quietly(Command::new("ip").args(["netns", "del", &self.name])) {
-            eprintln!("ip netns del {}: {why}", self.name);
-        }
-    }
-}
-
-/// `out`, if it exited 0; fails the test with its output otherwise.
-fn ok(out: Outcome, what: &str) -> Outcome {
-    assert_eq!(out.code(), Some(0), "{what}: {out:?}");
-    out
 }
 
 // ---------------------------------------------------------------------------
@@ -319,7 +198,7 @@ fn assert_server_saw_what_passed(ns: &Netns, stats: &Snapshot) {
 #[test]
 #[ignore = "needs root, iproute2 and nftables: cargo test --test tests lossy -- --include-ignored"]
 fn client_greets_every_name_through_loss() {
-    let ns = Netns::new();
+    let ns = lossy_netns();
     let (server, port) = start_server(&ns);
     ns.nft(&rules(
         port,
@@ -365,7 +244,7 @@ fn client_greets_every_name_through_loss() {
 #[test]
 #[ignore = "needs root, iproute2 and nftables: cargo test --test tests lossy -- --include-ignored"]
 fn total_loss_fails_clearly() {
-    let ns = Netns::new();
+    let ns = lossy_netns();
     let (server, port) = start_server(&ns);
     ns.nft(&rules(
         port,
@@ -459,7 +338,7 @@ fn total_loss_fails_clearly() {
 #[test]
 #[ignore = "needs root, iproute2 and nftables: cargo test --test tests lossy -- --include-ignored"]
 fn bench_measures_the_injected_loss() {
-    let ns = Netns::new();
+    let ns = lossy_netns();
     let (server, port) = start_server(&ns);
     let loss = Loss {
         requests: 20,

@@ -22,6 +22,7 @@ mod loops;
 // What the server's log says, at the levels an operator picks.
 mod logging;
 // The client and the bench through random loss (root, ip and nft; ignored).
+#[cfg(target_os = "linux")]
 mod lossy;
 // Peak memory of the server binary under a flood from many source ports.
 #[cfg(target_os = "linux")]

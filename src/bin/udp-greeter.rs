@@ -67,6 +67,16 @@ struct Args {
           default_value_t = false, value_parser = clap::builder::BoolishValueParser::new())]
     reuse_port: bool,
 
+    /// Refuse datagrams that would start or keep a loop with another
+    /// responder: from this server's own address or port, from port 0 or a
+    /// service port (echo, DNS, NTP, ...), or that are themselves a
+    /// greeting. Turning it off is unsafe wherever source addresses can be
+    /// forged
+    #[arg(long, env = "UDP_GREETER_LOOP_GUARD", value_name = "BOOL", action = ArgAction::Set,
+          num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          default_value_t = true, value_parser = clap::builder::BoolishValueParser::new())]
+    loop_guard: bool,
+
     /// Log the counters and rates every DURATION, like 60, 1.5s or 500ms (0: never)
     #[arg(long, env = "UDP_GREETER_STATS_INTERVAL", value_name = "DURATION", default_value = "0",
           allow_hyphen_values = true, value_parser = common::duration_or_off(STATS_MIN, DAY))]
@@ -141,6 +151,7 @@ fn main() -> ExitCode {
     config.rate_burst = args.rate_burst;
     config.recv_buffer = (args.recv_buffer > 0).then_some(args.recv_buffer as usize);
     config.reuse_port = args.reuse_port;
+    config.loop_guard = args.loop_guard;
     config.stats_interval = (!args.stats_interval.is_zero()).then_some(args.stats_interval);
     config.metrics_addr = args.metrics_addr.map(|a| a.addr);
 

@@ -37,6 +37,7 @@ pub const ENV_VARS: &[&str] = &[
     "UDP_GREETER_RATE_BURST",
     "UDP_GREETER_RECV_BUFFER",
     "UDP_GREETER_REUSE_PORT",
+    "UDP_GREETER_LOOP_GUARD",
     "UDP_GREETER_STATS_INTERVAL",
     "UDP_GREETER_LOG_LEVEL",
     "UDP_GREETER_LOG_FILE",
@@ -109,10 +110,14 @@ pub fn assert_balanced(s: &Snapshot) {
 }
 
 mod net;
+#[cfg(target_os = "linux")]
+mod netns;
 mod process;
 mod tools;
 
 pub use net::*;
+#[cfg(target_os = "linux")]
+pub use netns::*;
 pub use process::*;
 pub use tools::*;
 
