@@ -42,7 +42,7 @@ struct Args {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Measures a server: replies per second and round-trip times
+    /// Measures a server: replies per second, loss and round-trip times
     Bench(BenchArgs),
 }
 

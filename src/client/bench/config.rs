@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::table::MAX_SLOTS;
-use super::{BATCH, ID_BYTES};
+use super::{BATCH, ID_BYTES, MAX_LAG, TURN};
 use crate::error::{Error, Result};
 use crate::protocol::MAX_GREETABLE;
 
@@ -157,10 +157,12 @@ impl BenchConfig {
     pub(super) fn slots(&self) -> usize {
         match self.rate {
             None => self.window,
-            // Everything sent within one timeout may still be out, plus a
-            // margin for bursts when the generator catches up.
+            // Everything sent within one timeout may still be out; a
+            // generator catching up sends up to MAX_LAG's worth on top, and
+            // expiry may wait a turn of sending. A quarter more for margin.
             Some(rate) => {
-                let within = rate as f64 * self.timeout.as_secs_f64() * 1.25;
+                let span = self.timeout.saturating_add(MAX_LAG + TURN);
+                let within = rate as f64 * span.as_secs_f64() * 1.25;
                 (within as usize + BATCH * self.sockets).min(MAX_SLOTS)
             }
         }

@@ -1,0 +1,332 @@
+//! The bench as a UDP latency and loss probe: it never reports impossible
+//! numbers (an open loop above what the generator can send, a `--count`
+//! run, replies that come after the timeout). No speed is asserted: the
+//! loads are bounded in count and time.
+
+mod support;
+use support::*;
+
+use std::collections::VecDeque;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use udp_greeter::client::bench::{self, BenchConfig};
+use udp_greeter::{greet, Server, DEFAULT_QUEUE};
+
+/// A stand-in service on 127.0.0.1 that answers each datagram with what
+/// `answer` makes of it, `delay` after it came; stops on drop, and after a
+/// bounded time and count in any case.
+struct Service {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Service {
+    fn start(delay: Duration, answer: fn(&[u8]) -> Vec<u8>) -> Service {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = socket.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = thread::spawn(move || {
+            let deadline = Instant::now() + PATIENCE;
+            let mut buf = vec![0u8; 65_536];
+            let mut pending: VecDeque<(Instant, SocketAddr, Vec<u8>)> = VecDeque::new();
+            let mut seen = 0u64;
+            while !flag.load(Ordering::Relaxed) && Instant::now() < deadline && seen < 2_000_000 {
+                let now = Instant::now();
+                while pending.front().is_some_and(|(due, _, _)| *due <= now) {
+                    let (_, peer, reply) = pending.pop_front().unwrap();
+                    let _ = socket.send_to(&reply, peer);
+                }
+                let wait = pending
+                    .front()
+                    .map_or(Duration::from_millis(5), |(due, _, _)| {
+                        due.saturating_duration_since(now)
+                    })
+                    .clamp(Duration::from_micros(100), Duration::from_millis(5));
+                socket.set_read_timeout(Some(wait)).unwrap();
+                let Ok((n, peer)) = socket.recv_from(&mut buf) else {
+                    continue;
+                };
+                seen += 1;
+                let reply = answer(&buf[..n]);
+                if delay.is_zero() {
+                    let _ = socket.send_to(&reply, peer);
+                } else {
+                    pending.push_back((Instant::now() + delay, peer, reply));
+                }
+            }
+        });
+        Service {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn greeter(delay: Duration) -> Service {
+        Service::start(delay, greet)
+    }
+
+    fn finish(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        join_within(self.thread.take().unwrap(), PATIENCE, "service");
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// `udp-greeter-client bench --server ADDR ARGS...`, within the patience.
+fn probe(addr: SocketAddr, args: &[&str]) -> Outcome {
+    let addr = addr.to_string();
+    let mut all = vec!["bench", "--server", &addr];
+    all.extend_from_slice(args);
+    run(CLIENT_BIN, &all, PATIENCE)
+}
+
+/// As [`probe`] with `--json`; it must succeed.
+fn probe_json(addr: SocketAddr, args: &[&str]) -> serde_json::Value {
+    let mut all = args.to_vec();
+    all.push("--json");
+    let out = probe(addr, &all);
+    assert_eq!(out.code(), Some(0), "{out:?}");
+    bench_json(&out.stdout)
+}
+
+fn seconds(report: &serde_json::Value, key: &str) -> f64 {
+    report[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{key} is not a number in {report}"))
+}
+
+fn balanced(report: &serde_json::Value) {
+    let get = |key| json_count(report, key);
+    assert_eq!(get("sent"), get("replies") + get("lost"), "{report}");
+}
+
+// ---------------------------------------------------------------------------
+// An open loop above what the generator can send
+
+/// Five million requests a second for 0.2 s is beyond any generator here:
+/// what could not leave on time is unsent, to the request, no reply older
+/// than the timeout counts as a round trip, the run ends on time, and the
+/// report says the generator fell behind.
+#[test]
+fn open_loop_beyond_the_generator() {
+    let service = Service::greeter(Duration::ZERO);
+    let started = Instant::now();
+    let report = probe_json(
+        service.addr,
+        &[
+            "--rate",
+            "5000000",
+            "--seconds",
+            "0.2",
+            "--warmup",
+            "0",
+            "--timeout",
+            "50ms",
+        ],
+    );
+    let wall = started.elapsed();
+    service.finish();
+    let sent = json_count(&report, "sent");
+    let unsent = json_count(&report, "unsent");
+    assert_eq!(sent + unsent, 1_000_000, "every request asked: {report}");
+    assert!(unsent > 0, "{report}");
+    balanced(&report);
+    let on_time = seconds(&report, "on_time_pct");
+    assert!(on_time < 100.0, "{report}");
+    // The share shown is the share sent, rounded down.
+    let share = 100.0 * sent as f64 / 1e6;
+    assert!(on_time <= share && share - on_time < 0.1, "{report}");
+    if json_count(&report, "replies") > 0 {
+        assert!(seconds(&report, "rtt_max_us") <= 50_000.0, "{report}");
+    }
+    // Sending for 0.2 s, then at most a timeout for the last replies, and
+    // a quarter of a second more for a busy machine's scheduling.
+    assert_eq!(seconds(&report, "seconds"), 0.2, "{report}");
+    assert!(seconds(&report, "tail_s") <= 0.05 + 0.25, "{report}");
+    assert!(wall < Duration::from_secs(3), "{wall:?}: {report}");
+}
+
+/// The same in a table: the line that says so.
+#[test]
+fn behind_in_the_table() {
+    let service = Service::greeter(Duration::ZERO);
+    let out = probe(
+        service.addr,
+        &[
+            "--rate",
+            "5000000",
+            "--seconds",
+            "0.1",
+            "--warmup",
+            "0",
+            "--timeout",
+            "50ms",
+        ],
+    );
+    service.finish();
+    let table = out.stdout_text();
+    assert!(
+        table.contains("the generator fell behind: only")
+            && table.contains("so these figures measure the generator, not the server"),
+        "{table}"
+    );
+    let on_time = table
+        .lines()
+        .find(|l| l.trim_start().starts_with("on time"))
+        .unwrap_or_else(|| panic!("no on time row:\n{table}"));
+    assert!(on_time.trim_end().ends_with('%'), "{on_time}");
+}
+
+/// A reply that comes after the timeout is late, its request lost, and
+/// never a round trip, however the replies interleave.
+#[test]
+fn late_replies_are_no_round_trips() {
+    // Every other datagram answered at once, the rest after 80 ms.
+    let fast = Service::greeter(Duration::ZERO);
+    let slow = Service::greeter(Duration::from_millis(80));
+    let relay = UdpSocket::bind("127.0.0.1:0").unwrap();
+    relay
+        .set_read_timeout(Some(Duration::from_millis(5)))
+        .unwrap();
+    let relay_addr = relay.local_addr().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let _stop_on_drop = StopOnDrop(stop.clone());
+    let flag = stop.clone();
+    let (fast_addr, slow_addr) = (fast.addr, slow.addr);
+    // The relay hands requests to the two services in turn and their
+    // replies back to the client.
+    let thread = thread::spawn(move || {
+        let deadline = Instant::now() + PATIENCE;
+        let mut buf = vec![0u8; 65_536];
+        let mut client = None;
+        let mut turn = false;
+        while !flag.load(Ordering::Relaxed) && Instant::now() < deadline {
+            let Ok((n, from)) = relay.recv_from(&mut buf) else {
+                continue;
+            };
+            if from == fast_addr || from == slow_addr {
+                if let Some(c) = client {
+                    let _ = relay.send_to(&buf[..n], c);
+                }
+                continue;
+            }
+            client = Some(from);
+            turn = !turn;
+            let _ = relay.send_to(&buf[..n], if turn { fast_addr } else { slow_addr });
+        }
+    });
+    let mut c = BenchConfig::new(relay_addr);
+    c.rate = Some(200);
+    c.duration = Duration::from_millis(400);
+    c.warmup = Duration::ZERO;
+    c.timeout = Duration::from_millis(30);
+    let r = bench::run(&c).unwrap();
+    stop.store(true, Ordering::Relaxed);
+    join_within(thread, PATIENCE, "relay");
+    fast.finish();
+    slow.finish();
+    assert_eq!(r.sent + r.unsent, 80, "{r:?}");
+    assert_eq!(r.sent, r.replies + r.lost, "{r:?}");
+    assert!(r.replies > 0 && r.late > 0, "{r:?}");
+    assert!(r.late <= r.lost, "{r:?}");
+    let rtt = r.rtt.expect("round trips measured");
+    assert!(rtt.max <= c.timeout, "{rtt:?}");
+}
+
+// ---------------------------------------------------------------------------
+// --count
+
+/// A run that `--count` ends says so, and its times and rates are those
+/// of the run that happened, not of `--seconds`.
+#[test]
+fn count_describes_the_run() {
+    let server = Server::bind(config(1, DEFAULT_QUEUE)).unwrap();
+    let addr = server.local_addr();
+    let closed = probe_json(addr, &["--count", "10", "--seconds", "5", "--warmup", "0"]);
+    let open = probe_json(
+        addr,
+        &[
+            "--count",
+            "50",
+            "--rate",
+            "1000",
+            "--seconds",
+            "5",
+            "--warmup",
+            "0",
+        ],
+    );
+    let table = probe(addr, &["--count", "10", "--seconds", "5", "--warmup", "0"]);
+    shutdown_within(server, PATIENCE).unwrap();
+
+    assert_eq!(json_count(&closed, "sent"), 10, "{closed}");
+    balanced(&closed);
+    let sending = seconds(&closed, "seconds");
+    let (tail, elapsed) = (seconds(&closed, "tail_s"), seconds(&closed, "elapsed_s"));
+    assert!(sending < 1.0, "sent 10 requests, not for 5 s: {closed}");
+    assert!(elapsed > 0.0 && tail > 0.0, "{closed}");
+    assert!((sending + tail - elapsed).abs() < 2e-6, "{closed}");
+
+    // The fiftieth request of 1000 a second is due at 50 ms.
+    assert_eq!(
+        json_count(&open, "sent") + json_count(&open, "unsent"),
+        50,
+        "{open}"
+    );
+    let sending = seconds(&open, "seconds");
+    assert!((0.049..1.0).contains(&sending), "{open}");
+
+    assert!(table.status.success(), "{table:?}");
+    let text = table.stdout_text();
+    let head = text.lines().next().unwrap_or_default();
+    assert!(head.contains("the count of 10 sent in"), "{head}");
+    assert!(!head.contains("5.00 s"), "{head}");
+}
+
+// ---------------------------------------------------------------------------
+// Replies per second
+
+/// Against a service that answers after 200 ms, replies/s is the rate the
+/// requests were answered at, and the wait for the last replies is apart.
+#[test]
+fn replies_per_second_leave_the_tail_out() {
+    let service = Service::greeter(Duration::from_millis(200));
+    let report = probe_json(
+        service.addr,
+        &[
+            "--rate",
+            "100",
+            "--seconds",
+            "0.5",
+            "--warmup",
+            "0",
+            "--timeout",
+            "2s",
+        ],
+    );
+    service.finish();
+    let (sent, replies) = (json_count(&report, "sent"), json_count(&report, "replies"));
+    assert_eq!(sent + json_count(&report, "unsent"), 50, "{report}");
+    assert_eq!(seconds(&report, "seconds"), 0.5, "{report}");
+    assert_eq!(
+        json_count(&report, "replies_per_s"),
+        replies * 2,
+        "{report}"
+    );
+    assert_eq!(json_count(&report, "sent_per_s"), sent * 2, "{report}");
+    assert!(replies >= 45, "a slow machine may lose a few: {report}");
+    let tail = seconds(&report, "tail_s");
+    assert!((0.19..2.2).contains(&tail), "{report}");
+}
