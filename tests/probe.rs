@@ -1,7 +1,7 @@
 //! The bench as a UDP latency and loss probe: it never reports impossible
 //! numbers (an open loop above what the generator can send, a `--count`
-//! run, replies that come after the timeout). No speed is asserted: the
-//! loads are bounded in count and time.
+//! run, replies that come after the timeout), and its figures read at a
+//! glance. No speed is asserted: the loads are bounded in count and time.
 
 mod support;
 use support::*;
@@ -329,4 +329,82 @@ fn replies_per_second_leave_the_tail_out() {
     assert!(replies >= 45, "a slow machine may lose a few: {report}");
     let tail = seconds(&report, "tail_s");
     assert!((0.19..2.2).contains(&tail), "{report}");
+}
+
+// ---------------------------------------------------------------------------
+// Readable figures
+
+/// Round trips of about 200 ms read as milliseconds, three digits at most.
+#[test]
+fn round_trips_in_a_unit_that_fits() {
+    let service = Service::greeter(Duration::from_millis(200));
+    let out = probe(
+        service.addr,
+        &[
+            "--rate",
+            "50",
+            "--seconds",
+            "0.2",
+            "--warmup",
+            "0",
+            "--timeout",
+            "2s",
+        ],
+    );
+    service.finish();
+    assert!(out.status.success(), "{out:?}");
+    let table = out.stdout_text();
+    let rows: Vec<&str> = table
+        .lines()
+        .filter(|l| l.trim_start().starts_with("rtt "))
+        .collect();
+    assert_eq!(rows.len(), 5, "{table}");
+    for row in rows {
+        let mut words = row.split_whitespace().rev();
+        let (unit, value) = (words.next().unwrap(), words.next().unwrap());
+        assert_eq!(unit, "ms", "{row}");
+        let digits = value.chars().filter(char::is_ascii_digit).count();
+        assert!(digits <= 3, "{row}");
+        let ms: f64 = value.parse().unwrap();
+        assert!((195.0..2000.0).contains(&ms), "{row}");
+    }
+}
+
+/// `bench --help` says what every figure of the report means, and the
+/// largest payload.
+#[test]
+fn help_explains_the_report() {
+    let out = run(CLIENT_BIN, &["bench", "--help"], PATIENCE);
+    assert!(out.status.success(), "{out:?}");
+    let help = out.stdout_text();
+    let report = &help[help.find("The report").expect("the report explained")..];
+    for field in [
+        "sent",
+        "replies",
+        "lost",
+        "unsent",
+        "late",
+        "duplicates",
+        "bad",
+        "on time",
+        "sent/s",
+        "replies/s",
+        "tail",
+        "rtt",
+    ] {
+        assert!(
+            report.lines().any(|l| l.trim_start().starts_with(field)),
+            "{field} not explained:\n{report}"
+        );
+    }
+    for key in [
+        "on_time_pct",
+        "sent_per_s",
+        "replies_per_s",
+        "tail_s",
+        "elapsed_s",
+    ] {
+        assert!(report.contains(key), "{key} not explained:\n{report}");
+    }
+    assert!(help.contains("65,499"), "{help}");
 }

@@ -43,7 +43,39 @@ struct Args {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Measures a server: replies per second, loss and round-trip times
+    #[command(after_help = report_help())]
     Bench(BenchArgs),
+}
+
+/// What each figure of the report means, after `bench --help`.
+fn report_help() -> String {
+    format!(
+        "\
+The report (a table, or one line of JSON with --json; JSON field names in brackets):
+  sent        requests sent while measuring (after the warm-up)
+  replies     requests answered with exactly the reply expected, within --timeout
+  lost        requests not answered within --timeout; sent = replies + lost
+  late        replies that came after their request's --timeout: the request is
+              one of the lost ones and the reply is in no round-trip time
+  duplicates  further replies to a request already answered (or late)
+  bad         datagrams that are not the reply expected to any request
+  unsent      open loop: requests the rate asked for that did not leave on time
+              (more than {} ms late, socket buffer full); sent + unsent is
+              every request asked for, rate x seconds (or --count)
+  on time     open loop: sent / (sent + unsent) [on_time_pct]; under 100 % the
+              generator fell behind, and the figures measure it, not the server
+  sending     how long requests were sent: --seconds, or less when --count was
+              reached first [seconds]
+  sent/s      requests sent per second of sending [sent_per_s]
+  replies/s   replies per second of sending, the wait for the last ones left
+              out [replies_per_s]
+  tail        the wait for the last replies after sending stopped, at most about
+              --timeout [tail_s]; sending + tail [elapsed_s]
+  rtt         round-trip percentiles (p50 to p99.9) and maximum of the replies,
+              never over --timeout [rtt_p50_us ... rtt_max_us, microseconds]
+Exit code 1 when no valid reply came.",
+        bench::MAX_LAG.as_millis()
+    )
 }
 
 /// Load: a closed loop of WINDOW requests in flight, or an open loop at RATE.
@@ -69,7 +101,8 @@ struct BenchArgs {
           value_parser = common::duration(Duration::ZERO, DAY))]
     warmup: Duration,
 
-    /// Bytes per request (at least 8: the request id)
+    /// Bytes per request: at least 8 (the request id), at most 65,499 (its
+    /// greeting then fills the largest UDP datagram)
     #[arg(long, default_value_t = 16, value_name = "BYTES", allow_hyphen_values = true,
           value_parser = common::whole::<u32>(bench::ID_BYTES as u32, Some(udp_greeter::MAX_GREETABLE as u32)))]
     payload: u32,

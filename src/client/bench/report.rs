@@ -194,9 +194,33 @@ fn percent(share: f64) -> f64 {
     (share * 1000.0).floor() / 10.0
 }
 
-/// Seconds as the table shows them, to the microsecond.
-fn seconds(d: Duration) -> String {
-    format!("{:.6} s", d.as_secs_f64())
+/// A duration in the unit that fits it, to three significant digits:
+/// `5.65 s`, `1.23 ms`, `85.1 us`.
+pub(super) fn human(d: Duration) -> String {
+    let ns = d.as_nanos() as f64;
+    if ns == 0.0 {
+        return "0 s".to_string();
+    }
+    let (value, unit) = [(1e9, "s"), (1e6, "ms"), (1e3, "us")]
+        .into_iter()
+        // Whatever rounds to 1000 of a unit is shown in the next.
+        .find(|&(scale, _)| ns >= scale * 0.9995)
+        .map_or((ns / 1e3, "us"), |(scale, unit)| (ns / scale, unit));
+    let decimals = match value {
+        v if v >= 99.95 => 0,
+        v if v >= 9.995 => 1,
+        _ => 2,
+    };
+    format!("{value:.decimals$} {unit}")
+}
+
+/// A rate per second, whole from 100 up.
+fn rate(per_sec: f64) -> String {
+    if per_sec >= 99.95 {
+        format!("{per_sec:.0}")
+    } else {
+        format!("{per_sec:.1}")
+    }
 }
 
 impl BenchReport {
@@ -276,19 +300,18 @@ impl BenchReport {
 impl fmt::Display for BenchReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let c = &self.config;
-        let us = |d: Duration| format!("{:.1} us", d.as_secs_f64() * 1e6);
         let mode = match c.rate {
             Some(r) => format!("open loop at {r} req/s, paced {}", c.pacing.name()),
             None => format!("closed loop, window {}", c.window),
         };
         let ran = match (self.ended_by_count, c.count) {
-            (true, Some(n)) => format!("the count of {n} sent in {}", seconds(self.sending)),
-            _ => format!("sent for {}", seconds(self.sending)),
+            (true, Some(n)) => format!("the count of {n} sent in {}", human(self.sending)),
+            _ => format!("sent for {}", human(self.sending)),
         };
         let warmup = if c.warmup.is_zero() {
             "no warm-up".to_string()
         } else {
-            format!("a {:.1} s warm-up", c.warmup.as_secs_f64())
+            format!("a {} warm-up", human(c.warmup))
         };
         writeln!(
             f,
@@ -314,22 +337,22 @@ impl fmt::Display for BenchReport {
             rows.push(("on time", format!("{:.1} %", percent(share))));
         }
         rows.extend([
-            ("sending", seconds(self.sending)),
-            ("sent/s", format!("{:.0}", self.sent_per_sec())),
-            ("replies/s", format!("{:.0}", self.replies_per_sec())),
-            ("tail", seconds(self.tail)),
+            ("sending", human(self.sending)),
+            ("sent/s", rate(self.sent_per_sec())),
+            ("replies/s", rate(self.replies_per_sec())),
+            ("tail", human(self.tail)),
         ]);
         match &self.rtt {
             Some(r) => rows.extend([
-                ("rtt p50", us(r.p50)),
-                ("rtt p90", us(r.p90)),
-                ("rtt p99", us(r.p99)),
-                ("rtt p99.9", us(r.p999)),
-                ("rtt max", us(r.max)),
+                ("rtt p50", human(r.p50)),
+                ("rtt p90", human(r.p90)),
+                ("rtt p99", human(r.p99)),
+                ("rtt p99.9", human(r.p999)),
+                ("rtt max", human(r.max)),
             ]),
             None => rows.push(("rtt", "no reply measured".to_string())),
         }
-        rows.push(("timeout", format!("{:.3} s", c.timeout.as_secs_f64())));
+        rows.push(("timeout", human(c.timeout)));
         for (name, value) in rows {
             writeln!(f, "  {name:<12}{value:>18}")?;
         }
@@ -417,7 +440,7 @@ mod tests {
                 "no {row} in\n{table}"
             );
         }
-        assert!(table.contains("0.300000 s"), "{table}");
+        assert!(table.contains("300 ms"), "{table}");
     }
 
     #[test]
@@ -449,10 +472,25 @@ mod tests {
         r.sending = Duration::from_micros(21);
         let head = r.to_string();
         let head = head.lines().next().unwrap();
-        assert!(
-            head.contains("the count of 10 sent in 0.000021 s"),
-            "{head}"
-        );
+        assert!(head.contains("the count of 10 sent in 21.0 us"), "{head}");
         assert!(!head.contains("5.00 s"), "{head}");
+    }
+
+    #[test]
+    fn units_that_fit() {
+        for (d, shown) in [
+            (Duration::from_nanos(5_649_727_500), "5.65 s"),
+            (Duration::from_micros(1_234), "1.23 ms"),
+            (Duration::from_nanos(85_123), "85.1 us"),
+            (Duration::from_nanos(999_960), "1.00 ms"),
+            (Duration::from_nanos(99_960), "100 us"),
+            (Duration::from_nanos(500), "0.50 us"),
+            (Duration::from_secs(300), "300 s"),
+            (Duration::ZERO, "0 s"),
+        ] {
+            assert_eq!(human(d), shown, "{d:?}");
+        }
+        assert_eq!(rate(76.9), "76.9");
+        assert_eq!(rate(397_557.4), "397557");
     }
 }
