@@ -1,7 +1,8 @@
 //! The bench as a UDP latency and loss probe: it never reports impossible
 //! numbers (an open loop above what the generator can send, a `--count`
-//! run, replies that come after the timeout), and its figures read at a
-//! glance. No speed is asserted: the loads are bounded in count and time.
+//! run, replies that come after the timeout), its figures read at a glance,
+//! and it measures any UDP echo service. No speed is asserted: the loads
+//! are bounded in count and time.
 
 mod support;
 use support::*;
@@ -13,7 +14,7 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use udp_greeter::client::bench::{self, BenchConfig};
+use udp_greeter::client::bench::{self, BenchConfig, Expect};
 use udp_greeter::{greet, Server, DEFAULT_QUEUE};
 
 /// A stand-in service on 127.0.0.1 that answers each datagram with what
@@ -70,6 +71,10 @@ impl Service {
 
     fn greeter(delay: Duration) -> Service {
         Service::start(delay, greet)
+    }
+
+    fn echo() -> Service {
+        Service::start(Duration::ZERO, <[u8]>::to_vec)
     }
 
     fn finish(mut self) {
@@ -407,4 +412,80 @@ fn help_explains_the_report() {
         assert!(report.contains(key), "{key} not explained:\n{report}");
     }
     assert!(help.contains("65,499"), "{help}");
+}
+
+// ---------------------------------------------------------------------------
+// Any UDP echo service
+
+/// With `Expect::Echo` an echo service is measured like the greeter; with
+/// the default its replies are all bad.
+#[test]
+fn echo_service() {
+    let service = Service::echo();
+    let mut c = BenchConfig::new(service.addr);
+    c.window = 4;
+    c.duration = Duration::from_millis(200);
+    c.warmup = Duration::ZERO;
+    c.count = Some(2000);
+    c.expect = Expect::Echo;
+    let echo = bench::run(&c).unwrap();
+    c.expect = Expect::Greeting;
+    c.timeout = Duration::from_millis(50);
+    c.count = Some(20);
+    let greeting = bench::run(&c).unwrap();
+    service.finish();
+    assert!(echo.replies > 0, "{echo:?}");
+    assert_eq!((echo.lost, echo.bad, echo.late), (0, 0, 0), "{echo:?}");
+    assert_eq!(echo.sent, echo.replies, "{echo:?}");
+    assert!(echo.rtt.is_some());
+    assert_eq!(greeting.replies, 0, "{greeting:?}");
+    assert_eq!(greeting.bad, greeting.sent, "{greeting:?}");
+}
+
+/// `--expect echo` on the command line, and every payload size up to the
+/// largest.
+#[test]
+fn echo_service_from_the_command_line() {
+    let service = Service::echo();
+    for payload in ["8", "1500", "65499"] {
+        let report = probe_json(
+            service.addr,
+            &[
+                "--expect",
+                "echo",
+                "--payload",
+                payload,
+                "--window",
+                "2",
+                "--count",
+                "20",
+                "--seconds",
+                "2",
+                "--warmup",
+                "0",
+            ],
+        );
+        assert_eq!(report["expect"], "echo", "{report}");
+        assert_eq!(json_count(&report, "replies"), 20, "{payload}: {report}");
+        assert_eq!(json_count(&report, "bad"), 0, "{payload}: {report}");
+    }
+    let out = probe(
+        service.addr,
+        &[
+            "--count",
+            "5",
+            "--seconds",
+            "2",
+            "--warmup",
+            "0",
+            "--timeout",
+            "50ms",
+        ],
+    );
+    service.finish();
+    assert_eq!(out.code(), Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("5 not the greeting expected"),
+        "{out:?}"
+    );
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use common::{Addr, DAY, HOUR, MILLISECOND};
-use udp_greeter::client::bench::{self, BenchConfig, Pacing, Phase, Progress, Sending};
+use udp_greeter::client::bench::{self, BenchConfig, Expect, Pacing, Phase, Progress, Sending};
 use udp_greeter::{Client, DEFAULT_BIND, DEFAULT_RETRIES};
 
 /// Sends each NAME to a udp-greeter server and prints its greeting.
@@ -42,7 +42,8 @@ struct Args {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Measures a server: replies per second, loss and round-trip times
+    /// Measures a server, or probes any UDP echo service: replies per
+    /// second, loss and round-trip times
     #[command(after_help = report_help())]
     Bench(BenchArgs),
 }
@@ -132,9 +133,20 @@ struct BenchArgs {
           value_parser = common::whole::<u64>(1, None))]
     count: Option<u64>,
 
+    /// What the server answers: `greeting`, `Hello, ` + the request + `!`;
+    /// `echo`, the request itself, as any UDP echo service does
+    #[arg(long, value_enum, default_value_t = ExpectArg::Greeting, value_name = "HOW")]
+    expect: ExpectArg,
+
     /// Print the result as one JSON object instead of a table
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ExpectArg {
+    Greeting,
+    Echo,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -206,6 +218,10 @@ fn run_bench(args: BenchArgs, server: std::net::SocketAddr, timeout: Duration) -
         PacingArg::Even => Pacing::Even,
         PacingArg::Bursts => Pacing::Bursts,
     };
+    config.expect = match args.expect {
+        ExpectArg::Greeting => Expect::Greeting,
+        ExpectArg::Echo => Expect::Echo,
+    };
     // Live progress only for a person watching; a pipe gets the result alone.
     let live = io::stderr().is_terminal();
     let show = |line: String| {
@@ -240,8 +256,11 @@ fn run_bench(args: BenchArgs, server: std::net::SocketAddr, timeout: Duration) -
         // A run that measured nothing measured no server: say so, and let
         // a script see it in the exit code.
         common::error(format_args!(
-            "no valid reply from {server}: {} sent, {} lost, {} not the greeting",
-            report.sent, report.lost, report.bad
+            "no valid reply from {server}: {} sent, {} lost, {} not the {} expected",
+            report.sent,
+            report.lost,
+            report.bad,
+            config.expect.name()
         ));
         return ExitCode::from(1);
     }

@@ -59,6 +59,26 @@ impl Pacing {
     }
 }
 
+/// What a reply must be for the request it answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Expect {
+    /// `Hello, ` + the request + `!`, as udp-greeter answers.
+    Greeting,
+    /// The request itself, byte for byte, as any UDP echo service answers.
+    Echo,
+}
+
+impl Expect {
+    /// The name `--expect` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Expect::Greeting => "greeting",
+            Expect::Echo => "echo",
+        }
+    }
+}
+
 /// What to send, how hard, and for how long.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -88,13 +108,15 @@ pub struct BenchConfig {
     pub sending: Sending,
     /// Open loop: how sends are spread over time.
     pub pacing: Pacing,
+    /// What the service under test answers: anything else is `bad`.
+    pub expect: Expect,
 }
 
 impl BenchConfig {
     /// The defaults against `server`: a closed loop of 64 requests in
     /// flight, 16-byte payloads, one socket, 5 s after a 1 s warm-up, 1 s
     /// timeout; requests sent as separate datagrams in batches, paced
-    /// evenly in an open loop.
+    /// evenly in an open loop; greetings expected back.
     pub fn new(server: SocketAddr) -> BenchConfig {
         BenchConfig {
             server,
@@ -108,6 +130,7 @@ impl BenchConfig {
             count: None,
             sending: Sending::Batched,
             pacing: Pacing::Even,
+            expect: Expect::Greeting,
         }
     }
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-use super::config::{BenchConfig, Pacing, Sending};
+use super::config::{BenchConfig, Expect, Pacing, Sending};
 use super::report::{BenchReport, Phase, Progress, Rtt};
 use super::table::{Answer, Table};
 use super::{BATCH, ID_BYTES, MAX_LAG, TURN};
@@ -90,7 +90,7 @@ impl Generator {
         for (i, b) in request.iter_mut().enumerate().skip(ID_BYTES) {
             *b = filler(i);
         }
-        let expect = PREFIX.len() + config.payload + SUFFIX.len();
+        let expect = reply_len(config.expect, config.payload);
         let slots = config.slots();
         let window = if config.rate.is_some() {
             slots
@@ -440,7 +440,7 @@ impl Generator {
     fn check(&mut self, j: usize, meta: Meta, now: u64) {
         let counting = now >= self.warm_end_ns;
         let id = (meta.peer == Some(self.config.server) && !meta.truncated)
-            .then(|| parse(&self.replies[j], self.config.payload))
+            .then(|| parse(&self.replies[j], self.config.payload, self.config.expect))
             .flatten();
         let answer = match id {
             Some(id) => self.table.answer(id, now),
@@ -519,21 +519,29 @@ fn due_at(n: u64, rate: u64) -> u64 {
         .min(u64::MAX as u128) as u64
 }
 
+/// The length of the reply expected to a request of `payload` bytes.
+fn reply_len(expect: Expect, payload: usize) -> usize {
+    match expect {
+        Expect::Greeting => PREFIX.len() + payload + SUFFIX.len(),
+        Expect::Echo => payload,
+    }
+}
+
 /// The filler byte at position `i` of every request.
 fn filler(i: usize) -> u8 {
     b'a' + (i % 26) as u8
 }
 
-/// The id of `reply` if it is exactly the greeting of a request of
+/// The id of `reply` if it is exactly what `expect` makes of a request of
 /// `payload` bytes.
-fn parse(reply: &[u8], payload: usize) -> Option<u64> {
-    if reply.len() != PREFIX.len() + payload + SUFFIX.len()
-        || !reply.starts_with(PREFIX)
-        || !reply.ends_with(SUFFIX)
-    {
+fn parse(reply: &[u8], payload: usize, expect: Expect) -> Option<u64> {
+    if reply.len() != reply_len(expect, payload) {
         return None;
     }
-    let body = &reply[PREFIX.len()..PREFIX.len() + payload];
+    let body = match expect {
+        Expect::Greeting => reply.strip_prefix(PREFIX)?.strip_suffix(SUFFIX)?,
+        Expect::Echo => reply,
+    };
     let (id, pad) = body.split_at(ID_BYTES);
     if pad
         .iter()
@@ -569,14 +577,36 @@ mod tests {
     fn parse_exact() {
         let req = request(42, 16);
         let reply = greet(&req);
-        assert_eq!(parse(&reply, 16), Some(42));
-        assert_eq!(parse(&reply, 15), None);
+        assert_eq!(parse(&reply, 16, Expect::Greeting), Some(42));
+        assert_eq!(parse(&reply, 15, Expect::Greeting), None);
+        assert_eq!(
+            parse(&reply, 16, Expect::Echo),
+            None,
+            "a greeting is no echo"
+        );
         let mut wrong = reply.clone();
         wrong[20] ^= 1;
-        assert_eq!(parse(&wrong, 16), None);
+        assert_eq!(parse(&wrong, 16, Expect::Greeting), None);
         let mut longer = reply.clone();
         longer.push(b'!');
-        assert_eq!(parse(&longer, 16), None);
+        assert_eq!(parse(&longer, 16, Expect::Greeting), None);
+    }
+
+    #[test]
+    fn parse_echo() {
+        let req = request(7, 12);
+        assert_eq!(parse(&req, 12, Expect::Echo), Some(7));
+        assert_eq!(
+            parse(&req, 12, Expect::Greeting),
+            None,
+            "an echo is no greeting"
+        );
+        assert_eq!(parse(&req[..11], 12, Expect::Echo), None);
+        let mut wrong = req.clone();
+        wrong[11] ^= 1;
+        assert_eq!(parse(&wrong, 12, Expect::Echo), None);
+        assert_eq!(reply_len(Expect::Echo, 65_499), 65_499);
+        assert_eq!(reply_len(Expect::Greeting, 65_499), 65_507);
     }
 
     #[test]

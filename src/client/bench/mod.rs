@@ -2,12 +2,12 @@
 //!
 //! Every request carries a unique 8-byte id at the start of its payload,
 //! padded to the payload size with fixed filler. A reply is matched to its
-//! request by that id and checked byte for byte against the greeting the
-//! request asks for. Each request sent while measuring ends in exactly one
-//! of `replies` or `lost`; `bad`, `duplicates` and `late` count datagrams
-//! that arrived on top of that, and a reply later than the timeout is
-//! `late`, its request `lost`: no round-trip time counted exceeds the
-//! timeout.
+//! request by that id and checked byte for byte against what the request
+//! asks for: its greeting, or itself from an echo service ([`Expect`]).
+//! Each request sent while measuring ends in exactly one of `replies` or
+//! `lost`; `bad`, `duplicates` and `late` count datagrams that arrived on
+//! top of that, and a reply later than the timeout is `late`, its request
+//! `lost`: no round-trip time counted exceeds the timeout.
 //!
 //! In an open loop a request that cannot leave within [`MAX_LAG`] of its
 //! due time never does: it counts as `unsent`, so that `sent + unsent` is
@@ -29,7 +29,7 @@ mod generator;
 mod report;
 mod table;
 
-pub use config::{BenchConfig, Pacing, Sending, MAX_SOCKETS};
+pub use config::{BenchConfig, Expect, Pacing, Sending, MAX_SOCKETS};
 pub use report::{BenchReport, Phase, Progress, Rtt};
 pub use table::MAX_SLOTS;
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::config::BenchConfig;
+use super::config::{BenchConfig, Expect};
 
 /// Round-trip times of the replies counted, from an HdrHistogram.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -145,6 +145,7 @@ struct Json {
     #[serde(skip_serializing_if = "Option::is_none")]
     pacing: Option<&'static str>,
     sending: &'static str,
+    expect: &'static str,
     payload: usize,
     sockets: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -268,6 +269,7 @@ impl BenchReport {
             rate: c.rate,
             pacing: open.then_some(c.pacing.name()),
             sending: c.sending.name(),
+            expect: c.expect.name(),
             payload: c.payload,
             sockets: c.sockets,
             count: c.count,
@@ -304,6 +306,10 @@ impl fmt::Display for BenchReport {
             Some(r) => format!("open loop at {r} req/s, paced {}", c.pacing.name()),
             None => format!("closed loop, window {}", c.window),
         };
+        let expect = match c.expect {
+            Expect::Greeting => "",
+            Expect::Echo => ", echoes expected",
+        };
         let ran = match (self.ended_by_count, c.count) {
             (true, Some(n)) => format!("the count of {n} sent in {}", human(self.sending)),
             _ => format!("sent for {}", human(self.sending)),
@@ -315,7 +321,7 @@ impl fmt::Display for BenchReport {
         };
         writeln!(
             f,
-            "bench {}: {mode}, sent {}, {}-byte payload, {} socket{}; {ran} after {warmup}",
+            "bench {}: {mode}, sent {}, {}-byte payload{expect}, {} socket{}; {ran} after {warmup}",
             c.server,
             c.sending.name(),
             c.payload,
@@ -405,6 +411,7 @@ mod tests {
         assert!(closed.get("rate").is_none() && closed.get("unsent").is_none());
         assert!(closed.get("on_time_pct").is_none());
         assert_eq!(closed["rtt_p50_us"], 12.3);
+        assert_eq!(closed["expect"], "greeting");
         let open: serde_json::Value =
             serde_json::from_str(&report(Some(100), None).to_json()).unwrap();
         assert_eq!(open["mode"], "open");
