@@ -1,8 +1,8 @@
 //! The bench as a UDP latency and loss probe: it never reports impossible
 //! numbers (an open loop above what the generator can send, a `--count`
 //! run, replies that come after the timeout), its figures read at a glance,
-//! and it measures any UDP echo service. No speed is asserted: the loads
-//! are bounded in count and time.
+//! it measures any UDP echo service, and it says at once when nothing
+//! listens. No speed is asserted: the loads are bounded in count and time.
 
 mod support;
 use support::*;
@@ -115,6 +115,14 @@ fn seconds(report: &serde_json::Value, key: &str) -> f64 {
 fn balanced(report: &serde_json::Value) {
     let get = |key| json_count(report, key);
     assert_eq!(get("sent"), get("replies") + get("lost"), "{report}");
+}
+
+/// A port on 127.0.0.1 with nothing listening: bound, then let go.
+fn closed_port() -> SocketAddr {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
 }
 
 // ---------------------------------------------------------------------------
@@ -488,4 +496,62 @@ fn echo_service_from_the_command_line() {
         out.stderr.contains("5 not the greeting expected"),
         "{out:?}"
     );
+}
+
+// ---------------------------------------------------------------------------
+// Nothing listening
+
+/// The operating system's word that nothing listens ends the run at once,
+/// in every loop and send shape, with the plain client's words.
+#[test]
+fn nothing_listening() {
+    let addr = closed_port();
+    for shape in [
+        &["--window", "64"][..],
+        &["--rate", "100"][..],
+        &["--window", "1", "--send", "single"][..],
+    ] {
+        let mut args = vec!["--seconds", "5", "--warmup", "1"];
+        args.extend_from_slice(shape);
+        let out = probe(addr, &args);
+        assert_eq!(out.code(), Some(1), "{shape:?}: {out:?}");
+        assert!(out.stdout.is_empty(), "{shape:?}: {out:?}");
+        let lines = out.stderr_lines();
+        assert_eq!(lines.len(), 1, "{shape:?}: {out:?}");
+        assert!(
+            lines[0].contains(&format!("nothing is listening at {addr}")),
+            "{shape:?}: {out:?}"
+        );
+        // At once: not after the warm-up, let alone the run.
+        assert!(out.elapsed < Duration::from_secs(1), "{shape:?}: {out:?}");
+    }
+}
+
+#[test]
+fn nothing_listening_in_the_library() {
+    let mut c = BenchConfig::new(closed_port());
+    c.duration = Duration::from_secs(2);
+    let started = Instant::now();
+    let err = bench::run(&c).unwrap_err();
+    assert!(err.is_refused(), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(1), "{err}");
+}
+
+/// Once the server has answered, its going away is loss to measure, not
+/// a reason to stop: a restart mid-run shows as requests lost.
+#[test]
+fn server_gone_mid_run() {
+    let server = Server::bind(config(1, DEFAULT_QUEUE)).unwrap();
+    let mut c = BenchConfig::new(server.local_addr());
+    c.rate = Some(200);
+    c.duration = Duration::from_millis(600);
+    c.warmup = Duration::ZERO;
+    c.timeout = Duration::from_millis(50);
+    let run = thread::spawn(move || bench::run(&c));
+    thread::sleep(Duration::from_millis(200));
+    shutdown_within(server, PATIENCE).unwrap();
+    let r = join_within(run, PATIENCE, "bench").unwrap();
+    assert!(r.replies > 0 && r.lost > 0, "{r:?}");
+    assert_eq!(r.sent, r.replies + r.lost, "{r:?}");
+    assert_eq!(r.sent + r.unsent, 120, "{r:?}");
 }

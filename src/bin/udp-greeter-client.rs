@@ -74,7 +74,7 @@ The report (a table, or one line of JSON with --json; JSON field names in bracke
               --timeout [tail_s]; sending + tail [elapsed_s]
   rtt         round-trip percentiles (p50 to p99.9) and maximum of the replies,
               never over --timeout [rtt_p50_us ... rtt_max_us, microseconds]
-Exit code 1 when no valid reply came.",
+Exit code 1 when no valid reply came, or nothing listens at the address.",
         bench::MAX_LAG.as_millis()
     )
 }

@@ -70,6 +70,9 @@ pub(super) struct Generator {
     /// When the last request measured was answered or counted lost.
     run_end_ns: u64,
     timeout_ns: u64,
+    /// Whether anything valid came back yet: until then, a refusal means
+    /// that nothing is listening.
+    answered: bool,
     warmup: Counts,
     measured: Counts,
     bad: u64,
@@ -142,6 +145,7 @@ impl Generator {
             ended_by_count,
             run_end_ns: 0,
             timeout_ns: nanos(config.timeout),
+            answered: false,
             warmup: Counts::default(),
             measured: Counts::default(),
             bad: 0,
@@ -349,6 +353,7 @@ impl Generator {
         let server = self.config.server;
         let failed = &mut self.failed;
         let mut hard_error = None;
+        let mut refused = false;
         let msgs = self.requests[..n].iter().map(|r| Outgoing {
             payload: r,
             peer: server,
@@ -356,6 +361,7 @@ impl Generator {
         });
         let mut fail = |j: usize, e: io::Error| {
             failed[j] = true;
+            refused |= e.kind() == io::ErrorKind::ConnectionRefused;
             if !sys::is_transient(&e) && hard_error.is_none() {
                 hard_error = Some(e);
             }
@@ -391,6 +397,9 @@ impl Generator {
                 self.warmup.sent += 1;
             }
         }
+        if refused && !self.answered {
+            return Err(Error::refused(server));
+        }
         if let Some(e) = hard_error {
             return Err(Error::io(format!("send to {server}"), e));
         }
@@ -407,8 +416,14 @@ impl Generator {
                     .read(&self.sockets[i], &mut self.replies, &mut self.metas)
                 {
                     Ok(()) => {}
+                    // The port unreachable of an earlier datagram, before
+                    // anything answered: nothing is there to measure.
+                    Err(e) if e.kind() == io::ErrorKind::ConnectionRefused && !self.answered => {
+                        return Err(Error::refused(self.config.server))
+                    }
                     // Nothing more to read (WouldBlock), or an ICMP report
-                    // of an earlier datagram: go on with the next socket.
+                    // of an earlier datagram to a server that did answer,
+                    // which may be back: go on with the next socket.
                     Err(e) if sys::is_transient(&e) => break,
                     Err(e) => {
                         return Err(Error::io(format!("receive from {}", self.config.server), e))
@@ -448,10 +463,14 @@ impl Generator {
         };
         match answer {
             Answer::Measured { rtt_ns } => {
+                self.answered = true;
                 self.measured.replies += 1;
                 self.hist.saturating_record(rtt_ns);
             }
-            Answer::Warmup => self.warmup.replies += 1,
+            Answer::Warmup => {
+                self.answered = true;
+                self.warmup.replies += 1;
+            }
             Answer::Duplicate { measured: true } => self.duplicates += 1,
             Answer::Late { measured: true } => self.late += 1,
             // Extras of warm-up requests are no more counted than they.
