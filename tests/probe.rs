@@ -282,6 +282,19 @@ fn count_describes_the_run() {
         ],
     );
     let table = probe(addr, &["--count", "10", "--seconds", "5", "--warmup", "0"]);
+    let ping = probe_json(
+        addr,
+        &[
+            "--count",
+            "10",
+            "--window",
+            "1",
+            "--seconds",
+            "5",
+            "--warmup",
+            "0",
+        ],
+    );
     shutdown_within(server, PATIENCE).unwrap();
 
     assert_eq!(json_count(&closed, "sent"), 10, "{closed}");
@@ -291,6 +304,15 @@ fn count_describes_the_run() {
     assert!(sending < 1.0, "sent 10 requests, not for 5 s: {closed}");
     assert!(elapsed > 0.0 && tail > 0.0, "{closed}");
     assert!((sending + tail - elapsed).abs() < 2e-6, "{closed}");
+    // All ten left before the first reply: one burst, which has no rate.
+    assert!(closed.get("replies_per_s").is_none(), "{closed}");
+    assert!(closed.get("sent_per_s").is_none(), "{closed}");
+    // One at a time, each sent on the last one's reply: ten replies in
+    // nine round trips and a bit.
+    let rate = seconds(&ping, "replies_per_s");
+    let expected = 10.0 / seconds(&ping, "seconds");
+    // (`seconds` is rounded to the microsecond.)
+    assert!(rate > 0.0 && (rate / expected - 1.0).abs() < 0.01, "{ping}");
 
     // The fiftieth request of 1000 a second is due at 50 ms.
     assert_eq!(

@@ -69,7 +69,8 @@ The report (a table, or one line of JSON with --json; JSON field names in bracke
               reached first [seconds]
   sent/s      requests sent per second of sending [sent_per_s]
   replies/s   replies per second of sending, the wait for the last ones left
-              out [replies_per_s]
+              out [replies_per_s]; neither rate for a closed loop whose
+              requests all left before the first reply (one burst)
   tail        the wait for the last replies after sending stopped, at most about
               --timeout [tail_s]; sending + tail [elapsed_s]
   rtt         round-trip percentiles (p50 to p99.9) and maximum of the replies,

@@ -67,6 +67,8 @@ pub(super) struct Generator {
     /// When sending stopped, once it has.
     send_end_ns: Option<u64>,
     ended_by_count: bool,
+    /// Whether a measured reply came back before sending stopped.
+    turned_over: bool,
     /// When the last request measured was answered or counted lost.
     run_end_ns: u64,
     timeout_ns: u64,
@@ -143,6 +145,7 @@ impl Generator {
             end_ns,
             send_end_ns: None,
             ended_by_count,
+            turned_over: false,
             run_end_ns: 0,
             timeout_ns: nanos(config.timeout),
             answered: false,
@@ -465,6 +468,7 @@ impl Generator {
             Answer::Measured { rtt_ns } => {
                 self.answered = true;
                 self.measured.replies += 1;
+                self.turned_over |= self.send_end_ns.is_none();
                 self.hist.saturating_record(rtt_ns);
             }
             Answer::Warmup => {
@@ -520,6 +524,7 @@ impl Generator {
             tail: Duration::from_nanos(run_end - send_end),
             elapsed: Duration::from_nanos(run_end - self.warm_end_ns),
             ended_by_count: self.ended_by_count,
+            turned_over: self.config.rate.is_some() || self.turned_over,
             rtt,
         }
     }

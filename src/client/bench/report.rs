@@ -70,6 +70,12 @@ pub struct BenchReport {
     pub elapsed: Duration,
     /// Whether `count` ended the sending before `duration` did.
     pub ended_by_count: bool,
+    /// Whether the load had a rate: always in an open loop; in a closed
+    /// loop, once a reply came back while sending, so that the window
+    /// turned over. A closed loop whose requests all left before the first
+    /// reply (a `count` within the window, a server slower than
+    /// `duration`) sent one burst, and its rates describe nothing.
+    pub turned_over: bool,
     /// Round-trip times of the replies counted, none over the timeout;
     /// `None` when no reply was counted.
     pub rtt: Option<Rtt>,
@@ -165,8 +171,10 @@ struct Json {
     on_time_pct: Option<f64>,
     tail_s: f64,
     elapsed_s: f64,
-    sent_per_s: u64,
-    replies_per_s: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sent_per_s: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    replies_per_s: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     rtt_p50_us: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -197,7 +205,7 @@ fn percent(share: f64) -> f64 {
 
 /// A duration in the unit that fits it, to three significant digits:
 /// `5.65 s`, `1.23 ms`, `85.1 us`.
-pub(super) fn human(d: Duration) -> String {
+fn human(d: Duration) -> String {
     let ns = d.as_nanos() as f64;
     if ns == 0.0 {
         return "0 s".to_string();
@@ -226,7 +234,8 @@ fn rate(per_sec: f64) -> String {
 
 impl BenchReport {
     /// Replies counted per second of sending: the rate at which requests
-    /// got answered, the wait for the last replies (`tail`) left out.
+    /// got answered, the wait for the last replies (`tail`) left out. Says
+    /// something only when the load `turned_over`.
     pub fn replies_per_sec(&self) -> f64 {
         per_sec(self.replies, self.sending)
     }
@@ -256,7 +265,8 @@ impl BenchReport {
 
     /// The report as one JSON object on one line. Closed loop has `window`,
     /// open loop `rate`, `unsent` and `on_time_pct`; the `rtt_*_us` fields
-    /// are there only when some reply was measured. `seconds` is how long
+    /// are there only when some reply was measured, the rates only when
+    /// the load had one (`turned_over`). `seconds` is how long
     /// the run sent, `replies_per_s` the replies per second of that.
     pub fn to_json(&self) -> String {
         let c = &self.config;
@@ -286,8 +296,10 @@ impl BenchReport {
             on_time_pct: self.on_time().map(percent),
             tail_s: secs(self.tail),
             elapsed_s: secs(self.elapsed),
-            sent_per_s: self.sent_per_sec().round() as u64,
-            replies_per_s: self.replies_per_sec().round() as u64,
+            sent_per_s: self.turned_over.then(|| self.sent_per_sec().round() as u64),
+            replies_per_s: self
+                .turned_over
+                .then(|| self.replies_per_sec().round() as u64),
             rtt_p50_us: rtt(|r| r.p50),
             rtt_p90_us: rtt(|r| r.p90),
             rtt_p99_us: rtt(|r| r.p99),
@@ -342,12 +354,14 @@ impl fmt::Display for BenchReport {
         if let Some(share) = self.on_time() {
             rows.push(("on time", format!("{:.1} %", percent(share))));
         }
-        rows.extend([
-            ("sending", human(self.sending)),
-            ("sent/s", rate(self.sent_per_sec())),
-            ("replies/s", rate(self.replies_per_sec())),
-            ("tail", human(self.tail)),
-        ]);
+        rows.push(("sending", human(self.sending)));
+        if self.turned_over {
+            rows.push(("sent/s", rate(self.sent_per_sec())));
+            rows.push(("replies/s", rate(self.replies_per_sec())));
+        } else {
+            rows.push(("rates", "none: one burst".to_string()));
+        }
+        rows.push(("tail", human(self.tail)));
         match &self.rtt {
             Some(r) => rows.extend([
                 ("rtt p50", human(r.p50)),
@@ -394,6 +408,7 @@ mod tests {
             tail: Duration::from_millis(300),
             elapsed: Duration::from_millis(5300),
             ended_by_count: false,
+            turned_over: true,
             rtt,
         }
     }
@@ -481,6 +496,12 @@ mod tests {
         let head = head.lines().next().unwrap();
         assert!(head.contains("the count of 10 sent in 21.0 us"), "{head}");
         assert!(!head.contains("5.00 s"), "{head}");
+        // Ten requests that all left before a reply came have no rate.
+        r.turned_over = false;
+        let table = r.to_string();
+        assert!(table.contains("none: one burst") && !table.contains("replies/s"));
+        let json: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert!(json.get("replies_per_s").is_none() && json.get("sent_per_s").is_none());
     }
 
     #[test]
