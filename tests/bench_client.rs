@@ -183,10 +183,11 @@ fn every_pacing() {
         c.warmup = Duration::ZERO;
         c.duration = Duration::from_millis(500);
         let r = bench::run(&c).unwrap();
-        // 2,000 due by the end; fewer only if the generator was held up
-        // right before it.
-        assert!((1_500..=2_000).contains(&r.sent), "{pacing:?}: {r:?}");
-        assert_eq!((r.unsent, r.lost, r.bad), (0, 0, 0), "{pacing:?}: {r:?}");
+        // 2,000 due by the end, each sent or unsent; unsent only if the
+        // generator was held up for more than MAX_LAG.
+        assert_eq!(r.sent + r.unsent, 2_000, "{pacing:?}: {r:?}");
+        assert!(r.unsent <= 500, "{pacing:?}: {r:?}");
+        assert_eq!((r.lost, r.bad), (0, 0), "{pacing:?}: {r:?}");
         balanced(&r);
         let json: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
         assert_eq!(json["pacing"], pacing.name(), "{json}");
@@ -235,8 +236,10 @@ fn open_loop() {
     c.duration = Duration::from_secs(1);
     let r = bench::run(&c).unwrap();
     stop(server);
-    assert!((1800..=2200).contains(&r.sent), "{r:?}");
-    assert_eq!(r.unsent, 0, "{r:?}");
+    // Each request due is sent or, when the generator was held up for more
+    // than MAX_LAG (a busy machine), unsent.
+    assert_eq!(r.sent + r.unsent, 2000, "{r:?}");
+    assert!(r.sent >= 1000, "{r:?}");
     assert_eq!(r.lost, 0, "{r:?}");
     balanced(&r);
 }

@@ -29,6 +29,8 @@ mod lossy;
 mod memory;
 // The Prometheus endpoint.
 mod metrics;
+// The bench as a latency and loss probe: honest figures, any echo service.
+mod probe;
 // Several instances behind one address: SO_REUSEPORT, and nginx (ignored).
 mod scale_out;
 // The server binary's command line and environment, its signals, its docs.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use common::{Addr, DAY, HOUR, MILLISECOND};
-use udp_greeter::client::bench::{self, BenchConfig, Pacing, Phase, Progress, Sending};
+use udp_greeter::client::bench::{self, BenchConfig, Expect, Pacing, Phase, Progress, Sending};
 use udp_greeter::{Client, DEFAULT_BIND, DEFAULT_RETRIES};
 
 /// Sends each NAME to a udp-greeter server and prints its greeting.
@@ -42,8 +42,42 @@ struct Args {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Measures a server: replies per second and round-trip times
+    /// Measures a server, or probes any UDP echo service: replies per
+    /// second, loss and round-trip times
+    #[command(after_help = report_help())]
     Bench(BenchArgs),
+}
+
+/// What each figure of the report means, after `bench --help`.
+fn report_help() -> String {
+    format!(
+        "\
+The report (a table, or one line of JSON with --json; JSON field names in brackets):
+  sent        requests sent while measuring (after the warm-up)
+  replies     requests answered with exactly the reply expected, within --timeout
+  lost        requests not answered within --timeout; sent = replies + lost
+  late        replies that came after their request's --timeout: the request is
+              one of the lost ones and the reply is in no round-trip time
+  duplicates  further replies to a request already answered (or late)
+  bad         datagrams that are not the reply expected to any request
+  unsent      open loop: requests the rate asked for that did not leave on time
+              (more than {} ms late, socket buffer full); sent + unsent is
+              every request asked for, rate x seconds (or --count)
+  on time     open loop: sent / (sent + unsent) [on_time_pct]; under 100 % the
+              generator fell behind, and the figures measure it, not the server
+  sending     how long requests were sent: --seconds, or less when --count was
+              reached first [seconds]
+  sent/s      requests sent per second of sending [sent_per_s]
+  replies/s   replies per second of sending, the wait for the last ones left
+              out [replies_per_s]; neither rate for a closed loop whose
+              requests all left before the first reply (one burst)
+  tail        the wait for the last replies after sending stopped, at most about
+              --timeout [tail_s]; sending + tail [elapsed_s]
+  rtt         round-trip percentiles (p50 to p99.9) and maximum of the replies,
+              never over --timeout [rtt_p50_us ... rtt_max_us, microseconds]
+Exit code 1 when no valid reply came, or nothing listens at the address.",
+        bench::MAX_LAG.as_millis()
+    )
 }
 
 /// Load: a closed loop of WINDOW requests in flight, or an open loop at RATE.
@@ -69,7 +103,8 @@ struct BenchArgs {
           value_parser = common::duration(Duration::ZERO, DAY))]
     warmup: Duration,
 
-    /// Bytes per request (at least 8: the request id)
+    /// Bytes per request: at least 8 (the request id), at most 65,499 (its
+    /// greeting then fills the largest UDP datagram)
     #[arg(long, default_value_t = 16, value_name = "BYTES", allow_hyphen_values = true,
           value_parser = common::whole::<u32>(bench::ID_BYTES as u32, Some(udp_greeter::MAX_GREETABLE as u32)))]
     payload: u32,
@@ -99,9 +134,20 @@ struct BenchArgs {
           value_parser = common::whole::<u64>(1, None))]
     count: Option<u64>,
 
+    /// What the server answers: `greeting`, `Hello, ` + the request + `!`;
+    /// `echo`, the request itself, as any UDP echo service does
+    #[arg(long, value_enum, default_value_t = ExpectArg::Greeting, value_name = "HOW")]
+    expect: ExpectArg,
+
     /// Print the result as one JSON object instead of a table
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ExpectArg {
+    Greeting,
+    Echo,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -173,6 +219,10 @@ fn run_bench(args: BenchArgs, server: std::net::SocketAddr, timeout: Duration) -
         PacingArg::Even => Pacing::Even,
         PacingArg::Bursts => Pacing::Bursts,
     };
+    config.expect = match args.expect {
+        ExpectArg::Greeting => Expect::Greeting,
+        ExpectArg::Echo => Expect::Echo,
+    };
     // Live progress only for a person watching; a pipe gets the result alone.
     let live = io::stderr().is_terminal();
     let show = |line: String| {
@@ -207,8 +257,11 @@ fn run_bench(args: BenchArgs, server: std::net::SocketAddr, timeout: Duration) -
         // A run that measured nothing measured no server: say so, and let
         // a script see it in the exit code.
         common::error(format_args!(
-            "no valid reply from {server}: {} sent, {} lost, {} not the greeting",
-            report.sent, report.lost, report.bad
+            "no valid reply from {server}: {} sent, {} lost, {} not the {} expected",
+            report.sent,
+            report.lost,
+            report.bad,
+            config.expect.name()
         ));
         return ExitCode::from(1);
     }

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::table::MAX_SLOTS;
-use super::{BATCH, ID_BYTES};
+use super::{BATCH, ID_BYTES, MAX_LAG, TURN};
 use crate::error::{Error, Result};
 use crate::protocol::MAX_GREETABLE;
 
@@ -59,6 +59,26 @@ impl Pacing {
     }
 }
 
+/// What a reply must be for the request it answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Expect {
+    /// `Hello, ` + the request + `!`, as udp-greeter answers.
+    Greeting,
+    /// The request itself, byte for byte, as any UDP echo service answers.
+    Echo,
+}
+
+impl Expect {
+    /// The name `--expect` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Expect::Greeting => "greeting",
+            Expect::Echo => "echo",
+        }
+    }
+}
+
 /// What to send, how hard, and for how long.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -88,13 +108,15 @@ pub struct BenchConfig {
     pub sending: Sending,
     /// Open loop: how sends are spread over time.
     pub pacing: Pacing,
+    /// What the service under test answers: anything else is `bad`.
+    pub expect: Expect,
 }
 
 impl BenchConfig {
     /// The defaults against `server`: a closed loop of 64 requests in
     /// flight, 16-byte payloads, one socket, 5 s after a 1 s warm-up, 1 s
     /// timeout; requests sent as separate datagrams in batches, paced
-    /// evenly in an open loop.
+    /// evenly in an open loop; greetings expected back.
     pub fn new(server: SocketAddr) -> BenchConfig {
         BenchConfig {
             server,
@@ -108,6 +130,7 @@ impl BenchConfig {
             count: None,
             sending: Sending::Batched,
             pacing: Pacing::Even,
+            expect: Expect::Greeting,
         }
     }
 
@@ -157,10 +180,12 @@ impl BenchConfig {
     pub(super) fn slots(&self) -> usize {
         match self.rate {
             None => self.window,
-            // Everything sent within one timeout may still be out, plus a
-            // margin for bursts when the generator catches up.
+            // Everything sent within one timeout may still be out; a
+            // generator catching up sends up to MAX_LAG's worth on top, and
+            // expiry may wait a turn of sending. A quarter more for margin.
             Some(rate) => {
-                let within = rate as f64 * self.timeout.as_secs_f64() * 1.25;
+                let span = self.timeout.saturating_add(MAX_LAG + TURN);
+                let within = rate as f64 * span.as_secs_f64() * 1.25;
                 (within as usize + BATCH * self.sockets).min(MAX_SLOTS)
             }
         }

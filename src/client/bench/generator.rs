@@ -3,15 +3,16 @@
 //! nothing to do, so on a small machine it leaves the cores to the server
 //! under test instead of spinning.
 
+use std::io;
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-use super::config::{BenchConfig, Pacing, Sending};
+use super::config::{BenchConfig, Expect, Pacing, Sending};
 use super::report::{BenchReport, Phase, Progress, Rtt};
 use super::table::{Answer, Table};
-use super::{BATCH, ID_BYTES};
+use super::{BATCH, ID_BYTES, MAX_LAG, TURN};
 use crate::error::{Error, Result};
 use crate::protocol::{PREFIX, SUFFIX};
 use crate::sys::{self, Meta, Outgoing, Reader, Writer};
@@ -48,13 +49,32 @@ pub(super) struct Generator {
     table: Table,
     /// Each socket's share of the window.
     share: Vec<usize>,
-    /// Open loop: requests due so far, sent or not.
+    /// The socket the next turn of sending starts with, so that a turn cut
+    /// short does not always leave the same sockets out.
+    next_socket: usize,
+    /// Open loop: requests settled so far (sent, failed or skipped), by
+    /// their place in the schedule; request `k` is due `(k + 1) / rate`
+    /// seconds after the start.
     issued: u64,
+    /// Open loop: the first request of the measurement.
+    warm_due: u64,
+    /// Open loop: one past the last request of the measurement.
+    end_due: u64,
     start: Instant,
     warm_end_ns: u64,
+    /// When sending stops at the latest: the end of `duration`.
     end_ns: u64,
+    /// When sending stopped, once it has.
+    send_end_ns: Option<u64>,
+    ended_by_count: bool,
+    /// Whether a measured reply came back before sending stopped.
+    turned_over: bool,
+    /// When the last request measured was answered or counted lost.
+    run_end_ns: u64,
     timeout_ns: u64,
-    last_reply_ns: u64,
+    /// Whether anything valid came back yet: until then, a refusal means
+    /// that nothing is listening.
+    answered: bool,
     warmup: Counts,
     measured: Counts,
     bad: u64,
@@ -69,13 +89,13 @@ impl Generator {
         let k = config.sockets;
         let sockets = (0..k)
             .map(|_| sys::client_socket(config.server, SOCKET_BUFFER))
-            .collect::<std::io::Result<Vec<_>>>()
+            .collect::<io::Result<Vec<_>>>()
             .map_err(|e| Error::io(format!("open a socket to {}", config.server), e))?;
         let mut request = vec![0u8; config.payload];
         for (i, b) in request.iter_mut().enumerate().skip(ID_BYTES) {
             *b = filler(i);
         }
-        let expect = PREFIX.len() + config.payload + SUFFIX.len();
+        let expect = reply_len(config.expect, config.payload);
         let slots = config.slots();
         let window = if config.rate.is_some() {
             slots
@@ -88,6 +108,21 @@ impl Generator {
             .collect();
         let hist = Histogram::new_with_bounds(1, 3_600_000_000_000, 3)
             .map_err(|e| Error::config(format!("histogram: {e}")))?;
+        let warm_end_ns = nanos(config.warmup);
+        let end_ns = nanos(config.warmup.saturating_add(config.duration));
+        let (warm_due, end_due, ended_by_count) = match config.rate {
+            Some(rate) => {
+                let warm_due = due_count(warm_end_ns, rate);
+                let by_time = due_count(end_ns, rate);
+                match config.count {
+                    Some(c) if warm_due.saturating_add(c) < by_time => {
+                        (warm_due, warm_due + c, true)
+                    }
+                    _ => (warm_due, by_time, false),
+                }
+            }
+            None => (0, 0, false),
+        };
         Ok(Generator {
             config: config.clone(),
             sockets,
@@ -101,12 +136,19 @@ impl Generator {
             staged: Vec::with_capacity(BATCH),
             table: Table::new(slots, k),
             share,
+            next_socket: 0,
             issued: 0,
+            warm_due,
+            end_due,
             start: Instant::now(),
-            warm_end_ns: nanos(config.warmup),
-            end_ns: nanos(config.warmup.saturating_add(config.duration)),
+            warm_end_ns,
+            end_ns,
+            send_end_ns: None,
+            ended_by_count,
+            turned_over: false,
+            run_end_ns: 0,
             timeout_ns: nanos(config.timeout),
-            last_reply_ns: 0,
+            answered: false,
             warmup: Counts::default(),
             measured: Counts::default(),
             bad: 0,
@@ -131,12 +173,9 @@ impl Generator {
         let mut phase = Progress::start(&self.config).phase;
         loop {
             let now = self.now_ns();
-            if self.count_reached() && now < self.end_ns {
-                // The count is reached: what is left is only the draining.
-                self.end_ns = now.max(self.warm_end_ns);
-            }
             self.expire(now);
-            if now >= self.end_ns && self.table.measured_in_flight() == 0 {
+            if self.send_end_ns.is_some() && self.table.measured_in_flight() == 0 {
+                self.run_end_ns = now;
                 return Ok(());
             }
             // About once a second, and at once when the warm-up ends.
@@ -146,8 +185,11 @@ impl Generator {
                 progress(&p);
                 next_progress = now + nanos(PROGRESS_EVERY);
             }
-            let sent = if now < self.end_ns {
-                self.send(now)?
+            let sent = if self.send_end_ns.is_none() {
+                match self.config.rate {
+                    None => self.send_closed()?,
+                    Some(rate) => self.send_open(rate)?,
+                }
             } else {
                 0
             };
@@ -163,37 +205,28 @@ impl Generator {
         }
     }
 
-    fn count_reached(&self) -> bool {
-        self.config.count.is_some_and(|c| self.measured.sent >= c)
-    }
-
     /// When there is next something to do besides reading replies.
     fn next_wake(&self, now: u64) -> u64 {
-        let mut wake = if now < self.end_ns {
-            self.end_ns
-        } else {
-            u64::MAX
-        };
+        let sending = self.send_end_ns.is_none();
+        let mut wake = if sending { self.end_ns } else { u64::MAX };
         if now < self.warm_end_ns {
             wake = wake.min(self.warm_end_ns);
         }
         if let Some(sent_ns) = self.table.oldest_sent() {
             wake = wake.min(sent_ns.saturating_add(self.timeout_ns));
         }
-        if let (Some(rate), true) = (self.config.rate, now < self.end_ns) {
+        if let (Some(rate), true) = (self.config.rate, sending) {
             let quantum = match self.config.pacing {
                 Pacing::Even => 1,
                 // A tenth of a millisecond's worth at a time.
                 Pacing::Bursts => (rate / 10_000).clamp(1, BATCH as u64),
             };
-            // Rounded up: a wake a nanosecond early finds nothing due.
-            let due = ((self.issued + quantum) as u128 * 1_000_000_000).div_ceil(rate as u128);
-            wake = wake.min(due.min(u64::MAX as u128) as u64);
+            wake = wake.min(due_at(self.issued + quantum, rate));
         }
         wake
     }
 
-    /// Counts as lost every measured request whose time is up.
+    /// Counts as lost every request whose time is up.
     fn expire(&mut self, now: u64) {
         if let Some(cutoff) = now.checked_sub(self.timeout_ns) {
             let (lost, warmup_lost) = self.table.expire(cutoff);
@@ -202,57 +235,111 @@ impl Generator {
         }
     }
 
-    /// Sends what the window or the rate allows now; returns how many.
-    fn send(&mut self, now: u64) -> Result<usize> {
-        let mut total = 0;
+    /// Stops sending: nothing more leaves after `at`.
+    fn close(&mut self, at: u64) {
+        self.send_end_ns = Some(at.max(self.warm_end_ns));
+    }
+
+    /// Closed loop: refills the window, socket by socket, for at most a
+    /// turn; returns how many requests left.
+    fn send_closed(&mut self) -> Result<usize> {
         let k = self.sockets.len();
-        match self.config.rate {
-            None => {
-                for i in 0..k {
-                    loop {
-                        let room = self.share[i] - self.table.in_flight(i);
-                        if room == 0 {
-                            break;
-                        }
-                        let n = self.send_batch(i, room.min(BATCH), now)?;
-                        total += n;
-                        if n < room.min(BATCH) {
-                            break;
-                        }
-                    }
+        let turn_start = self.now_ns();
+        let mut total = 0;
+        for _ in 0..k {
+            let i = self.next_socket;
+            self.next_socket = (i + 1) % k;
+            loop {
+                let now = self.now_ns();
+                if now >= self.end_ns {
+                    self.close(self.end_ns);
+                    return Ok(total);
                 }
-            }
-            Some(rate) => {
-                let due = (now as u128 * rate as u128 / 1_000_000_000) as u64;
-                let mut i = (self.issued as usize / BATCH) % k;
-                while self.issued < due && !self.count_reached() {
-                    let want = (due - self.issued).min(BATCH as u64) as usize;
-                    let want = match self.config.count {
-                        Some(c) if now >= self.warm_end_ns => {
-                            want.min((c - self.measured.sent) as usize)
-                        }
-                        _ => want,
-                    };
-                    let n = self.send_batch(i, want, now)?;
-                    total += n;
-                    self.issued += want as u64;
-                    if now >= self.warm_end_ns {
-                        self.unsent += (want - n) as u64;
-                    }
-                    i = (i + 1) % k;
+                let measured = now >= self.warm_end_ns;
+                let left = match (self.config.count, measured) {
+                    (Some(c), true) => c.saturating_sub(self.measured.sent),
+                    _ => u64::MAX,
+                };
+                let room = self.share[i] - self.table.in_flight(i);
+                let want = room.min(BATCH).min(left.min(BATCH as u64) as usize);
+                if want == 0 {
+                    break;
+                }
+                let n = self.send_batch(i, want, now, measured)?;
+                total += n;
+                if measured && self.config.count.is_some_and(|c| self.measured.sent >= c) {
+                    self.ended_by_count = true;
+                    self.close(now);
+                    return Ok(total);
+                }
+                if n < want {
+                    break;
+                }
+                if now.saturating_sub(turn_start) >= nanos(TURN) {
+                    return Ok(total);
                 }
             }
         }
         Ok(total)
     }
 
-    /// Sends up to `want` new requests on socket `i`; returns how many left.
-    fn send_batch(&mut self, i: usize, want: usize, now: u64) -> Result<usize> {
-        let measured = now >= self.warm_end_ns;
-        let want = match (self.config.count, measured) {
-            (Some(c), true) => want.min(c.saturating_sub(self.measured.sent) as usize),
-            _ => want,
-        };
+    /// Open loop: sends what is due, batch by batch, each stamped with the
+    /// clock read just before it, for at most a turn. What is more than
+    /// `MAX_LAG` overdue is skipped. Returns how many requests left.
+    fn send_open(&mut self, rate: u64) -> Result<usize> {
+        let k = self.sockets.len();
+        let turn_start = self.now_ns();
+        let mut total = 0;
+        let mut now = turn_start;
+        loop {
+            let too_late = due_count(now.saturating_sub(nanos(MAX_LAG)), rate).min(self.end_due);
+            self.skip_to(too_late);
+            let due = due_count(now, rate).min(self.end_due);
+            if self.issued >= due || now.saturating_sub(turn_start) >= nanos(TURN) {
+                break;
+            }
+            let measured = self.issued >= self.warm_due;
+            let mut want = (due - self.issued).min(BATCH as u64);
+            if !measured {
+                // A batch is all warm-up or all measured.
+                want = want.min(self.warm_due - self.issued);
+            }
+            let want = want as usize;
+            let i = self.next_socket;
+            self.next_socket = (i + 1) % k;
+            let n = self.send_batch(i, want, now, measured)?;
+            self.issued += want as u64;
+            if measured {
+                self.unsent += (want - n) as u64;
+            }
+            total += n;
+            now = self.now_ns();
+        }
+        if self.issued >= self.end_due && self.ended_by_count {
+            self.close(now);
+        } else if now >= self.end_ns {
+            // What is still due now will never leave: time, not the count,
+            // ended the sending.
+            self.skip_to(self.end_due);
+            self.ended_by_count = false;
+            self.close(self.end_ns);
+        }
+        Ok(total)
+    }
+
+    /// Open loop: gives up on every request before number `to`; those of
+    /// the measurement count as unsent.
+    fn skip_to(&mut self, to: u64) {
+        if to > self.issued {
+            let from = self.issued.max(self.warm_due);
+            self.unsent += to.saturating_sub(from);
+            self.issued = to;
+        }
+    }
+
+    /// Sends up to `want` new requests on socket `i` at `now`; returns how
+    /// many left.
+    fn send_batch(&mut self, i: usize, want: usize, now: u64, measured: bool) -> Result<usize> {
         self.staged.clear();
         while self.staged.len() < want {
             let Some(id) = self.table.take(i, now, measured) else {
@@ -269,13 +356,15 @@ impl Generator {
         let server = self.config.server;
         let failed = &mut self.failed;
         let mut hard_error = None;
+        let mut refused = false;
         let msgs = self.requests[..n].iter().map(|r| Outgoing {
             payload: r,
             peer: server,
             local: None,
         });
-        let mut fail = |j: usize, e: std::io::Error| {
+        let mut fail = |j: usize, e: io::Error| {
             failed[j] = true;
+            refused |= e.kind() == io::ErrorKind::ConnectionRefused;
             if !sys::is_transient(&e) && hard_error.is_none() {
                 hard_error = Some(e);
             }
@@ -305,6 +394,9 @@ impl Generator {
                 self.warmup.sent += 1;
             }
         }
+        if refused && !self.answered {
+            return Err(Error::refused(server));
+        }
         if let Some(e) = hard_error {
             return Err(Error::io(format!("send to {server}"), e));
         }
@@ -321,8 +413,14 @@ impl Generator {
                     .read(&self.sockets[i], &mut self.replies, &mut self.metas)
                 {
                     Ok(()) => {}
+                    // The port unreachable of an earlier datagram, before
+                    // anything answered: nothing is there to measure.
+                    Err(e) if e.kind() == io::ErrorKind::ConnectionRefused && !self.answered => {
+                        return Err(Error::refused(self.config.server))
+                    }
                     // Nothing more to read (WouldBlock), or an ICMP report
-                    // of an earlier datagram: go on with the next socket.
+                    // of an earlier datagram to a server that did answer,
+                    // which may be back: go on with the next socket.
                     Err(e) if sys::is_transient(&e) => break,
                     Err(e) => {
                         return Err(Error::io(format!("receive from {}", self.config.server), e))
@@ -334,6 +432,10 @@ impl Generator {
                 }
                 total += n;
                 let now = self.now_ns();
+                // A reply read after its request's time was up is late,
+                // however long it waited in the socket's buffer: no round
+                // trip over the timeout is counted.
+                self.expire(now);
                 for j in 0..n {
                     let meta = self.metas[j];
                     self.check(j, meta, now);
@@ -350,7 +452,7 @@ impl Generator {
     fn check(&mut self, j: usize, meta: Meta, now: u64) {
         let counting = now >= self.warm_end_ns;
         let id = (meta.peer == self.config.server && !meta.truncated)
-            .then(|| parse(&self.replies[j], self.config.payload))
+            .then(|| parse(&self.replies[j], self.config.payload, self.config.expect))
             .flatten();
         let answer = match id {
             Some(id) => self.table.answer(id, now),
@@ -358,15 +460,21 @@ impl Generator {
         };
         match answer {
             Answer::Measured { rtt_ns } => {
+                self.answered = true;
                 self.measured.replies += 1;
+                self.turned_over |= self.send_end_ns.is_none();
                 self.hist.saturating_record(rtt_ns);
-                self.last_reply_ns = now;
             }
-            Answer::Warmup => self.warmup.replies += 1,
-            _ if !counting => {}
-            Answer::Duplicate => self.duplicates += 1,
-            Answer::Late => self.late += 1,
-            Answer::Unknown => self.bad += 1,
+            Answer::Warmup => {
+                self.answered = true;
+                self.warmup.replies += 1;
+            }
+            Answer::Duplicate { measured: true } => self.duplicates += 1,
+            Answer::Late { measured: true } => self.late += 1,
+            // Extras of warm-up requests are no more counted than they.
+            Answer::Duplicate { .. } | Answer::Late { .. } => {}
+            Answer::Unknown if counting => self.bad += 1,
+            Answer::Unknown => {}
         }
     }
 
@@ -387,8 +495,8 @@ impl Generator {
 
     /// The report once the run is over.
     pub(super) fn report(&self) -> BenchReport {
-        let measured = self.last_reply_ns.saturating_sub(self.warm_end_ns);
-        let elapsed = measured.max(self.end_ns - self.warm_end_ns);
+        let send_end = self.send_end_ns.unwrap_or(self.run_end_ns);
+        let run_end = self.run_end_ns.max(send_end);
         let q = |q: f64| Duration::from_nanos(self.hist.value_at_quantile(q));
         let rtt = (!self.hist.is_empty()).then(|| Rtt {
             p50: q(0.5),
@@ -406,9 +514,34 @@ impl Generator {
             duplicates: self.duplicates,
             late: self.late,
             unsent: self.unsent,
-            elapsed: Duration::from_nanos(elapsed),
+            sending: Duration::from_nanos(send_end - self.warm_end_ns),
+            tail: Duration::from_nanos(run_end - send_end),
+            elapsed: Duration::from_nanos(run_end - self.warm_end_ns),
+            ended_by_count: self.ended_by_count,
+            turned_over: self.config.rate.is_some() || self.turned_over,
             rtt,
         }
+    }
+}
+
+/// Open loop: how many requests are due by `ns` after the start.
+fn due_count(ns: u64, rate: u64) -> u64 {
+    (ns as u128 * rate as u128 / 1_000_000_000).min(u64::MAX as u128) as u64
+}
+
+/// Open loop: when the first `n` requests are all due, rounded up: a wake a
+/// nanosecond early finds nothing due.
+fn due_at(n: u64, rate: u64) -> u64 {
+    (n as u128 * 1_000_000_000)
+        .div_ceil(rate as u128)
+        .min(u64::MAX as u128) as u64
+}
+
+/// The length of the reply expected to a request of `payload` bytes.
+fn reply_len(expect: Expect, payload: usize) -> usize {
+    match expect {
+        Expect::Greeting => PREFIX.len() + payload + SUFFIX.len(),
+        Expect::Echo => payload,
     }
 }
 
@@ -417,16 +550,16 @@ fn filler(i: usize) -> u8 {
     b'a' + (i % 26) as u8
 }
 
-/// The id of `reply` if it is exactly the greeting of a request of
+/// The id of `reply` if it is exactly what `expect` makes of a request of
 /// `payload` bytes.
-fn parse(reply: &[u8], payload: usize) -> Option<u64> {
-    if reply.len() != PREFIX.len() + payload + SUFFIX.len()
-        || !reply.starts_with(PREFIX)
-        || !reply.ends_with(SUFFIX)
-    {
+fn parse(reply: &[u8], payload: usize, expect: Expect) -> Option<u64> {
+    if reply.len() != reply_len(expect, payload) {
         return None;
     }
-    let body = &reply[PREFIX.len()..PREFIX.len() + payload];
+    let body = match expect {
+        Expect::Greeting => reply.strip_prefix(PREFIX)?.strip_suffix(SUFFIX)?,
+        Expect::Echo => reply,
+    };
     let (id, pad) = body.split_at(ID_BYTES);
     if pad
         .iter()
@@ -449,21 +582,61 @@ mod tests {
     use super::*;
     use crate::protocol::greet;
 
-    #[test]
-    fn parse_exact() {
-        let mut req = vec![0u8; 16];
-        req[..8].copy_from_slice(&42u64.to_le_bytes());
+    fn request(id: u64, len: usize) -> Vec<u8> {
+        let mut req = vec![0u8; len];
+        req[..8].copy_from_slice(&id.to_le_bytes());
         for (i, b) in req.iter_mut().enumerate().skip(8) {
             *b = filler(i);
         }
+        req
+    }
+
+    #[test]
+    fn parse_exact() {
+        let req = request(42, 16);
         let reply = greet(&req);
-        assert_eq!(parse(&reply, 16), Some(42));
-        assert_eq!(parse(&reply, 15), None);
+        assert_eq!(parse(&reply, 16, Expect::Greeting), Some(42));
+        assert_eq!(parse(&reply, 15, Expect::Greeting), None);
+        assert_eq!(
+            parse(&reply, 16, Expect::Echo),
+            None,
+            "a greeting is no echo"
+        );
         let mut wrong = reply.clone();
         wrong[20] ^= 1;
-        assert_eq!(parse(&wrong, 16), None);
+        assert_eq!(parse(&wrong, 16, Expect::Greeting), None);
         let mut longer = reply.clone();
         longer.push(b'!');
-        assert_eq!(parse(&longer, 16), None);
+        assert_eq!(parse(&longer, 16, Expect::Greeting), None);
+    }
+
+    #[test]
+    fn parse_echo() {
+        let req = request(7, 12);
+        assert_eq!(parse(&req, 12, Expect::Echo), Some(7));
+        assert_eq!(
+            parse(&req, 12, Expect::Greeting),
+            None,
+            "an echo is no greeting"
+        );
+        assert_eq!(parse(&req[..11], 12, Expect::Echo), None);
+        let mut wrong = req.clone();
+        wrong[11] ^= 1;
+        assert_eq!(parse(&wrong, 12, Expect::Echo), None);
+        assert_eq!(reply_len(Expect::Echo, 65_499), 65_499);
+        assert_eq!(reply_len(Expect::Greeting, 65_499), 65_507);
+    }
+
+    #[test]
+    fn schedule() {
+        // Request k is due (k + 1) / rate after the start.
+        assert_eq!(due_count(0, 1000), 0);
+        assert_eq!(due_count(999_999, 1000), 0);
+        assert_eq!(due_count(1_000_000, 1000), 1);
+        assert_eq!(due_at(1, 1000), 1_000_000);
+        assert_eq!(due_count(due_at(7, 3), 3), 7);
+        assert_eq!(due_count(due_at(7, 3) - 1, 3), 6);
+        // Ten seconds at the highest rate the command line takes.
+        assert_eq!(due_count(10_000_000_000, 100_000_000), 1_000_000_000);
     }
 }

@@ -2,10 +2,17 @@
 //!
 //! Every request carries a unique 8-byte id at the start of its payload,
 //! padded to the payload size with fixed filler. A reply is matched to its
-//! request by that id and checked byte for byte against the greeting the
-//! request asks for. Each request sent while measuring ends in exactly one
-//! of `replies` or `lost`; `bad`, `duplicates` and `late` count datagrams
-//! that arrived on top of that.
+//! request by that id and checked byte for byte against what the request
+//! asks for: its greeting, or itself from an echo service ([`Expect`]).
+//! Each request sent while measuring ends in exactly one of `replies` or
+//! `lost`; `bad`, `duplicates` and `late` count datagrams that arrived on
+//! top of that, and a reply later than the timeout is `late`, its request
+//! `lost`: no round-trip time counted exceeds the timeout.
+//!
+//! In an open loop a request that cannot leave within [`MAX_LAG`] of its
+//! due time never does: it counts as `unsent`, so that `sent + unsent` is
+//! every request the rate asks for, and the report says when the generator
+//! fell behind.
 //!
 //! ```no_run
 //! use udp_greeter::client::bench::{run, BenchConfig};
@@ -22,9 +29,11 @@ mod generator;
 mod report;
 mod table;
 
-pub use config::{BenchConfig, Pacing, Sending, MAX_SOCKETS};
+pub use config::{BenchConfig, Expect, Pacing, Sending, MAX_SOCKETS};
 pub use report::{BenchReport, Phase, Progress, Rtt};
 pub use table::MAX_SLOTS;
+
+use std::time::Duration;
 
 use crate::error::Result;
 use generator::Generator;
@@ -33,6 +42,15 @@ use generator::Generator;
 pub const ID_BYTES: usize = 8;
 
 use crate::sys::BATCH;
+
+/// Open loop: how late a request may leave and still count as sent on
+/// time. One later than that is skipped and counted as `unsent`: sending it
+/// would bunch the load up and report a rate the generator did not keep.
+pub const MAX_LAG: Duration = Duration::from_millis(10);
+
+/// The longest the generator sends before it reads replies and counts
+/// expiries again, so that a backlog never keeps replies waiting long.
+const TURN: Duration = Duration::from_micros(500);
 
 /// Runs the load described by `config` and reports what it measured.
 pub fn run(config: &BenchConfig) -> Result<BenchReport> {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::config::BenchConfig;
+use super::config::{BenchConfig, Expect};
 
 /// Round-trip times of the replies counted, from an HdrHistogram.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -26,8 +26,11 @@ pub struct Rtt {
 /// What a run measured.
 ///
 /// Every request sent while measuring is either in `replies` or in `lost`
-/// once the run is over (`sent == replies + lost`); `bad`, `duplicates` and
-/// `late` count extra datagrams.
+/// once the run is over: `sent == replies + lost`. `bad`, `duplicates` and
+/// `late` count datagrams on top of that: a `late` reply came after its
+/// request's timeout, so that request is one of the `lost` ones and the
+/// reply is in no round-trip time. In an open loop, `sent + unsent` is
+/// every request the rate asked for while measuring.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct BenchReport {
@@ -35,26 +38,46 @@ pub struct BenchReport {
     pub config: BenchConfig,
     /// Requests sent while measuring.
     pub sent: u64,
-    /// Requests answered with exactly the expected greeting, within the timeout.
+    /// Requests answered with exactly the reply expected, within the
+    /// timeout.
     pub replies: u64,
-    /// Requests not answered within the timeout.
+    /// Requests not answered within the timeout (answered late, or never).
     pub lost: u64,
-    /// Datagrams that were not the greeting of any request sent (wrong
-    /// bytes, wrong length, unknown id). The sockets are connected, so the
-    /// kernel drops datagrams from any other address before they count.
+    /// Datagrams that were not the reply expected to any request sent
+    /// (wrong bytes, wrong length, unknown id). The sockets are connected,
+    /// so the kernel drops datagrams from any other address before they
+    /// count.
     pub bad: u64,
-    /// Correct greetings for a request already answered.
+    /// Replies to a request already answered, or already late.
     pub duplicates: u64,
-    /// Correct greetings for a request no longer in flight that had not
-    /// been answered before: counted lost already, or too old to tell.
+    /// Replies that came after their request's timeout: the request counts
+    /// as lost, the reply in no round-trip time. At most one per lost
+    /// request, except for copies of a reply so old that its request can
+    /// no longer be told apart.
     pub late: u64,
-    /// Open loop: requests due that could not be sent (the socket buffer
-    /// was full, or every slot was taken).
+    /// Open loop: requests due while measuring that did not leave on time:
+    /// more than [`MAX_LAG`](super::MAX_LAG) late (the generator fell
+    /// behind), refused by a full socket buffer, or without a free slot.
+    /// Closed loop: 0, since a request that cannot leave waits its turn.
     pub unsent: u64,
-    /// From the end of the warm-up to the last reply counted; at least the
-    /// configured duration, or the time until `count` requests were sent.
+    /// How long requests were sent while measuring: `duration`, or less
+    /// when `count` was reached first.
+    pub sending: Duration,
+    /// From the end of sending until every request measured was answered
+    /// or counted lost: at most about the timeout.
+    pub tail: Duration,
+    /// The measurement, end to end: `sending + tail`.
     pub elapsed: Duration,
-    /// Round-trip times of the replies counted; `None` when no reply was.
+    /// Whether `count` ended the sending before `duration` did.
+    pub ended_by_count: bool,
+    /// Whether the load had a rate: always in an open loop; in a closed
+    /// loop, once a reply came back while sending, so that the window
+    /// turned over. A closed loop whose requests all left before the first
+    /// reply (a `count` within the window, a server slower than
+    /// `duration`) sent one burst, and its rates describe nothing.
+    pub turned_over: bool,
+    /// Round-trip times of the replies counted, none over the timeout;
+    /// `None` when no reply was counted.
     pub rtt: Option<Rtt>,
 }
 
@@ -115,7 +138,8 @@ fn per_sec(n: u64, elapsed: Duration) -> f64 {
 }
 
 /// The report as the JSON object `--json` prints: only what applies to the
-/// run's mode, times in seconds or microseconds.
+/// run's mode, times in seconds or microseconds. `seconds` is how long the
+/// run sent (`BenchReport::sending`), `replies_per_s` the replies over that.
 #[derive(Serialize)]
 struct Json {
     server: String,
@@ -127,6 +151,7 @@ struct Json {
     #[serde(skip_serializing_if = "Option::is_none")]
     pacing: Option<&'static str>,
     sending: &'static str,
+    expect: &'static str,
     payload: usize,
     sockets: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -142,8 +167,14 @@ struct Json {
     late: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     unsent: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    on_time_pct: Option<f64>,
+    tail_s: f64,
     elapsed_s: f64,
-    replies_per_s: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sent_per_s: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    replies_per_s: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     rtt_p50_us: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -161,15 +192,82 @@ fn micros(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e7).round() / 10.0
 }
 
+/// Seconds, to the microsecond.
+fn secs(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e6
+}
+
+/// A share as a percentage, rounded down to a tenth: 100.0 only when
+/// nothing is missing.
+fn percent(share: f64) -> f64 {
+    (share * 1000.0).floor() / 10.0
+}
+
+/// A duration in the unit that fits it, to three significant digits:
+/// `5.65 s`, `1.23 ms`, `85.1 us`.
+fn human(d: Duration) -> String {
+    let ns = d.as_nanos() as f64;
+    if ns == 0.0 {
+        return "0 s".to_string();
+    }
+    let (value, unit) = [(1e9, "s"), (1e6, "ms"), (1e3, "us")]
+        .into_iter()
+        // Whatever rounds to 1000 of a unit is shown in the next.
+        .find(|&(scale, _)| ns >= scale * 0.9995)
+        .map_or((ns / 1e3, "us"), |(scale, unit)| (ns / scale, unit));
+    let decimals = match value {
+        v if v >= 99.95 => 0,
+        v if v >= 9.995 => 1,
+        _ => 2,
+    };
+    format!("{value:.decimals$} {unit}")
+}
+
+/// A rate per second, whole from 100 up.
+fn rate(per_sec: f64) -> String {
+    if per_sec >= 99.95 {
+        format!("{per_sec:.0}")
+    } else {
+        format!("{per_sec:.1}")
+    }
+}
+
 impl BenchReport {
-    /// Replies counted per second of `elapsed`.
+    /// Replies counted per second of sending: the rate at which requests
+    /// got answered, the wait for the last replies (`tail`) left out. Says
+    /// something only when the load `turned_over`.
     pub fn replies_per_sec(&self) -> f64 {
-        per_sec(self.replies, self.elapsed)
+        per_sec(self.replies, self.sending)
+    }
+
+    /// Requests sent per second of sending.
+    pub fn sent_per_sec(&self) -> f64 {
+        per_sec(self.sent, self.sending)
+    }
+
+    /// Open loop: the share of the requests asked for that left on time,
+    /// from 0 to 1; `None` in a closed loop.
+    pub fn on_time(&self) -> Option<f64> {
+        self.config.rate?;
+        let asked = self.sent + self.unsent;
+        Some(if asked == 0 {
+            1.0
+        } else {
+            self.sent as f64 / asked as f64
+        })
+    }
+
+    /// Open loop: whether some request did not leave on time. The figures
+    /// then describe the load the generator managed, not the one asked for.
+    pub fn fell_behind(&self) -> bool {
+        self.config.rate.is_some() && self.unsent > 0
     }
 
     /// The report as one JSON object on one line. Closed loop has `window`,
-    /// open loop `rate` and `unsent`; the `rtt_*_us` fields are there only
-    /// when some reply was measured.
+    /// open loop `rate`, `unsent` and `on_time_pct`; the `rtt_*_us` fields
+    /// are there only when some reply was measured, the rates only when
+    /// the load had one (`turned_over`). `seconds` is how long
+    /// the run sent, `replies_per_s` the replies per second of that.
     pub fn to_json(&self) -> String {
         let c = &self.config;
         let open = c.rate.is_some();
@@ -181,10 +279,11 @@ impl BenchReport {
             rate: c.rate,
             pacing: open.then_some(c.pacing.name()),
             sending: c.sending.name(),
+            expect: c.expect.name(),
             payload: c.payload,
             sockets: c.sockets,
             count: c.count,
-            seconds: c.duration.as_secs_f64(),
+            seconds: secs(self.sending),
             warmup: c.warmup.as_secs_f64(),
             timeout: c.timeout.as_secs_f64(),
             sent: self.sent,
@@ -194,8 +293,13 @@ impl BenchReport {
             duplicates: self.duplicates,
             late: self.late,
             unsent: open.then_some(self.unsent),
-            elapsed_s: (self.elapsed.as_secs_f64() * 1e3).round() / 1e3,
-            replies_per_s: self.replies_per_sec().round() as u64,
+            on_time_pct: self.on_time().map(percent),
+            tail_s: secs(self.tail),
+            elapsed_s: secs(self.elapsed),
+            sent_per_s: self.turned_over.then(|| self.sent_per_sec().round() as u64),
+            replies_per_s: self
+                .turned_over
+                .then(|| self.replies_per_sec().round() as u64),
             rtt_p50_us: rtt(|r| r.p50),
             rtt_p90_us: rtt(|r| r.p90),
             rtt_p99_us: rtt(|r| r.p99),
@@ -214,17 +318,27 @@ impl fmt::Display for BenchReport {
             Some(r) => format!("open loop at {r} req/s, paced {}", c.pacing.name()),
             None => format!("closed loop, window {}", c.window),
         };
-        let us = |d: Duration| format!("{:.1} us", d.as_secs_f64() * 1e6);
+        let expect = match c.expect {
+            Expect::Greeting => "",
+            Expect::Echo => ", echoes expected",
+        };
+        let ran = match (self.ended_by_count, c.count) {
+            (true, Some(n)) => format!("the count of {n} sent in {}", human(self.sending)),
+            _ => format!("sent for {}", human(self.sending)),
+        };
+        let warmup = if c.warmup.is_zero() {
+            "no warm-up".to_string()
+        } else {
+            format!("a {} warm-up", human(c.warmup))
+        };
         writeln!(
             f,
-            "bench {}: {mode}, sent {}, {}-byte payload, {} socket{}, {:.1} s after {:.1} s warm-up",
+            "bench {}: {mode}, sent {}, {}-byte payload{expect}, {} socket{}; {ran} after {warmup}",
             c.server,
             c.sending.name(),
             c.payload,
             c.sockets,
             if c.sockets == 1 { "" } else { "s" },
-            c.duration.as_secs_f64(),
-            c.warmup.as_secs_f64()
         )?;
         let mut rows: Vec<(&str, String)> = vec![
             ("sent", self.sent.to_string()),
@@ -237,21 +351,38 @@ impl fmt::Display for BenchReport {
         if c.rate.is_some() {
             rows.push(("unsent", self.unsent.to_string()));
         }
-        rows.push(("elapsed", format!("{:.3} s", self.elapsed.as_secs_f64())));
-        rows.push(("replies/s", format!("{:.0}", self.replies_per_sec())));
+        if let Some(share) = self.on_time() {
+            rows.push(("on time", format!("{:.1} %", percent(share))));
+        }
+        rows.push(("sending", human(self.sending)));
+        if self.turned_over {
+            rows.push(("sent/s", rate(self.sent_per_sec())));
+            rows.push(("replies/s", rate(self.replies_per_sec())));
+        } else {
+            rows.push(("rates", "none: one burst".to_string()));
+        }
+        rows.push(("tail", human(self.tail)));
         match &self.rtt {
             Some(r) => rows.extend([
-                ("rtt p50", us(r.p50)),
-                ("rtt p90", us(r.p90)),
-                ("rtt p99", us(r.p99)),
-                ("rtt p99.9", us(r.p999)),
-                ("rtt max", us(r.max)),
+                ("rtt p50", human(r.p50)),
+                ("rtt p90", human(r.p90)),
+                ("rtt p99", human(r.p99)),
+                ("rtt p99.9", human(r.p999)),
+                ("rtt max", human(r.max)),
             ]),
             None => rows.push(("rtt", "no reply measured".to_string())),
         }
-        rows.push(("timeout", format!("{:.3} s", c.timeout.as_secs_f64())));
+        rows.push(("timeout", human(c.timeout)));
         for (name, value) in rows {
             writeln!(f, "  {name:<12}{value:>18}")?;
+        }
+        if let (true, Some(share)) = (self.fell_behind(), self.on_time()) {
+            writeln!(
+                f,
+                "the generator fell behind: only {:.1} % of the requests asked left on time, \
+                 so these figures measure the generator, not the server",
+                percent(share)
+            )?;
         }
         Ok(())
     }
@@ -273,7 +404,11 @@ mod tests {
             duplicates: 0,
             late: 0,
             unsent: 0,
-            elapsed: Duration::from_secs(5),
+            sending: Duration::from_secs(5),
+            tail: Duration::from_millis(300),
+            elapsed: Duration::from_millis(5300),
+            ended_by_count: false,
+            turned_over: true,
             rtt,
         }
     }
@@ -289,14 +424,16 @@ mod tests {
         assert_eq!(closed["mode"], "closed");
         assert_eq!(closed["window"], 64);
         assert!(closed.get("rate").is_none() && closed.get("unsent").is_none());
+        assert!(closed.get("on_time_pct").is_none());
         assert_eq!(closed["rtt_p50_us"], 12.3);
-        assert_eq!(closed["replies_per_s"], 2);
+        assert_eq!(closed["expect"], "greeting");
         let open: serde_json::Value =
             serde_json::from_str(&report(Some(100), None).to_json()).unwrap();
         assert_eq!(open["mode"], "open");
         assert!(open.get("window").is_none());
         assert_eq!(open["rate"], 100);
         assert_eq!(open["unsent"], 0);
+        assert_eq!(open["on_time_pct"], 100.0);
         assert_eq!(
             (open["pacing"].as_str(), open["sending"].as_str()),
             (Some("even"), Some("batched"))
@@ -305,5 +442,83 @@ mod tests {
         assert!(open.get("rtt_p50_us").is_none(), "no percentile unmeasured");
         let table = report(Some(100), None).to_string();
         assert!(table.contains("no reply measured") && !table.contains("p50"));
+    }
+
+    /// The rates are over the sending alone; the wait for the last replies
+    /// is shown apart.
+    #[test]
+    fn rates_leave_the_tail_out() {
+        let r = report(None, Some(Rtt::default()));
+        let json: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(json["replies_per_s"], 2);
+        assert_eq!(json["sent_per_s"], 2);
+        assert_eq!(json["seconds"], 5.0);
+        assert_eq!(json["tail_s"], 0.3);
+        assert_eq!(json["elapsed_s"], 5.3);
+        let table = r.to_string();
+        for row in ["sending", "sent/s", "replies/s", "tail"] {
+            assert!(
+                table.lines().any(|l| l.trim_start().starts_with(row)),
+                "no {row} in\n{table}"
+            );
+        }
+        assert!(table.contains("300 ms"), "{table}");
+    }
+
+    #[test]
+    fn behind_said_plainly() {
+        let mut r = report(Some(1_000_000), None);
+        r.sent = 397_557;
+        r.unsent = 602_443;
+        assert!(r.fell_behind());
+        let table = r.to_string();
+        assert!(
+            table.contains("only 39.7 % of the requests asked left on time"),
+            "{table}"
+        );
+        let json: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(json["on_time_pct"], 39.7);
+        // One request short is short: never rounded up to all of them.
+        r.sent = 999_999;
+        r.unsent = 1;
+        assert!(r.to_string().contains("only 99.9 %"));
+        r.unsent = 0;
+        assert!(!r.fell_behind() && !r.to_string().contains("fell behind"));
+    }
+
+    #[test]
+    fn count_in_the_header() {
+        let mut r = report(None, None);
+        r.config.count = Some(10);
+        r.ended_by_count = true;
+        r.sending = Duration::from_micros(21);
+        let head = r.to_string();
+        let head = head.lines().next().unwrap();
+        assert!(head.contains("the count of 10 sent in 21.0 us"), "{head}");
+        assert!(!head.contains("5.00 s"), "{head}");
+        // Ten requests that all left before a reply came have no rate.
+        r.turned_over = false;
+        let table = r.to_string();
+        assert!(table.contains("none: one burst") && !table.contains("replies/s"));
+        let json: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert!(json.get("replies_per_s").is_none() && json.get("sent_per_s").is_none());
+    }
+
+    #[test]
+    fn units_that_fit() {
+        for (d, shown) in [
+            (Duration::from_nanos(5_649_727_500), "5.65 s"),
+            (Duration::from_micros(1_234), "1.23 ms"),
+            (Duration::from_nanos(85_123), "85.1 us"),
+            (Duration::from_nanos(999_960), "1.00 ms"),
+            (Duration::from_nanos(99_960), "100 us"),
+            (Duration::from_nanos(500), "0.50 us"),
+            (Duration::from_secs(300), "300 s"),
+            (Duration::ZERO, "0 s"),
+        ] {
+            assert_eq!(human(d), shown, "{d:?}");
+        }
+        assert_eq!(rate(76.9), "76.9");
+        assert_eq!(rate(397_557.4), "397557");
     }
 }

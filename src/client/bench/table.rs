@@ -23,10 +23,12 @@ struct Slot {
     id: u64,
     /// When it was sent, in nanoseconds since the start of the run.
     sent_ns: u64,
-    /// The id before, and whether it was answered: tells a duplicate from a
-    /// late reply.
+    /// The id before, whether a reply to it came, and whether it was
+    /// measured: tells a duplicate from a late reply, and which count
+    /// either belongs to.
     prev: u64,
     prev_answered: bool,
+    prev_measured: bool,
     /// Whether it was sent while measuring.
     measured: bool,
     socket: u32,
@@ -38,6 +40,7 @@ impl Slot {
         sent_ns: 0,
         prev: NONE,
         prev_answered: false,
+        prev_measured: false,
         measured: false,
         socket: 0,
     };
@@ -51,10 +54,12 @@ pub(super) enum Answer {
     Measured { rtt_ns: u64 },
     /// The reply to a request in flight, sent during the warm-up.
     Warmup,
-    /// A second reply to a request already answered.
-    Duplicate,
-    /// A reply to a request already counted lost, or too old to tell.
-    Late,
+    /// A second reply to a request already answered (or already late);
+    /// `measured` if the request was sent while measuring.
+    Duplicate { measured: bool },
+    /// The first reply to a request already counted lost, or one too old
+    /// to tell; `measured` if the request was sent while measuring.
+    Late { measured: bool },
     /// No request of this run had that id.
     Unknown,
 }
@@ -68,6 +73,9 @@ pub(super) struct Table {
     /// front.
     deadlines: VecDeque<(u32, u64, u64)>,
     seq: u64,
+    /// The sequence number of the first request sent while measuring:
+    /// every later one was measured too.
+    first_measured: u64,
     /// Requests in flight per socket.
     in_flight: Vec<usize>,
     measured_in_flight: u64,
@@ -81,6 +89,7 @@ impl Table {
             free: (0..slots as u32).rev().collect(),
             deadlines: VecDeque::with_capacity(slots.min(1 << 20)),
             seq: 0,
+            first_measured: u64::MAX,
             in_flight: vec![0; sockets],
             measured_in_flight: 0,
         }
@@ -106,6 +115,9 @@ impl Table {
     pub(super) fn take(&mut self, socket: usize, now: u64, measured: bool) -> Option<u64> {
         let slot = self.free.pop()?;
         self.seq += 1;
+        if measured {
+            self.first_measured = self.first_measured.min(self.seq);
+        }
         let id = (self.seq << SLOT_BITS) | u64::from(slot);
         let s = &mut self.slots[slot as usize];
         s.id = id;
@@ -154,6 +166,7 @@ impl Table {
             }
             s.prev = id;
             s.prev_answered = false;
+            s.prev_measured = s.measured;
             s.id = NONE;
             self.in_flight[s.socket as usize] -= 1;
             self.free.push(slot);
@@ -180,17 +193,29 @@ impl Table {
             };
             s.prev = id;
             s.prev_answered = true;
+            s.prev_measured = s.measured;
             s.id = NONE;
             self.in_flight[s.socket as usize] -= 1;
             self.free.push(slot as u32);
             return answer;
         }
         if seq == 0 || seq > self.seq {
-            Answer::Unknown
-        } else if s.prev == id && s.prev_answered {
-            Answer::Duplicate
+            return Answer::Unknown;
+        }
+        if s.prev != id {
+            // The slot has moved on twice since: whether a reply came
+            // before cannot be told, only whether it was measured.
+            return Answer::Late {
+                measured: seq >= self.first_measured,
+            };
+        }
+        let measured = s.prev_measured;
+        if s.prev_answered {
+            Answer::Duplicate { measured }
         } else {
-            Answer::Late
+            // A second copy of this late reply is a duplicate.
+            s.prev_answered = true;
+            Answer::Late { measured }
         }
     }
 }
@@ -209,7 +234,7 @@ mod tests {
         t.sent(b);
         assert_eq!((t.in_flight(0), t.measured_in_flight()), (2, 1));
         assert_eq!(t.answer(a, 15), Answer::Measured { rtt_ns: 5 });
-        assert_eq!(t.answer(a, 16), Answer::Duplicate);
+        assert_eq!(t.answer(a, 16), Answer::Duplicate { measured: true });
         assert_eq!(t.answer(b, 25), Answer::Warmup);
         assert_eq!(t.answer(a ^ (1 << 40), 26), Answer::Unknown);
         let c = t.take(0, 40, true).unwrap();
@@ -217,11 +242,17 @@ mod tests {
         assert_eq!(t.oldest_sent(), Some(10), "stale entries wait their turn");
         assert_eq!(t.expire(39), (0, 0));
         assert_eq!(t.expire(40), (1, 0));
-        assert_eq!(t.answer(c, 50), Answer::Late);
+        assert_eq!(t.answer(c, 50), Answer::Late { measured: true });
+        assert_eq!(
+            t.answer(c, 51),
+            Answer::Duplicate { measured: true },
+            "a late reply is late once"
+        );
         assert_eq!((t.in_flight(0), t.measured_in_flight()), (0, 0));
         let w = t.take(0, 55, false).unwrap();
         t.sent(w);
         assert_eq!(t.expire(55), (0, 1), "a warm-up request lost");
+        assert_eq!(t.answer(w, 56), Answer::Late { measured: false });
         let d = t.take(0, 60, true).unwrap();
         t.unsent(d);
         assert_eq!(t.oldest_sent(), None);
