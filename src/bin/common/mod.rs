@@ -8,7 +8,7 @@ use std::error::Error as _;
 use std::ffi::OsString;
 use std::fmt::Display;
 use std::io::{self, Write};
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -84,28 +84,56 @@ pub fn span(d: Duration) -> String {
     format!("{ms} ms")
 }
 
+/// The whole-number types the flags use, with their largest value: a
+/// flag without an upper bound of its own still has its type's.
+pub trait Whole: Copy + Display + Into<i128> + TryFrom<i128> + Send + Sync + 'static {
+    const MAX: Self;
+}
+
+impl Whole for u16 {
+    const MAX: u16 = u16::MAX;
+}
+
+impl Whole for u32 {
+    const MAX: u32 = u32::MAX;
+}
+
+impl Whole for u64 {
+    const MAX: u64 = u64::MAX;
+}
+
 /// A value parser for whole numbers from `min` to `max` (`None`: no upper
-/// bound but the type's), with the range in words.
-pub fn whole<T>(
+/// bound but the type's), with the range in words: a value too large says
+/// how large it may be, not only how small.
+pub fn whole<T: Whole>(
     min: T,
     max: Option<T>,
-) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync + 'static
-where
-    T: Copy + Display + Into<i128> + TryFrom<i128> + Send + Sync + 'static,
-{
+) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync + 'static {
     move |s| {
-        let range = || match max {
+        let low = || match max {
             Some(max) => format!("must be from {min} to {max}"),
             None => format!("must be at least {min}"),
         };
-        let n: i128 = s
-            .trim()
-            .parse()
-            .map_err(|_| format!("expected a whole number; {}", range()))?;
-        let in_range = n >= min.into() && max.is_none_or(|max| n <= max.into());
+        let high = || match max {
+            Some(max) => format!("must be from {min} to {max}"),
+            None => format!("must be at most {}", T::MAX),
+        };
+        let s = s.trim();
+        let digits = s.strip_prefix(['-', '+']).unwrap_or(s);
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!("expected a whole number; {}", low()));
+        }
+        // Digits too many even for i128 are out of range on their side.
+        let Ok(n) = s.parse::<i128>() else {
+            return Err(if s.starts_with('-') { low() } else { high() });
+        };
+        if n < min.into() {
+            return Err(low());
+        }
+        let top = max.unwrap_or(T::MAX);
         match T::try_from(n) {
-            Ok(v) if in_range => Ok(v),
-            _ => Err(range()),
+            Ok(v) if n <= top.into() => Ok(v),
+            _ => Err(high()),
         }
     }
 }
@@ -135,6 +163,16 @@ pub fn parse_addr(s: &str, port_zero: bool) -> Result<Addr, String> {
                 .filter(|(host, _)| !host.contains(':') || host.starts_with('['))
                 .filter(|(host, _)| !host.is_empty())
                 .ok_or_else(|| EXPECTED_HOST_PORT.to_string())?;
+            // Dotted digits are never a host name (no top-level domain is all
+            // digits): a bad IPv4 address, which no resolver should be asked.
+            if host.contains('.')
+                && host.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+                && host.parse::<Ipv4Addr>().is_err()
+            {
+                return Err(format!(
+                    "'{host}' is not an IPv4 address: four numbers from 0 to 255, like 127.0.0.1"
+                ));
+            }
             if host.parse::<IpAddr>().is_ok() || host.starts_with('[') {
                 // An address that did not parse with its port: the port is bad.
                 return Err(format!("invalid port '{port}'; {EXPECTED_HOST_PORT}"));
@@ -337,7 +375,32 @@ mod tests {
         let p = whole::<u64>(1, None);
         assert_eq!(p("18446744073709551615"), Ok(u64::MAX));
         assert_eq!(p("0"), Err("must be at least 1".into()));
-        assert_eq!(p("18446744073709551616"), Err("must be at least 1".into()));
+        assert_eq!(
+            p("18446744073709551616"),
+            Err("must be at most 18446744073709551615".into())
+        );
+    }
+
+    #[test]
+    fn too_large_says_at_most() {
+        let p = whole::<u32>(0, None);
+        assert_eq!(p("4294967295"), Ok(u32::MAX));
+        assert_eq!(p("4294967296"), Err("must be at most 4294967295".into()));
+        assert_eq!(p("+4294967296"), Err("must be at most 4294967295".into()));
+        let huge = "9".repeat(60);
+        assert_eq!(p(&huge), Err("must be at most 4294967295".into()));
+        assert_eq!(p(&format!("-{huge}")), Err("must be at least 0".into()));
+        let p = whole::<u32>(1, None);
+        assert_eq!(p("99999999999"), Err("must be at most 4294967295".into()));
+        assert_eq!(p("-3"), Err("must be at least 1".into()));
+        assert_eq!(
+            p("1.5"),
+            Err("expected a whole number; must be at least 1".into())
+        );
+        assert_eq!(
+            p("-"),
+            Err("expected a whole number; must be at least 1".into())
+        );
     }
 
     #[test]
@@ -374,6 +437,28 @@ mod tests {
             assert!(e.starts_with("invalid port"), "{bad}: {e}");
             assert!(e.ends_with(EXPECTED_HOST_PORT), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn dotted_digits_are_ipv4_or_nothing() {
+        for bad in [
+            "256.1.1.1:9999",
+            "1.2.3:9999",
+            "1.2.3.4.5:80",
+            "1..2.3:1",
+            "127.0.0.01:1",
+        ] {
+            let e = parse_addr(bad, true).unwrap_err();
+            let host = &bad[..bad.rfind(':').unwrap()];
+            assert_eq!(
+                e,
+                format!(
+                    "'{host}' is not an IPv4 address: four numbers from 0 to 255, like 127.0.0.1"
+                ),
+                "{bad}"
+            );
+        }
+        assert!(parse_addr("255.255.255.255:1", true).is_ok());
     }
 
     #[test]
