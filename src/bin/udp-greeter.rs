@@ -60,11 +60,11 @@ struct Args {
           value_parser = common::whole::<u64>(0, None))]
     recv_buffer: u64,
 
-    /// Set SO_REUSEPORT, so several processes can share the port
+    /// Set SO_REUSEPORT, so several processes can share the port; BOOL in any case
     // An optional value, so that `--reuse-port=false` can override the variable.
     #[arg(long, env = "UDP_GREETER_REUSE_PORT", value_name = "BOOL", action = ArgAction::Set,
           num_args = 0..=1, require_equals = true, default_missing_value = "true",
-          default_value_t = false, value_parser = clap::builder::BoolishValueParser::new())]
+          default_value_t = false, ignore_case = true, value_parser = common::boolish())]
     reuse_port: bool,
 
     /// Log the counters and rates every DURATION, like 60, 1.5s or 500ms (0: never)
