@@ -7,6 +7,8 @@ mod support;
 use support::*;
 
 use std::net::SocketAddr;
+use std::thread;
+use std::time::Duration;
 
 /// Runs `bin` with `env` and `args` to completion.
 fn run_env(bin: &str, env: &[(&str, &str)], args: &[&str]) -> Outcome {
@@ -91,6 +93,171 @@ fn reuse_port_in_any_case() {
     assert_eq!(again, port);
     second.stop();
     first.stop();
+}
+
+// ---------------------------------------------------------------------------
+// Signals
+
+/// The final line a graceful stop logs, and no cut-short one.
+fn stopped_gracefully(p: &mut Proc, what: &str) -> udp_greeter::Snapshot {
+    let status = p.finish(PATIENCE);
+    let log = p.stderr_text();
+    assert_eq!(status.code(), Some(0), "{what}: {status:?}\n{log}");
+    assert!(!log.contains("cut short"), "{what}:\n{log}");
+    parse_stats(&log).unwrap_or_else(|| panic!("{what}: no final stats line:\n{log}"))
+}
+
+/// Two signals at once are one request: SIGTERM and SIGINT (two kinds, so
+/// the kernel cannot merge them into one) sent back to back end in a
+/// graceful stop, not in exit 130.
+#[test]
+fn two_signals_at_once_are_one_request() {
+    for attempt in 0..5 {
+        let (mut server, port) = server_proc(&["--bind", "127.0.0.1:0", "--workers", "1"]);
+        wait_signal_handlers(server.pid());
+        let to = SocketAddr::from((V4, port));
+        assert_eq!(ask(&socket_on(V4), to, b"once"), b"Hello, once!");
+        server.signal(libc::SIGTERM);
+        server.signal(libc::SIGINT);
+        let stats = stopped_gracefully(&mut server, &format!("attempt {attempt}"));
+        assert_eq!(stats.replied, 1, "attempt {attempt}: {stats}");
+    }
+}
+
+/// `timeout` passes the signal it gets to the server and then to its
+/// process group, which holds the server too: one `kill` of `timeout`
+/// reaches the server twice and must still stop it gracefully.
+#[test]
+fn kill_through_timeout_stops_gracefully() {
+    let timeout = find_program("timeout").expect("`timeout` (coreutils) is not installed");
+    for attempt in 0..5 {
+        let (mut wrapped, _port) =
+            server_with(command(&timeout).args(["30", SERVER_BIN, "--bind", "127.0.0.1:0"]));
+        // The server wires its signals before it binds, so they are in
+        // place once `Bind UDP on` is logged.
+        wrapped.signal(libc::SIGTERM);
+        stopped_gracefully(&mut wrapped, &format!("attempt {attempt}"));
+    }
+}
+
+/// A signal after the grace, while the first one's shutdown cannot finish,
+/// exits at once with 130, and first logs the counters so far, marked as
+/// cut short.
+///
+/// To keep the shutdown from finishing, the log file is a FIFO the test
+/// fills and never reads: the worker blocks writing its `Received from`
+/// line there (stderr, written first, still shows every line). The signal
+/// thread must not block behind it: its lines go to stderr all the same.
+#[cfg(target_os = "linux")]
+#[test]
+fn later_signal_exits_130_with_the_counters_cut_short() {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    let dir = TempDir::new("fifo");
+    let fifo = dir.path().join("log");
+    let made = run("mkfifo", &[fifo.to_str().unwrap()], PATIENCE);
+    assert!(made.status.success(), "mkfifo: {made:?}");
+    // A reader that never reads, so that the server's open does not wait
+    // for one.
+    let mut reader = std::fs::File::options()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .unwrap();
+    let (mut server, port) = server_proc(&[
+        "--bind",
+        "127.0.0.1:0",
+        "--workers",
+        "1",
+        "--log-file",
+        fifo.to_str().unwrap(),
+    ]);
+    wait_signal_handlers(server.pid());
+    // stderr comes first: the file may not have the line yet, and filling
+    // the FIFO before it does would block the start, not the shutdown.
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while !String::from_utf8_lossy(&seen).contains("Bind UDP on") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no Bind line in the FIFO"
+        );
+        let mut buf = [0u8; 4096];
+        match std::io::Read::read(&mut reader, &mut buf) {
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+            Err(_) => thread::sleep(Duration::from_millis(5)),
+        }
+    }
+
+    let mut filler = std::fs::File::options()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .unwrap();
+    for chunk in [&[b'#'; 4096][..], &[b'#'; 1][..]] {
+        while filler.write(chunk).is_ok() {}
+    }
+
+    socket_on(V4)
+        .send_to(b"stuck", SocketAddr::from((V4, port)))
+        .unwrap();
+    server.line_with("Received from");
+    server.signal(libc::SIGTERM);
+    server.line_with("shutting down");
+    thread::sleep(Duration::from_millis(300));
+    assert!(
+        server.alive(),
+        "stopped though its worker could not finish:\n{}",
+        server.stderr_text()
+    );
+    server.signal(libc::SIGTERM);
+    let status = server.finish(PATIENCE);
+    let log = server.stderr_text();
+    assert_eq!(status.code(), Some(130), "{log}");
+    let line = log
+        .lines()
+        .find(|l| l.contains("stats (cut short): "))
+        .unwrap_or_else(|| panic!("no cut-short line:\n{log}"));
+    assert!(line.contains("[WARN]"), "{line}");
+    assert!(line.contains("stats (cut short): received=1 "), "{line}");
+    assert!(line.contains(" control_truncated=0"), "{line}");
+    assert!(!log.contains("stats: received="), "{log}");
+}
+
+// ---------------------------------------------------------------------------
+// The log: per-request lines, failures
+
+/// A log file that cannot be written is said on stderr once (at most once
+/// a minute), and the count of lines lost closes stderr at exit.
+#[test]
+fn log_file_write_failures_are_told() {
+    let (mut server, port) = server_proc(&["--bind", "127.0.0.1:0", "--log-file", "/dev/full"]);
+    let sock = socket_on(V4);
+    let to = SocketAddr::from((V4, port));
+    for name in ["a", "b", "c"] {
+        assert_eq!(
+            ask(&sock, to, name.as_bytes()),
+            format!("Hello, {name}!").as_bytes()
+        );
+    }
+    server.line_with("Received from");
+    server.stop();
+    let log = server.stderr_text();
+    let told: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("cannot write to log file /dev/full"))
+        .collect();
+    assert_eq!(told.len(), 1, "{log}");
+    assert!(told[0].contains("No space left on device"), "{log}");
+    let last = log.lines().last().unwrap_or_default();
+    let n: u64 = last
+        .strip_prefix("warning: log writes failed: ")
+        .and_then(|rest| rest.strip_suffix(" lines not written to /dev/full"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count of lost lines at the end:\n{log}"));
+    // Bind, three Received, shutting down, stats.
+    assert!(n >= 6, "{n}:\n{log}");
 }
 
 // ---------------------------------------------------------------------------

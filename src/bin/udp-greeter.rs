@@ -2,16 +2,19 @@
 //! runs the library's server until SIGINT, SIGTERM or SIGHUP.
 
 mod common;
+mod server;
 
 use std::fs::File;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use clap::{ArgAction, Parser, ValueEnum};
 use common::{Addr, DAY};
 use log::LevelFilter;
+use server::log_file::{self, LogFile, Lost};
 use simplelog::{ColorChoice, CombinedLogger, SharedLogger, TermLogger, TerminalMode, WriteLogger};
 use udp_greeter::{
     signals, Config, Greeter, Server, Shutdown, DEFAULT_BIND, DEFAULT_QUEUE, MAX_DATAGRAM,
@@ -113,11 +116,31 @@ impl From<Level> for LevelFilter {
 
 fn main() -> ExitCode {
     let args: Args = common::parse();
-    if let Err(msg) = init_logging(&args) {
-        // A log file we cannot open is a bad command-line value.
-        common::error(msg);
-        return ExitCode::from(2);
+    let lost = match init_logging(&args) {
+        Ok(lost) => lost,
+        Err(msg) => {
+            // A log file we cannot open is a bad command-line value.
+            common::error(msg);
+            return ExitCode::from(2);
+        }
+    };
+    let code = run(args, lost.clone());
+    report_lost(&lost);
+    code
+}
+
+/// Says on stderr how many lines the log file lost, if any: the last
+/// thing the process writes, at any exit.
+fn report_lost(lost: &Option<(Lost, PathBuf)>) {
+    if let Some(line) = lost
+        .as_ref()
+        .and_then(|(n, path)| log_file::report(n, path))
+    {
+        common::say(line);
     }
+}
+
+fn run(args: Args, lost: Option<(Lost, PathBuf)>) -> ExitCode {
     for (flag, addr) in [
         ("--bind", Some(&args.bind)),
         ("--metrics-addr", args.metrics_addr.as_ref()),
@@ -147,16 +170,12 @@ fn main() -> ExitCode {
     // Signals are wired before the socket is bound: a signal that arrives
     // right after `Bind UDP on` must still stop the server gracefully.
     let shutdown = Shutdown::new();
-    let on_signal = shutdown.clone();
+    let counters = Arc::new(OnceLock::new());
     // Started with SIGHUP ignored (nohup), the caller asked to outlive its
     // terminal; ctrlc would catch it all the same.
     let keep_sighup_ignored = signals::hangup_ignored();
-    let wired = ctrlc::set_handler(move || {
-        if on_signal.trigger() {
-            // The second signal: the user does not want to wait.
-            std::process::exit(130);
-        }
-        log::info!("shutting down: answering what is queued (signal again to exit at once)");
+    let wired = server::signals::wire(shutdown.clone(), counters.clone(), move || {
+        report_lost(&lost)
     });
     if let Err(e) = wired {
         common::error(format_args!("cannot install the signal handler: {e}"));
@@ -173,6 +192,8 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.is_config() { 2 } else { 1 });
         }
     };
+    // Only for a forced exit, which may come before the server is bound.
+    let _ = counters.set(server.counters());
 
     match server.join() {
         Ok(_) => ExitCode::SUCCESS,
@@ -183,12 +204,15 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(args: &Args) -> Result<(), String> {
+/// Sets up the log: stderr, and the `--log-file` if given, whose count of
+/// lost lines comes back with its path.
+fn init_logging(args: &Args) -> Result<Option<(Lost, PathBuf)>, String> {
     let level = LevelFilter::from(args.log_level);
-    let config = simplelog::ConfigBuilder::new()
+    let mut config = simplelog::ConfigBuilder::new();
+    config
         .set_target_level(LevelFilter::Off)
-        .set_thread_level(LevelFilter::Off)
-        .build();
+        .set_thread_level(LevelFilter::Off);
+    let config = config.build();
     // Colour only for a person at a terminal, never in a pipe or a file.
     let color = if std::io::stderr().is_terminal() {
         ColorChoice::Auto
@@ -201,13 +225,17 @@ fn init_logging(args: &Args) -> Result<(), String> {
         TerminalMode::Stderr,
         color,
     )];
+    let mut lost = None;
     if let Some(path) = &args.log_file {
         let file = File::options()
             .create(true)
             .append(true)
             .open(path)
             .map_err(|e| format!("cannot open log file {}: {e}", path.display()))?;
+        let file = LogFile::new(file, path.clone());
+        lost = Some((file.lost(), path.clone()));
         loggers.push(WriteLogger::new(level, config, file));
     }
-    CombinedLogger::init(loggers).map_err(|e| format!("cannot set up logging: {e}"))
+    CombinedLogger::init(loggers).map_err(|e| format!("cannot set up logging: {e}"))?;
+    Ok(lost)
 }

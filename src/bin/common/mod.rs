@@ -411,6 +411,11 @@ pub fn error(message: impl Display) {
     let _ = writeln!(io::stderr().lock(), "error: {message}");
 }
 
+/// Writes a line to stderr as it is; a closed stderr cannot be told anything.
+pub fn say(line: impl Display) {
+    let _ = writeln!(io::stderr().lock(), "{line}");
+}
+
 /// What a write to stdout that failed should end with: a closed pipe (the
 /// reader has all it wanted, as with `| head`) is a quiet success.
 pub fn stdout_failed(e: &io::Error) -> ExitCode {
