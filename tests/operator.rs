@@ -228,6 +228,57 @@ fn later_signal_exits_130_with_the_counters_cut_short() {
 // ---------------------------------------------------------------------------
 // The log: per-request lines, failures
 
+/// `--log-requests=false` (or its variable) leaves out the `Received from`
+/// lines, and only them: the start, the periodic counters and the final
+/// ones stay.
+#[test]
+fn log_requests_false_keeps_the_rest() {
+    for (env, flag) in [
+        (None, Some("--log-requests=false")),
+        (Some(("UDP_GREETER_LOG_REQUESTS", "false")), None),
+        (
+            Some(("UDP_GREETER_LOG_REQUESTS", "true")),
+            Some("--log-requests=no"),
+        ),
+    ] {
+        let mut cmd = command(SERVER_BIN);
+        cmd.envs(env)
+            .args(["--bind", "127.0.0.1:0", "--stats-interval", "100ms"]);
+        cmd.args(flag);
+        let (mut server, port) = server_with(&mut cmd);
+        let sock = socket_on(V4);
+        let to = SocketAddr::from((V4, port));
+        for name in ["a", "b", "c"] {
+            assert_eq!(
+                ask(&sock, to, name.as_bytes()),
+                format!("Hello, {name}!").as_bytes()
+            );
+        }
+        server.line_with("received_per_sec=");
+        let stats = server.stop();
+        assert_eq!(stats.replied, 3, "{stats}");
+        let log = server.stderr_text();
+        assert!(!log.contains("Received from"), "{env:?} {flag:?}:\n{log}");
+        assert!(!log.contains("not shown"), "{env:?} {flag:?}:\n{log}");
+        assert!(log.contains("Bind UDP on"), "{log}");
+        assert!(log.contains("shutting down"), "{log}");
+    }
+    // The default, and the flag alone, keep them.
+    for args in [&[][..], &["--log-requests"][..]] {
+        let (mut server, port) = server_with(
+            command(SERVER_BIN)
+                .args(["--bind", "127.0.0.1:0"])
+                .args(args),
+        );
+        assert_eq!(
+            ask(&socket_on(V4), SocketAddr::from((V4, port)), b"d"),
+            b"Hello, d!"
+        );
+        server.stop();
+        assert!(server.stderr_text().contains("Received from"), "{args:?}");
+    }
+}
+
 /// A log file that cannot be written is said on stderr once (at most once
 /// a minute), and the count of lines lost closes stderr at exit.
 #[test]

@@ -18,7 +18,7 @@ use server::log_file::{self, LogFile, Lost};
 use simplelog::{ColorChoice, CombinedLogger, SharedLogger, TermLogger, TerminalMode, WriteLogger};
 use udp_greeter::{
     signals, Config, Greeter, Server, Shutdown, DEFAULT_BIND, DEFAULT_QUEUE, MAX_DATAGRAM,
-    MAX_QUEUE, MAX_WORKERS,
+    MAX_QUEUE, MAX_WORKERS, RECEIVED_TARGET,
 };
 
 /// Answers every UDP datagram `data` with `Hello, data!`.
@@ -88,6 +88,13 @@ struct Args {
     /// Also append the log to this file
     #[arg(long, env = "UDP_GREETER_LOG_FILE", value_name = "PATH")]
     log_file: Option<PathBuf>,
+
+    /// Log a `Received from` line per request (at most 100 a second); false
+    /// leaves only those out
+    #[arg(long, env = "UDP_GREETER_LOG_REQUESTS", value_name = "BOOL", action = ArgAction::Set,
+          num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          default_value_t = true, ignore_case = true, value_parser = common::boolish())]
+    log_requests: bool,
 }
 
 /// The shortest stats interval: more often would be the log's main content.
@@ -212,6 +219,11 @@ fn init_logging(args: &Args) -> Result<Option<(Lost, PathBuf)>, String> {
     config
         .set_target_level(LevelFilter::Off)
         .set_thread_level(LevelFilter::Off);
+    if !args.log_requests {
+        // A line per request is most of a busy server's log; the rest
+        // (start, counters, warnings) stays.
+        config.add_filter_ignore_str(RECEIVED_TARGET);
+    }
     let config = config.build();
     // Colour only for a person at a terminal, never in a pipe or a file.
     let color = if std::io::stderr().is_terminal() {
