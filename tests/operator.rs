@@ -481,3 +481,110 @@ fn generate_despite_bad_variable() {
     assert_eq!(out.code(), Some(0), "{out:?}");
     assert!(out.stdout_text().contains(".TH udp-greeter"), "{out:?}");
 }
+
+// ---------------------------------------------------------------------------
+// The client's output: exact in a pipe, escaped on a terminal
+
+/// A name with what a terminal would obey (colours, a title, a bell, the
+/// one-byte CSI) and text in other scripts; with `not_utf8`, a byte that is
+/// not UTF-8 at its end.
+#[cfg(unix)]
+fn hostile_name(not_utf8: bool) -> std::ffi::OsString {
+    use std::os::unix::ffi::OsStringExt;
+    let mut name = "Zoë \x1b[31mred\x1b]0;owned\x07 \u{9b}2J"
+        .as_bytes()
+        .to_vec();
+    if not_utf8 {
+        name.extend(b" \xff");
+    }
+    std::ffi::OsString::from_vec(name)
+}
+
+/// A server on loopback that answers every datagram with its greeting,
+/// whatever its bytes, until dropped; and its address.
+fn echoing_server() -> (StopOnDrop, std::thread::JoinHandle<()>, SocketAddr) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let sock = socket_on(V4);
+    let addr = sock.local_addr().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopped = stop.clone();
+    let thread = thread::spawn(move || {
+        while !stopped.load(Ordering::Relaxed) {
+            if let Some((request, from)) = recv_within(&sock, Duration::from_millis(50)) {
+                let _ = sock.send_to(&udp_greeter::greet(&request), from);
+            }
+        }
+    });
+    (StopOnDrop(stop), thread, addr)
+}
+
+/// In a pipe the reply's bytes come out exactly, escapes and all, with a
+/// newline: what a script reads is what the server sent.
+#[cfg(unix)]
+#[test]
+fn client_pipe_gets_exact_bytes() {
+    use std::os::unix::ffi::OsStrExt;
+    let (stop, thread, addr) = echoing_server();
+    let name = hostile_name(true);
+    let out = run_with(
+        command(CLIENT_BIN)
+            .args(["--server", &addr.to_string(), "--"])
+            .arg(&name),
+        PATIENCE,
+    );
+    drop(stop);
+    join_within(thread, PATIENCE, "echoing server");
+    assert_eq!(out.code(), Some(0), "{out:?}");
+    let mut expected = udp_greeter::greet(name.as_bytes());
+    expected.push(b'\n');
+    assert_eq!(out.stdout, expected, "{:?}", out.stdout_text());
+}
+
+/// On a terminal the same reply shows its control bytes escaped, and its
+/// printable text (in any script) as it is. `script` gives the client one.
+#[cfg(unix)]
+#[test]
+fn client_terminal_gets_escapes() {
+    assert!(
+        std::process::Command::new("script")
+            .arg("--version")
+            .output()
+            .is_ok(),
+        "this test needs `script` from util-linux (Debian's bsdutils)"
+    );
+    let (stop, thread, addr) = echoing_server();
+    for (not_utf8, shown) in [
+        (false, r"Hello, Zoë \x1b[31mred\x1b]0;owned\x07 \u{9b}2J!"),
+        (
+            true,
+            r"Hello, Zoë \x1b[31mred\x1b]0;owned\x07 \u{9b}2J \xff!",
+        ),
+    ] {
+        let mut script = command("script");
+        script
+            .args([
+                "-qefc",
+                r#"exec "$CLIENT" --server "$SERVER" -- "$NAME""#,
+                "/dev/null",
+            ])
+            .env("SHELL", "/bin/sh")
+            .env("CLIENT", CLIENT_BIN)
+            .env("SERVER", addr.to_string())
+            .env("NAME", hostile_name(not_utf8));
+        let out = run_with(&mut script, PATIENCE);
+        assert_eq!(out.code(), Some(0), "{out:?}");
+        let screen = out.stdout_text();
+        assert!(
+            !out.stdout.iter().any(|&b| b == 0x1b || b == 0x07),
+            "raw control bytes reached the terminal: {screen:?}"
+        );
+        assert!(
+            !screen.contains('\u{9b}'),
+            "a raw CSI reached the terminal: {screen:?}"
+        );
+        assert!(screen.contains(shown), "{screen:?}");
+    }
+    drop(stop);
+    join_within(thread, PATIENCE, "echoing server");
+}
