@@ -312,6 +312,60 @@ fn log_file_write_failures_are_told() {
 }
 
 // ---------------------------------------------------------------------------
+// Metrics
+
+/// The endpoint serves the `process_*` metrics every Prometheus client
+/// exports, and every help text in one style, ending with a period.
+#[cfg(target_os = "linux")]
+#[test]
+fn metrics_have_process_conventions() {
+    let (mut server, _port) =
+        server_proc(&["--bind", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"]);
+    let line = server.line_with("Serving metrics on http://");
+    let url = line[line.find("http://").unwrap()..].trim().to_string();
+    let r = http("GET", &url, "");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let value = |name: &str| -> f64 {
+        r.body
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in:\n{}", r.body))
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let start = value("process_start_time_seconds");
+    assert!(
+        start <= now + 1.0 && start > now - 600.0,
+        "{start} vs {now}"
+    );
+    assert!(value("process_cpu_seconds_total") >= 0.0);
+    assert!(value("process_resident_memory_bytes") > 0.0);
+    assert!(value("process_virtual_memory_bytes") >= value("process_resident_memory_bytes"));
+    // stdin, stdout, stderr, the UDP socket and the metrics listener.
+    assert!(value("process_open_fds") >= 5.0, "{}", r.body);
+    assert!(value("process_max_fds") >= value("process_open_fds"));
+    assert!(
+        r.body
+            .contains("# TYPE process_cpu_seconds_total counter\n"),
+        "{}",
+        r.body
+    );
+    let helps: Vec<&str> = r
+        .body
+        .lines()
+        .filter(|l| l.starts_with("# HELP "))
+        .collect();
+    assert!(helps.len() >= 14, "{}", r.body);
+    for help in helps {
+        assert!(help.ends_with('.'), "not one style: {help}");
+    }
+    server.stop();
+}
+
+// ---------------------------------------------------------------------------
 // Numbers and addresses
 
 /// A number too large says how large it may be.

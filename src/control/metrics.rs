@@ -159,17 +159,18 @@ impl<T: Send + std::fmt::Debug + 'static> Collector for Live<T> {
         &self,
         mut encoder: DescriptorEncoder<'_>,
     ) -> std::result::Result<(), std::fmt::Error> {
+        super::process::encode(&mut encoder)?;
         let s = self.0.stats.snapshot();
         counter(
             &mut encoder,
             "udp_greeter_received",
-            "Datagrams read from the socket",
+            "Datagrams read from the socket.",
             s.received,
         )?;
         {
             let mut family = encoder.encode_descriptor(
                 "udp_greeter_datagrams",
-                "Received datagrams by fate; once the queue is empty they add up to udp_greeter_received_total",
+                "Received datagrams by fate; once the queue is empty they add up to udp_greeter_received_total.",
                 None,
                 MetricType::Counter,
             )?;
@@ -187,31 +188,31 @@ impl<T: Send + std::fmt::Debug + 'static> Collector for Live<T> {
         counter(
             &mut encoder,
             "udp_greeter_worker_panics",
-            "Panics caught in worker threads",
+            "Panics caught in worker threads.",
             s.worker_panics,
         )?;
         counter(
             &mut encoder,
             "udp_greeter_control_truncated",
-            "Datagrams whose control messages the kernel cut short",
+            "Datagrams whose control messages the kernel cut short.",
             s.control_truncated,
         )?;
         gauge(
             &mut encoder,
             "udp_greeter_queue_depth",
-            "Datagrams waiting for a worker",
+            "Datagrams waiting for a worker.",
             self.0.queue.len() as i64,
         )?;
         gauge(
             &mut encoder,
             "udp_greeter_queue_capacity",
-            "Datagrams that may wait for a worker (--queue)",
+            "Datagrams that may wait for a worker (--queue).",
             self.0.queue.capacity().unwrap_or_default() as i64,
         )?;
         gauge(
             &mut encoder,
             "udp_greeter_workers",
-            "Worker threads configured (--workers)",
+            "Worker threads configured (--workers).",
             self.0.workers as i64,
         )
     }

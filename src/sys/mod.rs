@@ -28,6 +28,9 @@ mod poll;
 #[cfg(unix)]
 pub(crate) mod signal;
 
+#[cfg(feature = "metrics")]
+pub(crate) mod process;
+
 pub(crate) use datagram::{is_timeout, is_transient, Meta, Outgoing};
 #[cfg(feature = "bench")]
 pub(crate) use poll::wait_readable;
