@@ -184,10 +184,13 @@ fn run(args: Args, lost: Option<(Lost, PathBuf)>) -> ExitCode {
     let wired = server::signals::wire(shutdown.clone(), counters.clone(), move || {
         report_lost(&lost)
     });
-    if let Err(e) = wired {
-        common::error(format_args!("cannot install the signal handler: {e}"));
-        return ExitCode::from(1);
-    }
+    let announced = match wired {
+        Ok(announced) => announced,
+        Err(e) => {
+            common::error(format_args!("cannot install the signal handler: {e}"));
+            return ExitCode::from(1);
+        }
+    };
     if keep_sighup_ignored {
         signals::ignore_hangup();
     }
@@ -199,10 +202,12 @@ fn run(args: Args, lost: Option<(Lost, PathBuf)>) -> ExitCode {
             return ExitCode::from(if e.is_config() { 2 } else { 1 });
         }
     };
-    // Only for a forced exit, which may come before the server is bound.
+    // For a forced exit to report; one before this point reports zeros.
     let _ = counters.set(server.counters());
 
-    match server.join() {
+    let joined = server.join();
+    announced.settle();
+    match joined {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             common::error(e);

@@ -12,7 +12,7 @@
 //! of the first is that same request.
 
 use std::sync::mpsc;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -67,22 +67,46 @@ pub fn cut_short(s: &Snapshot) -> String {
     s.to_string().replacen("stats:", "stats (cut short):", 1)
 }
 
+/// The first signal's line, logged on a thread of its own: the process
+/// must not exit before that thread has written it.
+#[derive(Debug, Clone, Default)]
+pub struct Announced(Arc<Mutex<Option<mpsc::Receiver<()>>>>);
+
+impl Announced {
+    /// Waits (a bounded time) until the first signal's line is logged, if
+    /// a signal came.
+    pub fn settle(&self) {
+        let pending = self.0.lock().ok().and_then(|mut p| p.take());
+        if let Some(logged) = pending {
+            let _ = logged.recv_timeout(LAST_LINE_WAIT);
+        }
+    }
+}
+
 /// Wires SIGINT, SIGTERM and SIGHUP to `shutdown`, by [`Rule`]. A forced
 /// exit logs the counters from `counters` (zeros if the server has not
-/// started yet), then runs `at_exit` and exits with code 130.
+/// started yet), then runs `at_exit` and exits with code 130. The caller
+/// calls [`Announced::settle`] before it exits by itself.
 pub fn wire(
     shutdown: Shutdown,
     counters: Arc<OnceLock<Counters>>,
     at_exit: impl Fn() + Send + 'static,
-) -> Result<(), ctrlc::Error> {
+) -> Result<Announced, ctrlc::Error> {
     let mut rule = Rule::default();
+    let announced = Announced::default();
+    let first_line = announced.clone();
     ctrlc::set_handler(move || match rule.on_signal(Instant::now()) {
         Action::Shutdown => {
-            shutdown.trigger();
-            log_aside(
+            // The line is on its way before the shutdown starts, so that
+            // it comes before the final counters.
+            let logged = log_aside_done(
                 Level::Info,
                 "shutting down: answering what is queued (signal again to exit at once)".into(),
             );
+            if let Ok(mut pending) = first_line.0.lock() {
+                *pending = Some(logged);
+            }
+            shutdown.trigger();
         }
         Action::Repeat => log_aside(
             Level::Debug,
@@ -98,7 +122,8 @@ pub fn wire(
             at_exit();
             std::process::exit(130);
         }
-    })
+    })?;
+    Ok(announced)
 }
 
 /// Logs `line` on a thread of its own. This runs on the one thread that
