@@ -519,7 +519,7 @@ fn operations_settings_table_matches_help() {
         );
         rows += 1;
     }
-    assert_eq!(rows, 12, "settings rows in docs/operations.md");
+    assert_eq!(rows, 13, "settings rows in docs/operations.md");
 }
 
 /// The example error of docs/operations.md is what the server prints.

@@ -1,10 +1,11 @@
 //! The shipped systemd unit, contrib/udp-greeter.service: the settings it
-//! must keep, that it leaves the rest to the environment, and what
-//! `systemd-analyze verify` says of it.
+//! must keep, the check docs/operations.md gives for it before installing,
+//! and what `systemd-analyze verify` says of it.
 
+use std::path::Path;
 use std::time::Duration;
 
-use crate::support::{command, find_program, run_with, shipped, TempDir, SERVER_BIN};
+use crate::support::{command, find_program, run_with, shipped, Outcome, TempDir, SERVER_BIN};
 
 #[test]
 fn systemd_unit() {
@@ -12,6 +13,8 @@ fn systemd_unit() {
     for needed in [
         "ExecStart=/usr/local/bin/udp-greeter\n",
         "Environment=UDP_GREETER_STATS_INTERVAL=60",
+        // The journal gets no line per request (docs/operations.md).
+        "Environment=UDP_GREETER_LOG_REQUESTS=false",
         "KillSignal=SIGTERM",
         "Restart=on-failure",
         "DynamicUser=yes",
@@ -25,6 +28,65 @@ fn systemd_unit() {
             "contrib/udp-greeter.service lacks {needed:?}"
         );
     }
+}
+
+/// The block of docs/operations.md that checks the unit before installing.
+fn documented_check() -> String {
+    let doc = shipped("docs/operations.md");
+    let section = "### Check the unit before installing";
+    let rest = &doc[doc
+        .find(section)
+        .unwrap_or_else(|| panic!("docs/operations.md has no {section:?}"))..];
+    let start = rest.find("```sh\n").expect("a sh block") + "```sh\n".len();
+    let len = rest[start..].find("```").expect("its end");
+    rest[start..start + len].to_string()
+}
+
+/// Runs the documented check with `bin=` set to the binary the tests
+/// built and its last line (`systemd-analyze verify`) replaced by `last`,
+/// in the repository's folder, its temporary files in a folder of its own.
+fn run_documented_check(last: &str) -> Outcome {
+    let block = documented_check();
+    let mut lines: Vec<String> = block.lines().map(str::to_string).collect();
+    let bin = lines
+        .iter_mut()
+        .find(|l| l.starts_with("bin="))
+        .expect("a `bin=` line in the documented check");
+    *bin = format!("bin='{SERVER_BIN}'");
+    let verify = lines.last_mut().expect("a last line");
+    assert!(
+        verify.starts_with("systemd-analyze verify "),
+        "the documented check does not end with systemd-analyze verify:\n{block}"
+    );
+    *verify = last.to_string();
+    let tmp = TempDir::new("unit-check");
+    run_with(
+        command("sh")
+            .args(["-ec", &lines.join("\n")])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("TMPDIR", tmp.path()),
+        Duration::from_secs(60),
+    )
+}
+
+/// The documented copy is the shipped unit with `ExecStart` pointing at the
+/// built binary, and nothing else changed: the check checks this unit.
+#[test]
+fn documented_check_copies_the_unit() {
+    let out = run_documented_check(r#"cat "$unit""#);
+    assert!(out.status.success(), "{out:?}");
+    let copy = out.stdout_text();
+    let unit = shipped("contrib/udp-greeter.service");
+    let expected = unit.replace(
+        "ExecStart=/usr/local/bin/udp-greeter\n",
+        &format!("ExecStart={SERVER_BIN}\n"),
+    );
+    assert_ne!(
+        expected, unit,
+        "the unit's ExecStart is not the installed path"
+    );
+    assert_eq!(copy, expected);
+    assert!(Path::new(SERVER_BIN).is_file());
 }
 
 /// The unit leaves every setting to the environment file: flags on
@@ -52,24 +114,11 @@ fn systemd_unit_settings_come_from_the_environment() {
 #[test]
 #[ignore = "needs systemd-analyze (Debian's systemd package; .ci/run installs it): cargo test --test tests systemd_unit_verifies -- --include-ignored"]
 fn systemd_unit_verifies() {
-    let unit = shipped("contrib/udp-greeter.service");
     let analyze = find_program("systemd-analyze")
         .expect("systemd-analyze is not installed: apt-get install systemd");
-    // The installed path need not exist here: point at the built binary.
-    let dir = TempDir::new("unit");
-    let path = dir.path().join("udp-greeter.service");
-    std::fs::write(
-        &path,
-        unit.replace(
-            "ExecStart=/usr/local/bin/udp-greeter\n",
-            &format!("ExecStart={SERVER_BIN}\n"),
-        ),
-    )
-    .unwrap();
-    let out = run_with(
-        command(&analyze).arg("verify").arg(&path),
-        Duration::from_secs(60),
-    );
+    // The installed path need not exist here: the documented check points
+    // a copy at the built binary.
+    let out = run_documented_check(&format!(r#"'{}' verify "$unit""#, analyze.display()));
     let text = format!("{}{}", out.stdout_text(), out.stderr);
     let about_unit: Vec<&str> = text.lines().filter(|l| l.contains("udp-greeter")).collect();
     assert!(

@@ -29,6 +29,10 @@ mod lossy;
 mod memory;
 // The Prometheus endpoint.
 mod metrics;
+// What an operator meets: signals, the journal, process metrics, --help,
+// log-file failures, numbers and addresses refused in words, a safe
+// terminal, man page and completions.
+mod operator;
 // The bench as a latency and loss probe: honest figures, any echo service.
 mod probe;
 // Several instances behind one address: SO_REUSEPORT, and nginx (ignored).

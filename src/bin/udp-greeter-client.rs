@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::ffi::{OsStr, OsString};
+use std::fmt::Write as _;
 use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -35,9 +37,9 @@ struct Args {
           value_parser = common::whole::<u32>(0, None))]
     retries: Option<u32>,
 
-    /// Names to greet (a name that is also a subcommand goes after `--`)
+    /// Names to greet, any bytes (a name that is also a subcommand goes after `--`)
     #[arg(value_name = "NAME", default_values = ["Michael", "Tracy", "Sarah"])]
-    names: Vec<String>,
+    names: Vec<OsString>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -180,16 +182,25 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // A person's terminal gets the reply escaped, since its bytes can be
+    // escape sequences that drive the terminal; a pipe gets them exactly.
+    let terminal = io::stdout().is_terminal();
     let mut out = io::stdout().lock();
     for name in &args.names {
-        match client.greet(name.as_bytes()) {
+        match client.greet(&bytes_of(name)) {
             Ok(reply) => {
-                if let Err(e) = writeln!(out, "{}", String::from_utf8_lossy(&reply)) {
+                let written = if terminal {
+                    writeln!(out, "{}", for_terminal(&reply))
+                } else {
+                    out.write_all(&reply).and_then(|()| out.write_all(b"\n"))
+                };
+                if let Err(e) = written {
                     return common::stdout_failed(&e);
                 }
             }
             Err(e) => {
-                common::error(format_args!("{e} (greeting {})", shown_name(name)));
+                let name = name.to_string_lossy();
+                common::error(format_args!("{e} (greeting {})", shown_name(&name)));
                 return ExitCode::from(1);
             }
         }
@@ -271,6 +282,52 @@ fn run_bench(args: BenchArgs, server: std::net::SocketAddr, timeout: Duration) -
     }
 }
 
+/// The bytes of a name as given on the command line.
+#[cfg(unix)]
+fn bytes_of(name: &OsStr) -> Vec<u8> {
+    use std::os::unix::ffi::OsStrExt;
+    name.as_bytes().to_vec()
+}
+
+/// The bytes of a name as given on the command line (UTF-8 elsewhere than
+/// on Unix, where arguments are not bytes).
+#[cfg(not(unix))]
+fn bytes_of(name: &OsStr) -> Vec<u8> {
+    name.to_string_lossy().into_owned().into_bytes()
+}
+
+/// `bytes` as a terminal may show them: printable text as it is, in any
+/// script; control characters (ESC, BEL, C1 controls such as U+009B, the
+/// one-character CSI), the marks that reorder text (bidirectional
+/// overrides) and bytes that are not UTF-8 escaped as `\x1b`, `\u{9b}`,
+/// `\xff`; a backslash doubled, so an escape is never ambiguous.
+fn for_terminal(bytes: &[u8]) -> String {
+    let mut shown = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c == '\\' {
+                shown.push_str("\\\\");
+            } else if c.is_ascii_control() {
+                shown.extend(std::ascii::escape_default(c as u8).map(char::from));
+            } else if c.is_control() || reorders(c) {
+                shown.extend(c.escape_unicode());
+            } else {
+                shown.push(c);
+            }
+        }
+        for b in chunk.invalid() {
+            let _ = write!(shown, "\\x{b:02x}");
+        }
+    }
+    shown
+}
+
+/// Whether `c` changes the direction text is shown in, so that what a
+/// terminal shows is not what the bytes say.
+fn reorders(c: char) -> bool {
+    matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
 /// A name as an error message shows it: quoted, and cut after
 /// `SHOWN_CHARS` characters so that a long one does not bury the message.
 fn shown_name(name: &str) -> String {
@@ -311,6 +368,24 @@ mod tests {
         p.sent = sent;
         p.replies = replies;
         p
+    }
+
+    #[test]
+    fn terminal_sees_escapes() {
+        assert_eq!(for_terminal(b"Hello, Michael!"), "Hello, Michael!");
+        assert_eq!(
+            for_terminal("Hello, Zoë 名前 \"q\" 'a'!".as_bytes()),
+            "Hello, Zoë 名前 \"q\" 'a'!"
+        );
+        assert_eq!(
+            for_terminal(b"Hello, \x1b[31mred\x1b]0;title\x07!"),
+            "Hello, \\x1b[31mred\\x1b]0;title\\x07!"
+        );
+        assert_eq!(for_terminal(b"a\tb\nc\rd\x7f"), "a\\tb\\nc\\rd\\x7f");
+        assert_eq!(for_terminal("\u{9b}31m".as_bytes()), "\\u{9b}31m");
+        assert_eq!(for_terminal("x\u{202e}y".as_bytes()), "x\\u{202e}y");
+        assert_eq!(for_terminal(b"\xff\xfe ok"), "\\xff\\xfe ok");
+        assert_eq!(for_terminal(b"a\\x1b"), "a\\\\x1b");
     }
 
     #[test]

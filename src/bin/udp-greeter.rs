@@ -2,20 +2,23 @@
 //! runs the library's server until SIGINT, SIGTERM or SIGHUP.
 
 mod common;
+mod server;
 
 use std::fs::File;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use clap::{ArgAction, Parser, ValueEnum};
 use common::{Addr, DAY};
 use log::LevelFilter;
+use server::log_file::{self, LogFile, Lost};
 use simplelog::{ColorChoice, CombinedLogger, SharedLogger, TermLogger, TerminalMode, WriteLogger};
 use udp_greeter::{
     signals, Config, Greeter, Server, Shutdown, DEFAULT_BIND, DEFAULT_QUEUE, MAX_DATAGRAM,
-    MAX_QUEUE, MAX_WORKERS,
+    MAX_QUEUE, MAX_WORKERS, RECEIVED_TARGET,
 };
 
 /// Answers every UDP datagram `data` with `Hello, data!`.
@@ -60,11 +63,11 @@ struct Args {
           value_parser = common::whole::<u64>(0, None))]
     recv_buffer: u64,
 
-    /// Set SO_REUSEPORT, so several processes can share the port
+    /// Set SO_REUSEPORT, so several processes can share the port; BOOL in any case
     // An optional value, so that `--reuse-port=false` can override the variable.
     #[arg(long, env = "UDP_GREETER_REUSE_PORT", value_name = "BOOL", action = ArgAction::Set,
           num_args = 0..=1, require_equals = true, default_missing_value = "true",
-          default_value_t = false, value_parser = clap::builder::BoolishValueParser::new())]
+          default_value_t = false, ignore_case = true, value_parser = common::boolish())]
     reuse_port: bool,
 
     /// Refuse datagrams that would start or keep a loop with another
@@ -95,6 +98,13 @@ struct Args {
     /// Also append the log to this file
     #[arg(long, env = "UDP_GREETER_LOG_FILE", value_name = "PATH")]
     log_file: Option<PathBuf>,
+
+    /// Log a `Received from` line per request (at most 100 a second); false
+    /// leaves only those out
+    #[arg(long, env = "UDP_GREETER_LOG_REQUESTS", value_name = "BOOL", action = ArgAction::Set,
+          num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          default_value_t = true, ignore_case = true, value_parser = common::boolish())]
+    log_requests: bool,
 }
 
 /// The shortest stats interval: more often would be the log's main content.
@@ -123,11 +133,31 @@ impl From<Level> for LevelFilter {
 
 fn main() -> ExitCode {
     let args: Args = common::parse();
-    if let Err(msg) = init_logging(&args) {
-        // A log file we cannot open is a bad command-line value.
-        common::error(msg);
-        return ExitCode::from(2);
+    let lost = match init_logging(&args) {
+        Ok(lost) => lost,
+        Err(msg) => {
+            // A log file we cannot open is a bad command-line value.
+            common::error(msg);
+            return ExitCode::from(2);
+        }
+    };
+    let code = run(args, lost.clone());
+    report_lost(&lost);
+    code
+}
+
+/// Says on stderr how many lines the log file lost, if any: the last
+/// thing the process writes, at any exit.
+fn report_lost(lost: &Option<(Lost, PathBuf)>) {
+    if let Some(line) = lost
+        .as_ref()
+        .and_then(|(n, path)| log_file::report(n, path))
+    {
+        common::say(line);
     }
+}
+
+fn run(args: Args, lost: Option<(Lost, PathBuf)>) -> ExitCode {
     for (flag, addr) in [
         ("--bind", Some(&args.bind)),
         ("--metrics-addr", args.metrics_addr.as_ref()),
@@ -158,21 +188,20 @@ fn main() -> ExitCode {
     // Signals are wired before the socket is bound: a signal that arrives
     // right after `Bind UDP on` must still stop the server gracefully.
     let shutdown = Shutdown::new();
-    let on_signal = shutdown.clone();
+    let counters = Arc::new(OnceLock::new());
     // Started with SIGHUP ignored (nohup), the caller asked to outlive its
     // terminal; ctrlc would catch it all the same.
     let keep_sighup_ignored = signals::hangup_ignored();
-    let wired = ctrlc::set_handler(move || {
-        if on_signal.trigger() {
-            // The second signal: the user does not want to wait.
-            std::process::exit(130);
-        }
-        log::info!("shutting down: answering what is queued (signal again to exit at once)");
+    let wired = server::signals::wire(shutdown.clone(), counters.clone(), move || {
+        report_lost(&lost)
     });
-    if let Err(e) = wired {
-        common::error(format_args!("cannot install the signal handler: {e}"));
-        return ExitCode::from(1);
-    }
+    let announced = match wired {
+        Ok(announced) => announced,
+        Err(e) => {
+            common::error(format_args!("cannot install the signal handler: {e}"));
+            return ExitCode::from(1);
+        }
+    };
     if keep_sighup_ignored {
         signals::ignore_hangup();
     }
@@ -184,8 +213,12 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.is_config() { 2 } else { 1 });
         }
     };
+    // For a forced exit to report; one before this point reports zeros.
+    let _ = counters.set(server.counters());
 
-    match server.join() {
+    let joined = server.join();
+    announced.settle();
+    match joined {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             common::error(e);
@@ -194,12 +227,20 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(args: &Args) -> Result<(), String> {
+/// Sets up the log: stderr, and the `--log-file` if given, whose count of
+/// lost lines comes back with its path.
+fn init_logging(args: &Args) -> Result<Option<(Lost, PathBuf)>, String> {
     let level = LevelFilter::from(args.log_level);
-    let config = simplelog::ConfigBuilder::new()
+    let mut config = simplelog::ConfigBuilder::new();
+    config
         .set_target_level(LevelFilter::Off)
-        .set_thread_level(LevelFilter::Off)
-        .build();
+        .set_thread_level(LevelFilter::Off);
+    if !args.log_requests {
+        // A line per request is most of a busy server's log; the rest
+        // (start, counters, warnings) stays.
+        config.add_filter_ignore_str(RECEIVED_TARGET);
+    }
+    let config = config.build();
     // Colour only for a person at a terminal, never in a pipe or a file.
     let color = if std::io::stderr().is_terminal() {
         ColorChoice::Auto
@@ -212,13 +253,17 @@ fn init_logging(args: &Args) -> Result<(), String> {
         TerminalMode::Stderr,
         color,
     )];
+    let mut lost = None;
     if let Some(path) = &args.log_file {
         let file = File::options()
             .create(true)
             .append(true)
             .open(path)
             .map_err(|e| format!("cannot open log file {}: {e}", path.display()))?;
+        let file = LogFile::new(file, path.clone());
+        lost = Some((file.lost(), path.clone()));
         loggers.push(WriteLogger::new(level, config, file));
     }
-    CombinedLogger::init(loggers).map_err(|e| format!("cannot set up logging: {e}"))
+    CombinedLogger::init(loggers).map_err(|e| format!("cannot set up logging: {e}"))?;
+    Ok(lost)
 }

@@ -176,17 +176,23 @@ impl Collector for Live {
         &self,
         mut encoder: DescriptorEncoder<'_>,
     ) -> std::result::Result<(), std::fmt::Error> {
+        super::process::encode(&mut encoder)?;
         let s = self.0.stats.snapshot();
         let counts: Vec<_> = TABLE.iter().zip(s.counts()).collect();
         for (entry, (name, n)) in &counts {
             if entry.role == Role::Received {
-                counter(&mut encoder, &format!("udp_greeter_{name}"), entry.help, *n)?;
+                counter(
+                    &mut encoder,
+                    &format!("udp_greeter_{name}"),
+                    &format!("{}.", entry.help),
+                    *n,
+                )?;
             }
         }
         {
             let mut family = encoder.encode_descriptor(
                 "udp_greeter_datagrams",
-                "Received datagrams by fate; once the queue is empty they add up to udp_greeter_received_total",
+                "Received datagrams by fate; once the queue is empty they add up to udp_greeter_received_total.",
                 None,
                 MetricType::Counter,
             )?;
@@ -197,25 +203,30 @@ impl Collector for Live {
         }
         for (entry, (name, n)) in &counts {
             if entry.role == Role::Side {
-                counter(&mut encoder, &format!("udp_greeter_{name}"), entry.help, *n)?;
+                counter(
+                    &mut encoder,
+                    &format!("udp_greeter_{name}"),
+                    &format!("{}.", entry.help),
+                    *n,
+                )?;
             }
         }
         gauge(
             &mut encoder,
             "udp_greeter_queue_depth",
-            "Datagrams waiting for a worker",
+            "Datagrams waiting for a worker.",
             (self.0.depth)() as i64,
         )?;
         gauge(
             &mut encoder,
             "udp_greeter_queue_capacity",
-            "Datagrams that may wait for a worker (--queue)",
+            "Datagrams that may wait for a worker (--queue).",
             self.0.capacity as i64,
         )?;
         gauge(
             &mut encoder,
             "udp_greeter_workers",
-            "Worker threads configured (--workers)",
+            "Worker threads configured (--workers).",
             self.0.workers as i64,
         )
     }

@@ -10,3 +10,5 @@ pub(crate) mod reporter;
 
 #[cfg(feature = "metrics")]
 pub(crate) mod metrics;
+#[cfg(feature = "metrics")]
+pub(crate) mod process;

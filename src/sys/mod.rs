@@ -31,6 +31,9 @@ mod poll;
 #[cfg(unix)]
 pub(crate) mod signal;
 
+#[cfg(feature = "metrics")]
+pub(crate) mod process;
+
 #[cfg(feature = "bench")]
 pub(crate) use datagram::retry_if_interrupted;
 pub(crate) use datagram::{is_closed, is_timeout, is_transient, Meta, Outgoing, BATCH};

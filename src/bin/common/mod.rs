@@ -1,5 +1,6 @@
 //! Command-line pieces both binaries share: value parsers with messages in
-//! words, and the reading of `UDP_GREETER_*` variables.
+//! words, the reading of `UDP_GREETER_*` variables, the order of `--help`,
+//! and `--generate` (man page, shell completions).
 
 // Each binary compiles its own copy and uses only part of it.
 #![allow(dead_code)]
@@ -8,13 +9,15 @@ use std::error::Error as _;
 use std::ffi::OsString;
 use std::fmt::Display;
 use std::io::{self, Write};
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use clap::builder::{EnumValueParser, PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::parser::ValueSource;
-use clap::{Arg, ArgMatches, Command, CommandFactory, FromArgMatches};
+use clap::{Arg, ArgMatches, Command, CommandFactory, FromArgMatches, ValueEnum};
+use clap_complete::Shell;
 
 pub const MILLISECOND: Duration = Duration::from_millis(1);
 pub const SECOND: Duration = Duration::from_secs(1);
@@ -84,30 +87,76 @@ pub fn span(d: Duration) -> String {
     format!("{ms} ms")
 }
 
+/// The whole-number types the flags use, with their largest value: a
+/// flag without an upper bound of its own still has its type's.
+pub trait Whole: Copy + Display + Into<i128> + TryFrom<i128> + Send + Sync + 'static {
+    const MAX: Self;
+}
+
+impl Whole for u16 {
+    const MAX: u16 = u16::MAX;
+}
+
+impl Whole for u32 {
+    const MAX: u32 = u32::MAX;
+}
+
+impl Whole for u64 {
+    const MAX: u64 = u64::MAX;
+}
+
 /// A value parser for whole numbers from `min` to `max` (`None`: no upper
-/// bound but the type's), with the range in words.
-pub fn whole<T>(
+/// bound but the type's), with the range in words: a value too large says
+/// how large it may be, not only how small.
+pub fn whole<T: Whole>(
     min: T,
     max: Option<T>,
-) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync + 'static
-where
-    T: Copy + Display + Into<i128> + TryFrom<i128> + Send + Sync + 'static,
-{
+) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync + 'static {
     move |s| {
-        let range = || match max {
+        let low = || match max {
             Some(max) => format!("must be from {min} to {max}"),
             None => format!("must be at least {min}"),
         };
-        let n: i128 = s
-            .trim()
-            .parse()
-            .map_err(|_| format!("expected a whole number; {}", range()))?;
-        let in_range = n >= min.into() && max.is_none_or(|max| n <= max.into());
+        let high = || match max {
+            Some(max) => format!("must be from {min} to {max}"),
+            None => format!("must be at most {}", T::MAX),
+        };
+        let s = s.trim();
+        let digits = s.strip_prefix(['-', '+']).unwrap_or(s);
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!("expected a whole number; {}", low()));
+        }
+        // Digits too many even for i128 are out of range on their side.
+        let Ok(n) = s.parse::<i128>() else {
+            return Err(if s.starts_with('-') { low() } else { high() });
+        };
+        if n < min.into() {
+            return Err(low());
+        }
+        let top = max.unwrap_or(T::MAX);
         match T::try_from(n) {
-            Ok(v) if in_range => Ok(v),
-            _ => Err(range()),
+            Ok(v) if n <= top.into() => Ok(v),
+            _ => Err(high()),
         }
     }
+}
+
+/// A value parser for a yes-or-no setting that lists, in `--help` and in
+/// its errors, every spelling it takes (any case), where clap's own
+/// boolish parser shows only `true, false`.
+pub fn boolish() -> impl TypedValueParser<Value = bool> {
+    const YES: [&str; 5] = ["true", "yes", "on", "1", "y"];
+    const NO: [&str; 5] = ["false", "no", "off", "0", "n"];
+    let values = YES
+        .iter()
+        .zip(NO.iter())
+        .flat_map(|(y, n)| [*y, *n])
+        .chain(["t", "f"])
+        .map(PossibleValue::new);
+    PossibleValuesParser::new(values).map(|s: String| {
+        let s = s.to_ascii_lowercase();
+        YES.contains(&s.as_str()) || s == "t"
+    })
 }
 
 /// An address given as `HOST:PORT`.
@@ -135,6 +184,16 @@ pub fn parse_addr(s: &str, port_zero: bool) -> Result<Addr, String> {
                 .filter(|(host, _)| !host.contains(':') || host.starts_with('['))
                 .filter(|(host, _)| !host.is_empty())
                 .ok_or_else(|| EXPECTED_HOST_PORT.to_string())?;
+            // Dotted digits are never a host name (no top-level domain is all
+            // digits): a bad IPv4 address, which no resolver should be asked.
+            if host.contains('.')
+                && host.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+                && host.parse::<Ipv4Addr>().is_err()
+            {
+                return Err(format!(
+                    "'{host}' is not an IPv4 address: four numbers from 0 to 255, like 127.0.0.1"
+                ));
+            }
             if host.parse::<IpAddr>().is_ok() || host.starts_with('[') {
                 // An address that did not parse with its port: the port is bad.
                 return Err(format!("invalid port '{port}'; {EXPECTED_HOST_PORT}"));
@@ -166,15 +225,71 @@ pub fn peer_addr(s: &str) -> Result<Addr, String> {
     parse_addr(s, false)
 }
 
+/// The id of `--generate`, which both binaries take.
+const GENERATE: &str = "generate";
+
+/// What `--generate` prints: a man page (roff), or a completion script
+/// for bash, zsh or fish.
+// No doc comments on the variants: clap would show them, and a value with
+// help turns all of `--help` into its long, many-line form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Generate {
+    Man,
+    CompleteBash,
+    CompleteZsh,
+    CompleteFish,
+}
+
+/// `P`'s command with what both binaries add: `--generate`.
+fn base<P: CommandFactory>() -> Command {
+    P::command().arg(
+        Arg::new(GENERATE)
+            .long(GENERATE)
+            .value_name("KIND")
+            .value_parser(EnumValueParser::<Generate>::new())
+            .help("Print a man page or a shell completion script, and exit"),
+    )
+}
+
+/// `P`'s command as `--help` shows it: each option's variable right after
+/// its text, then its default, whether clap or the text gives the default.
+///
+/// clap puts `[env: ...]` after the text, where some options already end
+/// with a `[default: ...]` in words (one that is no single value): the two
+/// would swap places between options. The variable is written into the
+/// text instead, in clap's own form (with the value it has now), and
+/// clap's is hidden; clap still reads it.
+pub fn command<P: CommandFactory>() -> Command {
+    base::<P>().mut_args(|arg| {
+        let Some(var) = arg.get_env().map(|v| v.to_string_lossy().into_owned()) else {
+            return arg;
+        };
+        if arg.is_hide_env_set() {
+            return arg;
+        }
+        let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+        let (text, default) = help.split_at(help.find(" [default: ").unwrap_or(help.len()));
+        let value = std::env::var_os(&var).unwrap_or_default();
+        let shown = format!("{text} [env: {var}={}]{default}", value.to_string_lossy());
+        arg.help(shown).hide_env(true)
+    })
+}
+
 /// Parses the command line of `P`, with each argument's environment
 /// variable read first: an empty one counts as unset, and a bad one is
 /// reported under its own name (not the flag's) unless the flag is given,
-/// since a flag wins over its variable.
+/// since a flag wins over its variable. `--generate` prints what it asks
+/// for and ends the process, as `--help` does.
+///
+/// The environment itself is left as it is (changing it is unsafe once
+/// threads may read it): clap is told not to read the variables that must
+/// count as unset.
 ///
 /// Ends the process with exit code 2 on a bad value, as clap does.
 pub fn parse<P: CommandFactory + FromArgMatches>() -> P {
-    let cmd = P::command();
+    let mut cmd = command::<P>();
     let mut bad = Vec::new();
+    let mut unread = Vec::new();
     for arg in cmd.get_arguments() {
         let Some(var) = arg.get_env().map(OsString::from) else {
             continue;
@@ -182,32 +297,76 @@ pub fn parse<P: CommandFactory + FromArgMatches>() -> P {
         let Some(value) = std::env::var_os(&var) else {
             continue;
         };
+        let id = arg.get_id().to_string();
         if value.is_empty() {
-            // Read once, here, before any thread starts.
-            std::env::remove_var(&var);
+            unread.push(id);
             continue;
         }
         if let Err(reason) = check(arg, &value) {
             // clap must not see it: it would report it under the flag.
-            std::env::remove_var(&var);
             bad.push((
-                arg.get_id().to_string(),
+                id.clone(),
                 format!(
                     "invalid value '{}' for {}: {reason}",
                     value.to_string_lossy(),
                     var.to_string_lossy()
                 ),
             ));
+            unread.push(id);
         }
     }
-    // Built again: an argument reads its variable when it is built.
-    let matches = P::command().get_matches();
+    for id in unread {
+        cmd = cmd.mut_arg(id, |a| a.env(None));
+    }
+    let matches = cmd.get_matches();
+    if let Some(kind) = matches.get_one::<Generate>(GENERATE) {
+        generate(*kind, docs::<P>());
+    }
     for (id, message) in bad {
         if !given(&matches, &id) {
             fail(&message);
         }
     }
     P::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
+/// `P`'s command for a man page or completions: the variables named, with
+/// no value of the machine that made them.
+fn docs<P: CommandFactory>() -> Command {
+    base::<P>().mut_args(|arg| arg.hide_env_values(true))
+}
+
+/// Prints what `kind` asks for, made from `cmd`, and ends the process: 0,
+/// or 1 when stdout cannot take it (quietly 0 for a closed pipe).
+fn generate(kind: Generate, mut cmd: Command) -> ! {
+    let name = cmd.get_name().to_string();
+    let mut text = Vec::new();
+    let shell = match kind {
+        Generate::Man => None,
+        Generate::CompleteBash => Some(Shell::Bash),
+        Generate::CompleteZsh => Some(Shell::Zsh),
+        Generate::CompleteFish => Some(Shell::Fish),
+    };
+    let made = match shell {
+        None => clap_mangen::Man::new(cmd).render(&mut text),
+        Some(shell) => {
+            clap_complete::generate(shell, &mut cmd, name, &mut text);
+            Ok(())
+        }
+    };
+    let written = made.and_then(|()| {
+        let mut out = io::stdout().lock();
+        out.write_all(&text)?;
+        out.flush()
+    });
+    match written {
+        Ok(()) => std::process::exit(0),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => {
+            error(format_args!("cannot write to stdout: {e}"));
+            std::process::exit(1)
+        }
+    }
 }
 
 /// Whether `id` was set on the command line, at the top or in the
@@ -223,6 +382,7 @@ fn check(arg: &Arg, value: &OsString) -> Result<(), String> {
     let probe = Command::new("env").no_binary_name(true).arg(
         Arg::new("value")
             .value_parser(arg.get_value_parser().clone())
+            .ignore_case(arg.is_ignore_case_set())
             .allow_hyphen_values(true),
     );
     let e = match probe.try_get_matches_from([value]) {
@@ -249,6 +409,11 @@ pub fn fail(message: &str) -> ! {
 /// Writes an error line to stderr; a closed stderr cannot be told anything.
 pub fn error(message: impl Display) {
     let _ = writeln!(io::stderr().lock(), "error: {message}");
+}
+
+/// Writes a line to stderr as it is; a closed stderr cannot be told anything.
+pub fn say(line: impl Display) {
+    let _ = writeln!(io::stderr().lock(), "{line}");
 }
 
 /// What a write to stdout that failed should end with: a closed pipe (the
@@ -337,7 +502,74 @@ mod tests {
         let p = whole::<u64>(1, None);
         assert_eq!(p("18446744073709551615"), Ok(u64::MAX));
         assert_eq!(p("0"), Err("must be at least 1".into()));
-        assert_eq!(p("18446744073709551616"), Err("must be at least 1".into()));
+        assert_eq!(
+            p("18446744073709551616"),
+            Err("must be at most 18446744073709551615".into())
+        );
+    }
+
+    #[test]
+    fn too_large_says_at_most() {
+        let p = whole::<u32>(0, None);
+        assert_eq!(p("4294967295"), Ok(u32::MAX));
+        assert_eq!(p("4294967296"), Err("must be at most 4294967295".into()));
+        assert_eq!(p("+4294967296"), Err("must be at most 4294967295".into()));
+        let huge = "9".repeat(60);
+        assert_eq!(p(&huge), Err("must be at most 4294967295".into()));
+        assert_eq!(p(&format!("-{huge}")), Err("must be at least 0".into()));
+        let p = whole::<u32>(1, None);
+        assert_eq!(p("99999999999"), Err("must be at most 4294967295".into()));
+        assert_eq!(p("-3"), Err("must be at least 1".into()));
+        assert_eq!(
+            p("1.5"),
+            Err("expected a whole number; must be at least 1".into())
+        );
+        assert_eq!(
+            p("-"),
+            Err("expected a whole number; must be at least 1".into())
+        );
+    }
+
+    #[test]
+    fn yes_or_no() {
+        let cmd = Command::new("t").arg(
+            Arg::new("b")
+                .long("b")
+                .ignore_case(true)
+                .value_parser(boolish()),
+        );
+        for (value, want) in [
+            ("true", true),
+            ("YES", true),
+            ("on", true),
+            ("1", true),
+            ("y", true),
+            ("T", true),
+            ("false", false),
+            ("No", false),
+            ("OFF", false),
+            ("0", false),
+            ("n", false),
+            ("f", false),
+        ] {
+            let m = cmd
+                .clone()
+                .try_get_matches_from(["t", "--b", value])
+                .unwrap();
+            assert_eq!(m.get_one::<bool>("b"), Some(&want), "{value}");
+        }
+        let e = cmd
+            .clone()
+            .try_get_matches_from(["t", "--b", "maybe"])
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidValue);
+        let Some(ContextValue::Strings(valid)) = e.get(ContextKind::ValidValue) else {
+            panic!("no values listed: {e}");
+        };
+        assert_eq!(
+            valid.join(", "),
+            "true, false, yes, no, on, off, 1, 0, y, n, t, f"
+        );
     }
 
     #[test]
@@ -374,6 +606,28 @@ mod tests {
             assert!(e.starts_with("invalid port"), "{bad}: {e}");
             assert!(e.ends_with(EXPECTED_HOST_PORT), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn dotted_digits_are_ipv4_or_nothing() {
+        for bad in [
+            "256.1.1.1:9999",
+            "1.2.3:9999",
+            "1.2.3.4.5:80",
+            "1..2.3:1",
+            "127.0.0.01:1",
+        ] {
+            let e = parse_addr(bad, true).unwrap_err();
+            let host = &bad[..bad.rfind(':').unwrap()];
+            assert_eq!(
+                e,
+                format!(
+                    "'{host}' is not an IPv4 address: four numbers from 0 to 255, like 127.0.0.1"
+                ),
+                "{bad}"
+            );
+        }
+        assert!(parse_addr("255.255.255.255:1", true).is_ok());
     }
 
     #[test]

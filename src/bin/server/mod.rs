@@ -1,0 +1,5 @@
+//! The server binary's own pieces, apart from what both binaries share
+//! (`common`): its signals and its log file.
+
+pub mod log_file;
+pub mod signals;
