@@ -5,16 +5,14 @@
 //! Linux only.
 //!
 //! ```text
-//! cargo run --release --example baseline_batched -- --bind 127.0.0.1:0
+//! cargo run --release -p udp-greeter-baselines --bin baseline_batched -- --bind 127.0.0.1:0
 //! ```
-
-mod baseline;
 
 use std::net::UdpSocket;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let bind = match baseline::bind_arg("baseline_batched") {
+    let bind = match udp_greeter_baselines::bind_arg("baseline_batched") {
         Ok(addr) => addr,
         Err(code) => return code,
     };

@@ -2,16 +2,14 @@
 //! thread, one `recv_from`/`send_to` loop, buffers reused.
 //!
 //! ```text
-//! cargo run --release --example baseline_std -- --bind 127.0.0.1:0
+//! cargo run --release -p udp-greeter-baselines --bin baseline_std -- --bind 127.0.0.1:0
 //! ```
-
-mod baseline;
 
 use std::net::UdpSocket;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let bind = match baseline::bind_arg("baseline_std") {
+    let bind = match udp_greeter_baselines::bind_arg("baseline_std") {
         Ok(addr) => addr,
         Err(code) => return code,
     };

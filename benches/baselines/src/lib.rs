@@ -1,5 +1,4 @@
 //! What the baseline servers share: their one command-line option.
-//! (A folder without `main.rs`, so Cargo does not take it for an example.)
 
 use std::net::SocketAddr;
 use std::process::ExitCode;

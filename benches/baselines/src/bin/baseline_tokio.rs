@@ -4,10 +4,8 @@
 //! example; two tasks let the multi-threaded runtime use both cores).
 //!
 //! ```text
-//! cargo run --release --example baseline_tokio -- --bind 127.0.0.1:0
+//! cargo run --release -p udp-greeter-baselines --bin baseline_tokio -- --bind 127.0.0.1:0
 //! ```
-
-mod baseline;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -19,7 +17,7 @@ const TASKS: usize = 2;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let bind = match baseline::bind_arg("baseline_tokio") {
+    let bind = match udp_greeter_baselines::bind_arg("baseline_tokio") {
         Ok(addr) => addr,
         Err(code) => return code,
     };
