@@ -1,31 +1,49 @@
 #!/usr/bin/env bash
-# Side-by-side comparison of udp-greeter with three baselines, all driven by
-# `udp-greeter-client bench` on 127.0.0.1:
-#   ours    udp-greeter --log-level warn (defaults otherwise)
-#   std     examples/baseline_std.rs   (one thread, recv_from/send_to)
-#   batched examples/baseline_batched.rs (one thread, recvmmsg/sendmmsg: the
-#           "practical limit" reference; Linux only)
-#   tokio   examples/baseline_tokio.rs (two tasks on one Arc<UdpSocket>)
-#   python  the tutorial's server    (where python3 exists)
+# Side-by-side comparison of udp-greeter with the baselines, all driven by
+# `udp-greeter-client bench` on 127.0.0.1 (the baselines are the workspace
+# member benches/baselines):
+#   ours    udp-greeter --log-level warn (defaults otherwise); for the shapes
+#           with per-request work, examples/slow_greeter.rs (the library
+#           with a handler that does the work)
+#   std     baseline_std     (one thread, recv_from/send_to)
+#   batched baseline_batched (one thread, recvmmsg/sendmmsg: the "practical
+#           limit" reference; Linux only)
+#   tokio   baseline_tokio   (two tasks on one Arc<UdpSocket>; per-request
+#           work in the task, blocking a runtime thread)
+#   tokio-spawn-blocking  baseline_tokio --spawn-blocking (a task per
+#           request, the work in spawn_blocking): only the shapes with
+#           per-request work
+#   python  the tutorial's server (where python3 exists); not the shapes with
+#           per-request work, which it cannot do
 # Servers alternate within each round, so drift on a shared machine hits
 # them alike; the figures are medians over the rounds, and ratios are to ours.
 #
 # The `matrix` phase runs every load shape users bring, each server in turn
 # within each round: closed loops of windows 1 to 256 from one socket, 64
 # sockets with one request in flight each, payloads of 16, 512 and 8192
-# bytes, and open loops paced datagram by datagram at 20k, 50k and 100k
-# requests/s. Requests leave as separate datagrams (`--send batched`). Each
-# run records replies/s, loss, the server's CPU per reply and the round-trip
-# percentiles, one JSON object a line in $OUT/matrix.jsonl, next to the
-# tables on stdout; benches/plot.py draws the pictures from it.
+# bytes, open loops paced datagram by datagram at 20k, 50k and 100k
+# requests/s, and two shapes with per-request work, for which every server
+# is restarted with it: block-1000 (each request sleeps 1 ms, 64 sockets with
+# one in flight each; ours with 64 workers) and spin-50 (each request
+# computes 50 us, window 64; ours with 2 workers). Requests leave as
+# separate datagrams (`--send batched`). Each run records replies/s, loss,
+# the server's CPU per reply and the round-trip percentiles, one JSON object
+# a line appended to $OUT/matrix.jsonl, each marked with this run's start
+# time ("run"); the tables on stdout are this run's, and benches/plot.py
+# draws the pictures from the file.
 #
 # Environment (defaults in brackets):
 #   ROUNDS [5]  BENCH_SECS [5]  WARMUP [1]  WINDOW [64]  PAYLOAD [16]
 #   LAT_SECS [3]  CPU_RATE [100000]  CPU_SECS [5]  CPU_ROUNDS [3]
 #   MEM_SECS [10]  MEM_RATE [200000]  SWEEP_ROUNDS [3]  SWEEP_SECS [3]
-#   MATRIX_ROUNDS [3]  MATRIX_SECS [3]  OUT [benches/results]
-#   SERVERS ["ours std batched tokio python"]; a server `alt-NAME` runs the
-#     binary $ALT_DIR/NAME like ours, to try a change side by side
+#   MATRIX_ROUNDS [3]  MATRIX_SECS [3]
+#   OUT [benches/results; for a quick run, fewer or shorter matrix rounds
+#     than these defaults, target/compare]
+#   RUN [the start time, 2026-12-01T14:05:09Z]: the run the records belong
+#     to; an earlier run's id adds shapes to it
+#   SERVERS ["ours std batched tokio tokio-spawn-blocking python"]; a server
+#     `alt-NAME` runs the binary $ALT_DIR/NAME like ours, to try a change
+#     side by side (not in the shapes with per-request work)
 #   SHAPES [all]: the matrix shapes to run, by name (window-8 paced-20000 ...)
 #   PHASES ["matrix memory"]; also: unpinned pinned latency cpu sweep
 # A quick run: MATRIX_ROUNDS=1 MATRIX_SECS=1 MEM_SECS=2 benches/compare.sh
@@ -48,19 +66,35 @@ SWEEP_ROUNDS=${SWEEP_ROUNDS:-3}
 SWEEP_SECS=${SWEEP_SECS:-3}
 MATRIX_ROUNDS=${MATRIX_ROUNDS:-3}
 MATRIX_SECS=${MATRIX_SECS:-3}
-OUT=${OUT:-benches/results}
 PHASES=${PHASES:-"matrix memory"}
+RUN=${RUN:-$(date -u +%Y-%m-%dT%H:%M:%SZ)}
 
 TARGET=${CARGO_TARGET_DIR:-target}
 BIN=$TARGET/release
 EX=$TARGET/release/examples
 CLIENT=$BIN/udp-greeter-client
 
-echo "building (release)..." >&2
-cargo build --release --quiet --bins --examples
+# A quick run's figures are noisier: they go under target/ unless asked,
+# never among the committed ones.
+if [ -z "${OUT:-}" ]; then
+  if [ "$MATRIX_ROUNDS" -ge 3 ] && awk -v s="$MATRIX_SECS" 'BEGIN { exit !(s >= 3) }'; then
+    OUT=benches/results
+  else
+    OUT=$TARGET/compare
+  fi
+fi
 
 PY_SERVER=tests/interop/udp_server.py
-read -r -a SERVERS <<<"${SERVERS:-ours std batched tokio python}"
+read -r -a SERVERS <<<"${SERVERS:-ours std batched tokio tokio-spawn-blocking python}"
+for s in "${SERVERS[@]}"; do
+  case $s in
+    ours | std | batched | tokio | tokio-spawn-blocking | python) ;;
+    alt-*)
+      [ -x "${ALT_DIR:-}/${s#alt-}" ] ||
+        { echo "error: server $s needs the binary \$ALT_DIR/${s#alt-}" >&2; exit 2; } ;;
+    *) echo "error: unknown server $s" >&2; exit 2 ;;
+  esac
+done
 if ! command -v python3 >/dev/null; then
   echo "left out: python3 not found, no tutorial server in the comparison" >&2
   SERVERS=($(for s in "${SERVERS[@]}"; do [ "$s" = python ] || printf '%s ' "$s"; done))
@@ -108,37 +142,66 @@ port_of() {
   return 1
 }
 
-# start NAME [taskset-cpu] -> sets PID and PORT
+# takes_part NAME COST: whether server NAME runs when each request costs
+# COST (the baselines' flags; empty for nothing). Python cannot block per
+# request, and alt-NAME is a build of udp-greeter, which has no per-request
+# work; the spawn_blocking variant is only there for that work.
+takes_part() {
+  case $1 in
+    python | alt-*) [ -z "$2" ] ;;
+    tokio-spawn-blocking) [ -n "$2" ] ;;
+    *) true ;;
+  esac
+}
+
+# start NAME [taskset-cpu [COST [POOL]]] -> sets PID and PORT. COST: the
+# baselines' flags for each request's work; POOL: the --workers of
+# slow_greeter, which stands in for ours when there is work.
 start() {
-  local name=$1 cpu=${2:-} pre=()
+  local name=$1 cpu=${2:-} cost=${3:-} pool=${4:-} pre=() ours
   [ -n "$cpu" ] && pre=(taskset -c "$cpu")
+  if [ -n "$cost" ]; then
+    # shellcheck disable=SC2206
+    ours=("$EX/slow_greeter" $pool $cost)
+  else
+    ours=("$BIN/udp-greeter" --log-level warn)
+  fi
+  # shellcheck disable=SC2086
   case $name in
-    ours) "${pre[@]}" "$BIN/udp-greeter" --bind 127.0.0.1:0 --log-level warn >"$WORK/$name.log" 2>&1 & ;;
-    std) "${pre[@]}" "$EX/baseline_std" --bind 127.0.0.1:0 >"$WORK/$name.log" 2>&1 & ;;
-    batched) "${pre[@]}" "$EX/baseline_batched" --bind 127.0.0.1:0 >"$WORK/$name.log" 2>&1 & ;;
-    tokio) "${pre[@]}" "$EX/baseline_tokio" --bind 127.0.0.1:0 >"$WORK/$name.log" 2>&1 & ;;
+    ours) "${pre[@]}" "${ours[@]}" --bind 127.0.0.1:0 >"$WORK/$name.log" 2>&1 & ;;
+    std) "${pre[@]}" "$BIN/baseline_std" --bind 127.0.0.1:0 $cost >"$WORK/$name.log" 2>&1 & ;;
+    batched) "${pre[@]}" "$BIN/baseline_batched" --bind 127.0.0.1:0 $cost >"$WORK/$name.log" 2>&1 & ;;
+    tokio) "${pre[@]}" "$BIN/baseline_tokio" --bind 127.0.0.1:0 $cost >"$WORK/$name.log" 2>&1 & ;;
+    tokio-spawn-blocking)
+      "${pre[@]}" "$BIN/baseline_tokio" --spawn-blocking --bind 127.0.0.1:0 $cost >"$WORK/$name.log" 2>&1 & ;;
     python) "${pre[@]}" python3 "$PY_SERVER" 0 >/dev/null 2>"$WORK/$name.log" & ;;
     # A variant of ours, built elsewhere, for a side-by-side trial of a change.
     alt-*) "${pre[@]}" "$ALT_DIR/${name#alt-}" --bind 127.0.0.1:0 --log-level warn >"$WORK/$name.log" 2>&1 & ;;
+    *) echo "error: unknown server: $name" >&2; exit 2 ;;
   esac
   PID=$!
   PIDS+=("$PID")
   PORT=$(port_of "$PID")
 }
 
-# start_all [taskset-cpu]: every server, ports and PIDs in PORT_OF and PID_OF
+# start_all [taskset-cpu [COST [POOL]]]: every server that takes part, in
+# RUNNING, with ports and PIDs in PORT_OF and PID_OF
 declare -A PORT_OF PID_OF
+RUNNING=()
 start_all() {
   local s
+  RUNNING=()
   for s in "${SERVERS[@]}"; do
-    start "$s" "${1:-}"
+    takes_part "$s" "${2:-}" || continue
+    start "$s" "${1:-}" "${2:-}" "${3:-}"
     PORT_OF[$s]=$PORT PID_OF[$s]=$PID
+    RUNNING+=("$s")
   done
 }
 
 stop_all() {
   local s
-  for s in "${SERVERS[@]}"; do stop "${PID_OF[$s]}"; done
+  for s in "${RUNNING[@]}"; do stop "${PID_OF[$s]}"; done
 }
 
 stop() {
@@ -170,6 +233,7 @@ cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 machine() {
   echo "machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $(uname -sr)"
   echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "run: $RUN"
 }
 
 # throughput LABEL CPU_SERVER CPU_CLIENT
@@ -177,7 +241,7 @@ throughput() {
   local label=$1 scpu=$2 ccpu=$3 s r json rps
   start_all "$scpu"
   for r in $(seq "$ROUNDS"); do
-    for s in "${SERVERS[@]}"; do
+    for s in "${RUNNING[@]}"; do
       json=$(bench "${PORT_OF[$s]}" "$ccpu" --seconds "$BENCH_SECS" --warmup "$WARMUP" \
              --window "$WINDOW" --payload "$PAYLOAD")
       rps=$(field "$json" replies_per_s)
@@ -193,7 +257,7 @@ throughput() {
   echo "| --- | ---: | --- | ---: |"
   local ours
   ours=$(median <"$WORK/tp-$label-ours")
-  for s in "${SERVERS[@]}"; do
+  for s in "${RUNNING[@]}"; do
     local m
     m=$(median <"$WORK/tp-$label-$s")
     echo "| $s | $m | $(tr '\n' ' ' <"$WORK/tp-$label-$s") | $(ratio "$ours" "$m") |"
@@ -204,7 +268,7 @@ latency() {
   local s r json p50
   start_all
   for r in $(seq "$ROUNDS"); do
-    for s in "${SERVERS[@]}"; do
+    for s in "${RUNNING[@]}"; do
       json=$(bench "${PORT_OF[$s]}" "" --seconds "$LAT_SECS" --warmup 0.5 --window 1 --payload "$PAYLOAD")
       p50=$(field "$json" rtt_p50_us)
       echo "$p50" >>"$WORK/lat-$s"
@@ -220,7 +284,7 @@ latency() {
   echo "| --- | ---: | ---: | ---: |"
   local ours
   ours=$(median <"$WORK/lat-ours")
-  for s in "${SERVERS[@]}"; do
+  for s in "${RUNNING[@]}"; do
     local m
     m=$(median <"$WORK/lat-$s")
     echo "| $s | $m | $(median <"$WORK/lat99-$s") | $(ratio "$ours" "$m") |"
@@ -232,7 +296,7 @@ cpu() {
   hz=$(getconf CLK_TCK)
   start_all
   for r in $(seq "$CPU_ROUNDS"); do
-    for s in "${SERVERS[@]}"; do
+    for s in "${RUNNING[@]}"; do
       before=$(cpu_ticks "${PID_OF[$s]}")
       json=$(bench "${PORT_OF[$s]}" "" --seconds "$CPU_SECS" --warmup 0 --rate "$CPU_RATE" --payload "$PAYLOAD")
       after=$(cpu_ticks "${PID_OF[$s]}")
@@ -254,7 +318,7 @@ cpu() {
   echo "| --- | ---: | ---: | --- | ---: |"
   local ours
   ours=$(median <"$WORK/cpu-ours")
-  for s in "${SERVERS[@]}"; do
+  for s in "${RUNNING[@]}"; do
     local m
     m=$(median <"$WORK/cpu-$s")
     echo "| $s | $m | $(median <"$WORK/cpupct-$s") | $(tr '\n' ' ' <"$WORK/cpulost-$s") | $(ratio "$ours" "$m") |"
@@ -315,23 +379,38 @@ sweep() {
   done
 }
 
-# The shapes of the matrix: NAME and the bench arguments that make it.
+# The shapes of the matrix: NAME | the bench arguments that make it | the
+# work each request costs (the baselines' flags, for every server) | the
+# workers of slow_greeter, which is ours when there is work.
 MATRIX_SHAPES=(
-  "window-1|--window 1 --payload 16"
-  "window-4|--window 4 --payload 16"
-  "window-8|--window 8 --payload 16"
-  "window-16|--window 16 --payload 16"
-  "window-64|--window 64 --payload 16"
-  "window-256|--window 256 --payload 16"
-  "sockets-64|--window 64 --sockets 64 --payload 16"
-  "payload-512|--window 64 --payload 512"
-  "payload-8192|--window 64 --payload 8192"
-  "paced-20000|--rate 20000 --payload 16"
-  "paced-50000|--rate 50000 --payload 16"
-  "paced-100000|--rate 100000 --payload 16"
+  "window-1|--window 1 --payload 16||"
+  "window-4|--window 4 --payload 16||"
+  "window-8|--window 8 --payload 16||"
+  "window-16|--window 16 --payload 16||"
+  "window-64|--window 64 --payload 16||"
+  "window-256|--window 256 --payload 16||"
+  "sockets-64|--window 64 --sockets 64 --payload 16||"
+  "payload-512|--window 64 --payload 512||"
+  "payload-8192|--window 64 --payload 8192||"
+  "paced-20000|--rate 20000 --payload 16||"
+  "paced-50000|--rate 50000 --payload 16||"
+  "paced-100000|--rate 100000 --payload 16||"
+  # A handler waiting on a database: a pool of 64 sleepers against 64
+  # clients, one request in flight each.
+  "block-1000|--window 64 --sockets 64 --payload 16|--block-us 1000|--workers 64"
+  # A handler that computes: as many workers as cores.
+  "spin-50|--window 64 --payload 16|--spin-us 50|--workers 2"
 )
 if [ -n "${SHAPES:-}" ]; then
   kept=()
+  for want in $SHAPES; do
+    found=
+    for shape in "${MATRIX_SHAPES[@]}"; do [ "${shape%%|*}" = "$want" ] && found=1; done
+    if [ -z "$found" ]; then
+      echo "error: unknown shape $want; the shapes:$(for shape in "${MATRIX_SHAPES[@]}"; do printf ' %s' "${shape%%|*}"; done)" >&2
+      exit 2
+    fi
+  done
   for shape in "${MATRIX_SHAPES[@]}"; do
     for want in $SHAPES; do [ "${shape%%|*}" = "$want" ] && kept+=("$shape"); done
   done
@@ -339,39 +418,65 @@ if [ -n "${SHAPES:-}" ]; then
 fi
 
 matrix() {
-  local s r shape name args json before after hz t0 done_runs=0 total
+  local s r shape name args cost pool scost spool group json before after hz t0 done_runs=0 total=0 cpu left
+  local groups=() out=()
+  local -A seen
   hz=$(getconf CLK_TCK)
   mkdir -p "$OUT"
-  : >"$OUT/matrix.jsonl"
-  total=$(( ${#MATRIX_SHAPES[@]} * ${#SERVERS[@]} * MATRIX_ROUNDS ))
+  echo "  records: appended to $OUT/matrix.jsonl, run $RUN" >&2
+  # The servers are restarted for each kind of work the shapes ask of them,
+  # in the order the shapes come.
+  for shape in "${MATRIX_SHAPES[@]}"; do
+    IFS='|' read -r name args cost pool <<<"$shape"
+    for s in "${SERVERS[@]}"; do
+      takes_part "$s" "$cost" && total=$((total + MATRIX_ROUNDS))
+    done
+    group="$cost|$pool"
+    [ -n "${seen[$group]:-}" ] || groups+=("$group")
+    seen[$group]=1
+  done
   t0=$(date +%s)
-  start_all
-  for r in $(seq "$MATRIX_ROUNDS"); do
-    for shape in "${MATRIX_SHAPES[@]}"; do
-      name=${shape%%|*} args=${shape#*|}
-      for s in "${SERVERS[@]}"; do
-        before=$(cpu_ticks "${PID_OF[$s]}")
-        # shellcheck disable=SC2086
-        json=$(bench "${PORT_OF[$s]}" "" --seconds "$MATRIX_SECS" --warmup 0.5 --send batched \
-               $args 2>/dev/null || true)
-        after=$(cpu_ticks "${PID_OF[$s]}")
-        done_runs=$((done_runs + 1))
-        [ -n "$json" ] || { echo "  [$done_runs/$total] $name $s: no report" >&2; continue; }
-        local cpu
-        cpu=$(awk -v t=$((after - before)) -v hz="$hz" -v n="$(field "$json" replies)" \
-              'BEGIN { if (n > 0) printf "%.3f", t / hz * 1e6 / n; else print 0 }')
-        echo "${json%\}},\"server\":\"$s\",\"shape\":\"$name\",\"round\":$r,\"cpu_us_per_reply\":$cpu}" \
-          >>"$OUT/matrix.jsonl"
-        local left=$(( ($(date +%s) - t0) * (total - done_runs) / done_runs ))
-        printf '  [%d/%d, about %d s left] %s %s: %s replies/s, lost %s, %s us CPU/reply, p99 %s us\n' \
-          "$done_runs" "$total" "$left" "$name" "$s" "$(field "$json" replies_per_s)" \
-          "$(field "$json" lost)" "$cpu" "$(field "$json" rtt_p99_us)" >&2
+  for group in "${groups[@]}"; do
+    cost=${group%%|*} pool=${group#*|}
+    if [ -n "$cost" ]; then
+      out=()
+      for s in "${SERVERS[@]}"; do takes_part "$s" "$cost" || out+=("$s"); done
+      echo "  servers restarted with $cost (ours: slow_greeter $pool $cost)${out[*]:+; left out: ${out[*]}}" >&2
+    fi
+    start_all "" "$cost" "$pool"
+    for r in $(seq "$MATRIX_ROUNDS"); do
+      for shape in "${MATRIX_SHAPES[@]}"; do
+        IFS='|' read -r name args scost spool <<<"$shape"
+        [ "$scost|$spool" = "$group" ] || continue
+        for s in "${RUNNING[@]}"; do
+          before=$(cpu_ticks "${PID_OF[$s]}")
+          # shellcheck disable=SC2086
+          json=$(bench "${PORT_OF[$s]}" "" --seconds "$MATRIX_SECS" --warmup 0.5 --send batched \
+                 $args 2>/dev/null || true)
+          after=$(cpu_ticks "${PID_OF[$s]}")
+          done_runs=$((done_runs + 1))
+          [ -n "$json" ] || { echo "  [$done_runs/$total] $name $s: no report" >&2; continue; }
+          cpu=$(awk -v t=$((after - before)) -v hz="$hz" -v n="$(field "$json" replies)" \
+                'BEGIN { if (n > 0) printf "%.3f", t / hz * 1e6 / n; else print 0 }')
+          # The bench's "server" is the address it drove; the server's own
+          # name has a key of its own.
+          echo "${json%\}},\"name\":\"$s\",\"run\":\"$RUN\",\"shape\":\"$name\",\"round\":$r,\"cpu_us_per_reply\":$cpu}" \
+            >>"$OUT/matrix.jsonl"
+          left=$(( ($(date +%s) - t0) * (total - done_runs) / done_runs ))
+          printf '  [%d/%d, about %d s left] %s %s: %s replies/s, lost %s, %s us CPU/reply, p99 %s us\n' \
+            "$done_runs" "$total" "$left" "$name" "$s" "$(field "$json" replies_per_s)" \
+            "$(field "$json" lost)" "$cpu" "$(field "$json" rtt_p99_us)" >&2
+        done
       done
     done
+    stop_all
   done
-  stop_all
-  python3 benches/plot.py --table "$OUT/matrix.jsonl"
+  python3 benches/plot.py --table --run "$RUN" "$OUT/matrix.jsonl"
 }
+
+echo "building (release)..." >&2
+# The baselines are the bins of the workspace member benches/baselines.
+cargo build --release --quiet --workspace --bins --examples
 
 machine
 for phase in $PHASES; do

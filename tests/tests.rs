@@ -39,6 +39,8 @@ mod probe;
 mod scale_out;
 // The server binary's command line and environment, its signals, its docs.
 mod server_cli;
+// The slow_greeter example: a pool of workers whose handler sleeps.
+mod slow_greeter;
 // Graceful shutdown, in-process and of the server binary under signals.
 mod shutdown;
 // Replies from the address each request was sent to, on wildcard binds.

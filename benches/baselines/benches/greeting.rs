@@ -2,7 +2,7 @@
 //! buffer, at the payload sizes that `benches/compare.sh` sweeps.
 //!
 //! ```text
-//! cargo bench --bench greeting
+//! cargo bench -p udp-greeter-baselines --bench greeting
 //! ```
 
 use std::hint::black_box;

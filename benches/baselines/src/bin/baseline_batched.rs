@@ -2,20 +2,21 @@
 //! reading up to 64 datagrams per `recvmmsg` and answering them with one
 //! `sendmmsg`, the shape of the single-threaded C server taken as this
 //! machine's limit. No segmentation offload, no threads.
-//! Linux only.
+//! Linux only. The `--block-us`/`--spin-us` work runs for each request of a
+//! batch in turn, as in any one-thread loop.
 //!
 //! ```text
-//! cargo run --release --example baseline_batched -- --bind 127.0.0.1:0
+//! cargo run --release -p udp-greeter-baselines --bin baseline_batched -- --bind 127.0.0.1:0 [--block-us U] [--spin-us U]
 //! ```
-
-mod baseline;
 
 use std::net::UdpSocket;
 use std::process::ExitCode;
 
+use udp_greeter_baselines::{Args, Flags, Work};
+
 fn main() -> ExitCode {
-    let bind = match baseline::bind_arg("baseline_batched") {
-        Ok(addr) => addr,
+    let Args { bind, work, .. } = match Args::from_env("baseline_batched", Flags::Common) {
+        Ok(args) => args,
         Err(code) => return code,
     };
     let socket = match UdpSocket::bind(bind) {
@@ -27,11 +28,11 @@ fn main() -> ExitCode {
     };
     let port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
     println!("Bind UDP on {port}...");
-    serve(&socket)
+    serve(&socket, work)
 }
 
 #[cfg(target_os = "linux")]
-fn serve(socket: &UdpSocket) -> ExitCode {
+fn serve(socket: &UdpSocket, work: Work) -> ExitCode {
     use std::os::fd::AsRawFd;
     use std::{mem, ptr};
 
@@ -74,6 +75,7 @@ fn serve(socket: &UdpSocket) -> ExitCode {
         let n = n as usize;
         for i in 0..n {
             let len = (hdrs[i].msg_len as usize).min(ROOM);
+            work.run();
             udp_greeter::greet_into(&inbox[i][..len], &mut outbox[i]);
             iovs[i] = libc::iovec {
                 iov_base: outbox[i].as_mut_ptr() as *mut libc::c_void,
@@ -97,7 +99,7 @@ fn serve(socket: &UdpSocket) -> ExitCode {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn serve(_socket: &UdpSocket) -> ExitCode {
+fn serve(_socket: &UdpSocket, _work: Work) -> ExitCode {
     eprintln!("error: baseline_batched needs recvmmsg/sendmmsg (Linux)");
     ExitCode::from(1)
 }

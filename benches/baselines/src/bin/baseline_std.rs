@@ -1,18 +1,20 @@
 //! The simplest fast server, as a baseline for `benches/compare.sh`: one
-//! thread, one `recv_from`/`send_to` loop, buffers reused.
+//! thread, one `recv_from`/`send_to` loop, buffers reused. A request's
+//! `--block-us`/`--spin-us` work runs inline, so one slow request holds up
+//! every other.
 //!
 //! ```text
-//! cargo run --release --example baseline_std -- --bind 127.0.0.1:0
+//! cargo run --release -p udp-greeter-baselines --bin baseline_std -- --bind 127.0.0.1:0 [--block-us U] [--spin-us U]
 //! ```
-
-mod baseline;
 
 use std::net::UdpSocket;
 use std::process::ExitCode;
 
+use udp_greeter_baselines::{Args, Flags};
+
 fn main() -> ExitCode {
-    let bind = match baseline::bind_arg("baseline_std") {
-        Ok(addr) => addr,
+    let Args { bind, work, .. } = match Args::from_env("baseline_std", Flags::Common) {
+        Ok(args) => args,
         Err(code) => return code,
     };
     let socket = match UdpSocket::bind(bind) {
@@ -34,6 +36,7 @@ fn main() -> ExitCode {
                 continue;
             }
         };
+        work.run();
         udp_greeter::greet_into(&buf[..n], &mut reply);
         if let Err(e) = socket.send_to(&reply, peer) {
             eprintln!("send error: {e}");
