@@ -6,6 +6,9 @@
 #           with per-request work, examples/slow_greeter.rs (the library
 #           with a handler that does the work)
 #   std     baseline_std     (one thread, recv_from/send_to)
+#   handoff baseline_handoff (one thread reads, one answers, a crossbeam
+#           channel between them, neither ever waiting awake: the floor of
+#           a pipeline's CPU per reply)
 #   batched baseline_batched (one thread, recvmmsg/sendmmsg: the "practical
 #           limit" reference; Linux only)
 #   tokio   baseline_tokio   (two tasks on one Arc<UdpSocket>; per-request
@@ -41,7 +44,7 @@
 #     than these defaults, target/compare]
 #   RUN [the start time, 2026-12-01T14:05:09Z]: the run the records belong
 #     to; an earlier run's id adds shapes to it
-#   SERVERS ["ours std batched tokio tokio-spawn-blocking python"]; a server
+#   SERVERS ["ours std handoff batched tokio tokio-spawn-blocking python"]; a server
 #     `alt-NAME` runs the binary $ALT_DIR/NAME like ours, to try a change
 #     side by side (not in the shapes with per-request work)
 #   SHAPES [all]: the matrix shapes to run, by name (window-8 paced-20000 ...)
@@ -85,10 +88,10 @@ if [ -z "${OUT:-}" ]; then
 fi
 
 PY_SERVER=tests/interop/udp_server.py
-read -r -a SERVERS <<<"${SERVERS:-ours std batched tokio tokio-spawn-blocking python}"
+read -r -a SERVERS <<<"${SERVERS:-ours std handoff batched tokio tokio-spawn-blocking python}"
 for s in "${SERVERS[@]}"; do
   case $s in
-    ours | std | batched | tokio | tokio-spawn-blocking | python) ;;
+    ours | std | handoff | batched | tokio | tokio-spawn-blocking | python) ;;
     alt-*)
       [ -x "${ALT_DIR:-}/${s#alt-}" ] ||
         { echo "error: server $s needs the binary \$ALT_DIR/${s#alt-}" >&2; exit 2; } ;;
@@ -170,6 +173,7 @@ start() {
   case $name in
     ours) "${pre[@]}" "${ours[@]}" --bind 127.0.0.1:0 >"$WORK/$name.log" 2>&1 & ;;
     std) "${pre[@]}" "$BIN/baseline_std" --bind 127.0.0.1:0 $cost >"$WORK/$name.log" 2>&1 & ;;
+    handoff) "${pre[@]}" "$BIN/baseline_handoff" --bind 127.0.0.1:0 $cost >"$WORK/$name.log" 2>&1 & ;;
     batched) "${pre[@]}" "$BIN/baseline_batched" --bind 127.0.0.1:0 $cost >"$WORK/$name.log" 2>&1 & ;;
     tokio) "${pre[@]}" "$BIN/baseline_tokio" --bind 127.0.0.1:0 $cost >"$WORK/$name.log" 2>&1 & ;;
     tokio-spawn-blocking)

@@ -24,7 +24,7 @@ import statistics
 import sys
 from collections import defaultdict
 
-SERVERS = ["ours", "std", "batched", "tokio", "tokio-spawn-blocking", "python"]
+SERVERS = ["ours", "std", "handoff", "batched", "tokio", "tokio-spawn-blocking", "python"]
 WINDOWS = [1, 4, 8, 16, 64, 256]
 RATES = [20000, 50000, 100000]
 CLOSED = [f"window-{w}" for w in WINDOWS] + ["sockets-64", "payload-512", "payload-8192"]

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 const STD: &str = env!("CARGO_BIN_EXE_baseline_std");
 const BATCHED: &str = env!("CARGO_BIN_EXE_baseline_batched");
 const TOKIO: &str = env!("CARGO_BIN_EXE_baseline_tokio");
+const HANDOFF: &str = env!("CARGO_BIN_EXE_baseline_handoff");
 
 /// Every wait on a child or a reply ends within this.
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -125,6 +126,13 @@ fn tokio_greets() {
 }
 
 #[test]
+fn handoff_greets() {
+    check(HANDOFF, &[]);
+    check(HANDOFF, &["--block-us", "1000"]);
+    check_slow(HANDOFF, &["--spin-us", "20000"]);
+}
+
+#[test]
 fn tokio_spawn_blocking_greets() {
     check(TOKIO, &["--spawn-blocking"]);
     check(TOKIO, &["--spawn-blocking", "--block-us", "1000"]);
@@ -153,6 +161,7 @@ fn wait(child: &mut Child) -> ExitStatus {
 fn bad_flags_exit_2_with_one_line() {
     let cases: &[(&str, &[&str])] = &[
         (STD, &["--nope"]),
+        (HANDOFF, &["--nope"]),
         (STD, &["--block-us", "soon"]),
         (STD, &["--spawn-blocking"]),
         (BATCHED, &["--spin-us"]),
