@@ -6,17 +6,49 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::protocol::MAX_DATAGRAM;
 
-/// The address the server binds when none is given: the tutorial's.
+/// The address the server binds when none is given: the tutorial's,
+/// `127.0.0.1:9999`.
+///
+/// A loopback address, so a server started without a second thought
+/// answers this machine alone. To serve other hosts, bind an address they
+/// reach, such as `0.0.0.0:9999` (every IPv4 address of the host) or
+/// `[::]:9999`, and consider a rate limit first: a forged source address
+/// can aim replies at someone else.
 pub const DEFAULT_BIND: &str = "127.0.0.1:9999";
 
-/// How many datagrams may wait for a worker when none is given.
+/// How many datagrams may wait for a worker when none is given: 1,024.
+///
+/// The queue sits between the receiver and the workers and absorbs a burst
+/// that the workers then catch up with. When it is full, the receiver drops
+/// the next datagram and counts it (`dropped_queue_full`) rather than wait,
+/// since waiting would only move the loss into the kernel, where nobody
+/// counts it. Longer is not better under sustained overload: each datagram
+/// queued waits behind all the others, and an answer that arrives after
+/// its client gave up (the bundled client waits a second) is wasted work.
+/// Each queued datagram holds one buffer of up to `max_datagram` + 1 bytes
+/// (see [`MAX_QUEUE`]).
 pub const DEFAULT_QUEUE: usize = 1024;
 
-/// The most worker threads a server may run.
+/// The most worker threads a server may run: 1,024.
+///
+/// Workers are for handlers that wait (on a database, another service):
+/// requests per second times the seconds each one waits is how many are
+/// being answered at any moment, and so how many workers keep up; a
+/// thousand covers, say, 10,000 requests a second that wait 100 ms each.
+/// Each worker is a thread with its own stack, and adds its batch of 32
+/// buffers to the memory bound (`queue + (workers + 1) × 32` buffers), so
+/// the cap keeps a mistyped `--workers` from starting thousands of threads.
+/// The greeting never waits: the default, one worker per CPU but one, is
+/// enough for it.
 pub const MAX_WORKERS: usize = 1024;
 
-/// The most datagrams that may wait for a worker: with 64 KiB buffers, a
-/// full queue of this size would hold 64 GiB.
+/// The most datagrams that may wait for a worker: 1,048,576 (2^20).
+///
+/// Each waiting datagram holds a buffer of `max_datagram` + 1 bytes of
+/// address space, 64 KiB by default (only the pages a datagram fills
+/// become resident), so a full queue of this size would hold 64 GiB. The
+/// cap keeps a mistyped `--queue` from setting a memory bound no machine
+/// meets; a queue that long would answer far too late to be of use anyway.
 pub const MAX_QUEUE: usize = 1 << 20;
 
 /// How the server runs.
@@ -139,8 +171,17 @@ impl Config {
     }
 }
 
-/// The receive buffer asked for by default: room for a burst of several
-/// thousand small datagrams while the receiver is descheduled.
+/// The socket receive buffer asked for by default: 4 MiB.
+///
+/// The receive buffer is where the kernel keeps the datagrams that have
+/// arrived and that the receiver has not read yet. When it is full, the
+/// kernel drops the next ones before the server sees them: they are in
+/// none of the server's counters, only in the kernel's (`RcvbufErrors` in
+/// `/proc/net/snmp`). 4 MiB holds several thousand small datagrams (the
+/// kernel charges each its bookkeeping, not only its payload), room to
+/// ride out a burst while the receiver is descheduled. Linux grants at
+/// most `net.core.rmem_max` (on many systems 208 KiB unless raised); the
+/// server logs what it got at `debug`.
 pub const DEFAULT_RECV_BUFFER: usize = 4 << 20;
 
 impl Default for Config {

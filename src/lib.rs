@@ -1,22 +1,10 @@
 //! A threaded UDP greeting server and its client.
 //!
 //! The server answers every datagram `data`, from any sender, with the bytes
-//! `Hello, ` + `data` + `!` sent back to that sender. One **receiver** thread
-//! reads datagrams into a bounded queue; a pool of **worker** threads formats
-//! the greetings and sends them on their own clones of the socket. A
-//! [`Shutdown`] handle stops it gracefully: what was already queued is still
-//! answered, every thread is joined, and the final counters are returned.
-//! `docs/architecture.md` draws the threads and the shutdown sequence.
-//!
-//! The library installs no signal handler: the `udp-greeter` binary wires
-//! Ctrl-C, SIGTERM and SIGHUP to [`Shutdown::trigger`], so one process may
-//! run many servers (as the tests do).
-//!
-//! Features, all on by default: `metrics` (the Prometheus endpoint,
-//! [`Config::metrics_addr`]), `bench` (the load generator,
-//! `client::bench`) and `cli` (what the two binaries need:
-//! argument parsing, logging, signals). `cargo build --no-default-features`
-//! builds the library alone.
+//! `Hello, ` + `data` + `!` sent back to that sender. It is the server of
+//! the UDP chapter of Liao Xuefeng's Python tutorial (`udp_server.py` in
+//! `michaelliao/learn-python3`), with the threads that chapter left out
+//! "because the example is simple".
 //!
 //! ```
 //! use udp_greeter::{Client, Config, Server};
@@ -31,6 +19,65 @@
 //! assert!(stats.is_balanced());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! # From the tutorial's loop to threads
+//!
+//! The tutorial answers in one loop: read a datagram, answer it, read the
+//! next. While one answer waits (on a database, say), nobody else is
+//! answered, and what arrives meanwhile piles up in the kernel's receive
+//! buffer, which drops the excess without anyone seeing it. So here:
+//!
+//! - one **receiver** thread only reads. It drops what it must (too large,
+//!   a loop, over the rate limit) and queues the rest, and it never waits
+//!   for a worker: on a full queue it drops the datagram and counts it,
+//!   where waiting would push the loss back into the kernel, uncounted;
+//! - the queue from the receiver to the workers is bounded
+//!   ([`Config::queue`]), so memory stays fixed whatever arrives;
+//! - a pool of **worker** threads ([`Config::workers`]) asks the
+//!   [`Handler`] for each reply ([`Greeter`] by default) and sends it on the
+//!   worker's own clone of the socket, so a slow handler holds up one
+//!   worker (and the datagrams already in its batch), not the server;
+//! - on Linux, each thread reads or sends up to 32 datagrams per system
+//!   call, and runs of replies to one peer leave as one segmented send.
+//!
+//! A [`Shutdown`] handle stops the server in order: the receiver stops
+//! reading, what was already queued is still answered, every thread is
+//! joined, and [`Server::join`] returns the final counters. Every datagram
+//! read ends in exactly one fate, so the counters balance
+//! ([`Snapshot::is_balanced`]).
+//!
+//! The library installs no signal handler: the `udp-greeter` binary wires
+//! Ctrl-C, SIGTERM and SIGHUP to [`Shutdown::trigger`], so one process may
+//! run many servers (as the tests do).
+//!
+//! # Guides
+//!
+//! The guides are Markdown files in the crate's source package, under
+//! `docs/`: in a checkout, beside `Cargo.toml`; on docs.rs, in the crate's
+//! **Source** view. They are not part of this API documentation, so they
+//! are named by path rather than linked:
+//!
+//! - `docs/tutorial.md`: from the tutorial's Python pair to these threads,
+//!   step by step, each step with code to run: the one-thread loop in
+//!   Rust, why it is not enough, the receiver, queue and workers, a handler
+//!   of one's own, graceful shutdown, batching.
+//! - `docs/architecture.md`: every thread and what wakes it, the source
+//!   tree that mirrors them, the table of fates, the memory bound, the
+//!   shutdown sequence, and why each choice was made.
+//! - `docs/protocol.md`: the bytes on the wire, what happens to every kind
+//!   of input, the loop guard.
+//! - `docs/operations.md`: running the binary as a service: settings,
+//!   signals, logs, metrics, tuning, load balancers.
+//! - `docs/benchmarks.md`: how the server compares with a one-thread loop,
+//!   each figure with its command and date.
+//!
+//! # Features
+//!
+//! All on by default: `metrics` (the Prometheus endpoint,
+//! [`Config::metrics_addr`]), `bench` (the load generator,
+//! `client::bench`) and `cli` (what the two binaries need:
+//! argument parsing, logging, signals). `cargo build --no-default-features`
+//! builds the library alone.
 
 #![deny(missing_docs)]
 #![deny(unsafe_code)]

@@ -1,17 +1,38 @@
 //! The protocol: the greeting and the limits of a UDP datagram. Pure bytes
 //! in, bytes out; imports nothing.
 
-/// What every greeting starts with.
+/// What every greeting starts with: `Hello, `, with its space.
+///
+/// Bytes, not text: what stands between [`PREFIX`] and [`SUFFIX`] is the
+/// request's bytes as they came, so a greeting is made by copying, never by
+/// decoding or formatting. The loop guard reads it too: a request that
+/// starts with it and ends with [`SUFFIX`] looks like another greeter's
+/// reply, and is not answered.
 pub const PREFIX: &[u8] = b"Hello, ";
 
-/// What every greeting ends with.
+/// What every greeting ends with: `!`.
+///
+/// With [`PREFIX`] it makes every reply 8 bytes longer than its request,
+/// which is why the largest request that can be greeted
+/// ([`MAX_GREETABLE`]) is 8 bytes short of [`MAX_DATAGRAM`].
 pub const SUFFIX: &[u8] = b"!";
 
-/// The largest payload a UDP datagram can carry over IPv4
+/// The largest payload a UDP datagram can carry over IPv4: 65,507 bytes
 /// (65,535 − 8 bytes of UDP header − 20 bytes of IP header).
+///
+/// The server holds requests and replies to it over IPv6 as well (which
+/// would allow 20 bytes more), so its limits do not depend on the address
+/// family. A datagram this large does not fit in one packet on most links
+/// (1,472 bytes of payload over IPv4 on Ethernet): it travels as IP
+/// fragments, and losing any one fragment loses the whole datagram.
 pub const MAX_DATAGRAM: usize = 65_507;
 
-/// The largest request whose greeting still fits in one datagram.
+/// The largest request whose greeting still fits in one datagram: 65,499
+/// bytes, [`MAX_DATAGRAM`] less the 8 bytes of [`PREFIX`] and [`SUFFIX`].
+///
+/// A larger request is never answered with a cut greeting (the tutorial's
+/// `recvfrom(1024)` cut requests silently): it gets no reply, and is
+/// counted as `dropped_oversize`.
 pub const MAX_GREETABLE: usize = MAX_DATAGRAM - PREFIX.len() - SUFFIX.len();
 
 /// Writes `Hello, ` + `data` + `!` into `reply`, replacing what it held.

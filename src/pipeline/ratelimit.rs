@@ -11,7 +11,18 @@ use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::time::Instant;
 
-/// How many buckets the server's table holds.
+/// How many slots the server's rate-limit table holds: 65,536.
+///
+/// A slot is one token bucket: how many replies a source may still get
+/// right now, and when that was last topped up. A source's IP address picks
+/// its slot through a hash keyed with a random value per table, so nobody
+/// outside can tell which addresses share a slot. The table is fixed
+/// because a flood may come from any number of forged addresses: a table
+/// that grew per source would let it take all memory, while this one stays
+/// about 1.5 MiB whatever arrives. Two sources that land in one slot (a
+/// collision) share one bucket, and so one allowance: the limit gets
+/// stricter for both, never looser. With N sources active at once, a given
+/// source shares its slot with odds of about N in 65,536.
 pub const DEFAULT_SLOTS: usize = 1 << 16;
 
 #[derive(Debug, Clone, Copy, Default)]

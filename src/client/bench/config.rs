@@ -8,7 +8,15 @@ use super::{BATCH, ID_BYTES, MAX_LAG, TURN};
 use crate::error::{Error, Result};
 use crate::protocol::MAX_GREETABLE;
 
-/// The most client sockets one run may use.
+/// The most client sockets one run may use: 1,024.
+///
+/// Each socket has a source port of its own, and so stands for one more
+/// client: `SO_REUSEPORT` and load balancers spread traffic by source
+/// address and port, and many sockets are how one generator looks like
+/// many clients to them. Each is also one more file descriptor that the
+/// generator's single thread sends on, reads and polls; the cap bounds
+/// that work. In a closed loop each socket needs a request in flight, so
+/// there may be no more sockets than the window.
 pub const MAX_SOCKETS: usize = 1024;
 
 /// How the generator hands its requests to the kernel: what the server

@@ -38,7 +38,15 @@ use std::time::Duration;
 use crate::error::Result;
 use generator::Generator;
 
-/// Bytes of a request that carry its id; the smallest payload.
+/// Bytes of a request that carry its id: 8, which makes it also the
+/// smallest payload a run can send.
+///
+/// Each request starts with a number unique within the run (a `u64`,
+/// little-endian), and the rest of its payload is fixed filler. The id
+/// comes back in the greeting, so each reply finds its request, and a
+/// duplicate, a reply to a request already counted lost, or a stranger's
+/// datagram is told apart from it; the filler is checked byte for byte,
+/// so a server that damages a payload is caught.
 pub const ID_BYTES: usize = 8;
 
 use crate::sys::BATCH;

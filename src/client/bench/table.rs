@@ -10,7 +10,14 @@ use std::collections::VecDeque;
 const SLOT_BITS: u32 = 24;
 const SLOT_MASK: u64 = (1 << SLOT_BITS) - 1;
 
-/// The most requests that can be in flight at once.
+/// The most requests that can be in flight at once: 16,777,216 (2^24).
+///
+/// A slot tracks one request in flight: its id, when it was sent, and so
+/// when it counts as lost. The low 24 bits of a request's id name its
+/// slot, so a reply finds its slot at once; the 40 bits above count, so no
+/// two requests of a run share an id. That caps the window of a closed
+/// loop and, in an open loop, what may be out at once (the rate times the
+/// timeout, with a margin). A run's table holds only the slots it needs.
 pub const MAX_SLOTS: usize = 1 << SLOT_BITS;
 
 /// A slot with no request in flight.
