@@ -38,8 +38,8 @@ pub const DEFAULT_QUEUE: usize = 1024;
 /// Each worker is a thread with its own stack, and adds its batch of 32
 /// buffers to the memory bound (`queue + (workers + 1) × 32` buffers), so
 /// the cap keeps a mistyped `--workers` from starting thousands of threads.
-/// The greeting never waits: the default, one worker per CPU but one, is
-/// enough for it.
+/// The greeting never waits: the default, [`default_workers`], is enough
+/// for it.
 pub const MAX_WORKERS: usize = 1024;
 
 /// The most datagrams that may wait for a worker: 1,048,576 (2^20).
@@ -108,14 +108,14 @@ pub struct Config {
 }
 
 impl Config {
-    /// The defaults, bound to `bind`: one worker per CPU but one (the
-    /// receiver keeps the last CPU busy under load), at least one; a queue
+    /// The defaults, bound to `bind`: [`default_workers`] workers (one per
+    /// CPU, at least two); a queue
     /// of 1,024 datagrams, datagrams up to 65,507 bytes, no rate limit, the
     /// loop guard on.
     pub fn new(bind: SocketAddr) -> Config {
         Config {
             bind,
-            workers: num_cpus::get().saturating_sub(1).max(1),
+            workers: default_workers(num_cpus::get()),
             queue: DEFAULT_QUEUE,
             max_datagram: MAX_DATAGRAM,
             rate_limit: None,
@@ -171,6 +171,14 @@ impl Config {
     }
 }
 
+/// The workers a machine with `cpus` CPUs gets by default: one per CPU, and
+/// at least two. The receiver hands datagrams on one by one while the
+/// queue is short, so a second worker takes the next while the first sends;
+/// and a worker asleep in a slow handler leaves another to answer.
+pub fn default_workers(cpus: usize) -> usize {
+    cpus.clamp(2, MAX_WORKERS)
+}
+
 /// The socket receive buffer asked for by default: 4 MiB.
 ///
 /// The receive buffer is where the kernel keeps the datagrams that have
@@ -207,6 +215,14 @@ mod tests {
         assert_eq!(c.queue, 1024);
         assert_eq!(c.max_datagram, 65_507);
         assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn workers_per_cpu() {
+        assert_eq!(default_workers(1), 2);
+        assert_eq!(default_workers(2), 2);
+        assert_eq!(default_workers(16), 16);
+        assert_eq!(default_workers(100_000), MAX_WORKERS);
     }
 
     #[test]

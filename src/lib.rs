@@ -103,7 +103,8 @@ mod server;
 
 pub use crate::client::{Client, DEFAULT_RETRIES, DEFAULT_TIMEOUT};
 pub use crate::config::{
-    Config, DEFAULT_BIND, DEFAULT_QUEUE, DEFAULT_RECV_BUFFER, MAX_QUEUE, MAX_WORKERS,
+    default_workers, Config, DEFAULT_BIND, DEFAULT_QUEUE, DEFAULT_RECV_BUFFER, MAX_QUEUE,
+    MAX_WORKERS,
 };
 pub use crate::control::shutdown::Shutdown;
 pub use crate::control::stats::{Counters, Snapshot};

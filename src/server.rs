@@ -110,6 +110,7 @@ impl Server {
             local: local_addr,
             max_datagram: config.max_datagram,
             loop_guard: config.loop_guard.then(|| LoopGuard::new(local_addr)),
+            pace: Default::default(),
         });
         let pipeline = Pipeline::start(&config, socket, ctx)?;
         let mut server = Server {

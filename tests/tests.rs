@@ -33,6 +33,8 @@ mod metrics;
 // log-file failures, numbers and addresses refused in words, a safe
 // terminal, man page and completions.
 mod operator;
+// The pool: a handler that takes its time holds up only its own request.
+mod pool;
 // The bench as a latency and loss probe: honest figures, any echo service.
 mod probe;
 // Several instances behind one address: SO_REUSEPORT, and nginx (ignored).

@@ -30,7 +30,7 @@ struct Args {
           value_parser = common::bind_addr)]
     bind: Addr,
 
-    /// Worker threads, 1 to 1024 [default: one per CPU but one, at least 1]
+    /// Worker threads, 1 to 1024 [default: one per CPU, at least 2]
     #[arg(long, env = "UDP_GREETER_WORKERS", value_name = "N", allow_hyphen_values = true,
           value_parser = common::whole::<u16>(1, Some(MAX_WORKERS as u16)))]
     workers: Option<u16>,

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::buffer::BufferPool;
 use super::loopguard::LoopGuard;
+use super::wait::Pace;
 use crate::control::shutdown::Shutdown;
 use crate::control::stats::Stats;
 use crate::control::throttle::{Admission, Throttle};
@@ -24,6 +25,8 @@ pub(crate) struct ServerContext<H> {
     pub max_datagram: usize,
     /// `None` when the configuration turned the guard off.
     pub loop_guard: Option<LoopGuard>,
+    /// How long the handler's requests take: how many a worker takes.
+    pub pace: Pace,
 }
 
 impl<H> fmt::Debug for ServerContext<H> {

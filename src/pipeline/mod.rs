@@ -19,7 +19,7 @@ pub(crate) mod context;
 pub(crate) mod loopguard;
 pub(crate) mod ratelimit;
 mod receiver;
-mod wait;
+pub(crate) mod wait;
 mod worker;
 
 use context::{ServerContext, Warnings};

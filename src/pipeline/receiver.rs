@@ -12,7 +12,7 @@ use log::Level;
 
 use super::context::{ServerContext, Warning};
 use super::ratelimit::RateLimiter;
-use super::wait::{WaitPolicy, LONE_LOOKS};
+use super::wait::{read_size, WaitPolicy, LONE_LOOKS};
 use super::{shown, Datagram};
 use crate::control::shutdown::TriggerOnDrop;
 use crate::control::stats::{Count, Pending};
@@ -65,15 +65,16 @@ impl<H> ReceiverThread<H> {
             // CPU between looks) as long as the wait policy says that is
             // cheaper than a sleep and a wake-up.
             let awake = wait.awake();
+            let slots = &mut slots[..read_size(self.queue.len())];
             let read = if awake {
-                reader.try_read(&self.socket, &mut slots, &mut metas)
+                reader.try_read(&self.socket, slots, &mut metas)
             } else {
-                reader.read(&self.socket, &mut slots, &mut metas)
+                reader.read(&self.socket, slots, &mut metas)
             };
             match read {
                 Ok(()) => {
                     wait.record(metas.len());
-                    self.dispatch(&mut slots, &metas)?;
+                    self.dispatch(slots, &metas)?;
                 }
                 Err(e) if sys::is_timeout(&e) => {
                     if awake {
@@ -229,6 +230,7 @@ mod tests {
             local: "127.0.0.1:9".parse().unwrap(),
             max_datagram: 63,
             loop_guard: None,
+            pace: Default::default(),
         })
     }
 

@@ -1,11 +1,25 @@
-//! When a stage waits awake and when it sleeps: after a batch, the receiver
-//! and the workers may look for more work for a while, yielding the CPU
-//! between looks, instead of going to sleep at once.
+//! How the stages of the pipeline pace themselves: how much the receiver
+//! reads at once, how much a worker takes at once, and when a stage waits
+//! awake rather than sleeps.
 //!
-//! Sleeping costs a wake-up per batch, and on a small virtual machine a
-//! wake-up that has to rouse an idle CPU costs tens of microseconds, during
-//! which nothing is answered. Looking costs the CPU for as long as it looks.
-//! So each thread stays awake:
+//! **Reads.** While the queue is short the receiver reads one datagram per
+//! call and hands it on at once, so that a worker starts on it while the
+//! receiver reads the next: the window a client keeps in flight then moves
+//! through the two stages datagram by datagram, as through a one-thread
+//! loop, instead of as one wave that each stage waits for in turn. Once a
+//! backlog builds, the workers are behind and the receiver's system calls
+//! are what it can save: it reads whole batches ([`read_size`]).
+//!
+//! **Takes.** A worker takes what is queued, up to a batch, and sends the
+//! replies in one call; but while requests take long (a handler that waits
+//! on a database), every worker takes one at a time, so that no request
+//! waits behind the others of a batch while another worker is idle
+//! ([`Pace`]).
+//!
+//! **Waits.** Sleeping costs a wake-up per batch, and on a small virtual
+//! machine a wake-up that has to rouse an idle CPU costs tens of
+//! microseconds, during which nothing is answered. Looking costs the CPU
+//! for as long as it looks. So each thread stays awake:
 //!
 //! - after a batch, for a learned time of at most [`LEARN_MAX`],
 //!   about what a sleep and a wake-up cost: doubled to cover a wait that
@@ -16,21 +30,23 @@
 //!   and idle costs nothing. At zero, one batch in [`PROBE_EVERY`] tries a
 //!   short wait again, so a change of pace is noticed. A full batch gets no
 //!   longer wait: on two cores shared with a client, the CPU a server
-//!   spends looking is taken from the client (docs/benchmarks.md);
+//!   spends looking is taken from the client;
 //! - for the receiver, a few more looks ([`LONE_LOOKS`]) after a read that
 //!   brought a single datagram: the mark of a client waiting for each answer
 //!   before it asks again, whose round trip a sleep and wake-up lengthen
-//!   most. Bursts, even sparse ones, mostly bring more than one, so this
-//!   costs them little.
+//!   most.
+//!
+//! `docs/benchmarks.md` has the measurements behind each choice.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// The most a thread learns to stay awake after a batch:
-/// about what one more wake-up added to a round trip on the reference
-/// machine (15-20 us). With 300 us both threads kept looking through the
-/// 30 us gaps of an open-loop sender at 100k requests/s, at 2.4-3x the
-/// single-threaded server's CPU per reply; 10, 20 and 40 us cost nothing
-/// measurable there (docs/benchmarks.md).
+use crate::sys::BATCH;
+
+/// The most a thread learns to stay awake after a batch: about what one
+/// more wake-up adds to a round trip. Much longer, and the threads keep
+/// looking through the gaps of a steady stream of lone datagrams, paying
+/// more than the sleeps they save.
 pub(crate) const LEARN_MAX: Duration = Duration::from_micros(20);
 
 /// The wait a thread tries when it has learned not to wait.
@@ -39,12 +55,62 @@ const PROBE_TIME: Duration = LEARN_MAX;
 /// At a learned wait of zero, one small batch in this many probes again.
 const PROBE_EVERY: u32 = 64;
 
-/// How many more times the receiver looks after a read of one datagram.
-/// At window 1 this took the median round trip from 1.16x to 0.93x the
-/// single-threaded server's, with the CPU per reply at 100k requests/s
-/// unchanged (1.05x against 1.06x); looking 4 times after every read, not
-/// only lone ones, cost 1.19x there (docs/benchmarks.md).
+/// How many more times the receiver looks after a read of one datagram: a
+/// few looks take a round trip's wake-up off, more cost CPU under a steady
+/// stream of lone datagrams for nothing.
 pub(crate) const LONE_LOOKS: u32 = 4;
+
+/// While fewer datagrams than this wait in the queue, the receiver reads
+/// one per call; from this many on, a whole batch.
+pub(crate) const BACKLOG: usize = 8;
+
+/// How many datagrams the receiver reads at once, with `queued` waiting.
+pub(crate) fn read_size(queued: usize) -> usize {
+    if queued < BACKLOG {
+        1
+    } else {
+        BATCH
+    }
+}
+
+/// Requests that take longer than this each, on average, are taken one at
+/// a time: about what a sleep and a wake-up cost, the point past which a
+/// batch saves less than it holds back.
+pub(crate) const SLOW: Duration = Duration::from_micros(20);
+
+/// How long the handler's requests take, and so how many a worker takes at
+/// once. One for the pool: how long a request takes is the handler's, not
+/// a worker's, so a worker that has not yet met a slow request takes one
+/// at a time too.
+#[derive(Debug, Default)]
+pub(crate) struct Pace {
+    /// Nanoseconds per request, a moving average over the last batches.
+    /// Workers update it without a lock; a lost update only delays what
+    /// the average learns by a batch.
+    per_request_ns: AtomicU64,
+}
+
+impl Pace {
+    /// Notes a batch of `n` requests that took `took` to answer.
+    pub(crate) fn record(&self, n: usize, took: Duration) {
+        let ns = took.as_nanos() / n.max(1) as u128;
+        let ns = u64::try_from(ns).unwrap_or(u64::MAX);
+        let before = self.per_request_ns.load(Ordering::Relaxed);
+        // Weighted 7 to 1: a single slow request does not turn a fast
+        // handler slow, a run of them does within a few batches.
+        let after = before.saturating_mul(7).saturating_add(ns) / 8;
+        self.per_request_ns.store(after, Ordering::Relaxed);
+    }
+
+    /// How many requests to take at once.
+    pub(crate) fn batch(&self) -> usize {
+        if self.per_request_ns.load(Ordering::Relaxed) > SLOW.as_nanos() as u64 {
+            1
+        } else {
+            BATCH
+        }
+    }
+}
 
 /// A learned wait below this is not worth a look: it becomes zero.
 const MIN_WAIT: Duration = Duration::from_micros(2);
@@ -170,7 +236,7 @@ mod tests {
     fn full_batch() {
         // A full batch waits no longer than a small one.
         let (mut s, t0) = (WaitPolicy::new(), Instant::now());
-        batch(&mut s, t0, 0, crate::sys::BATCH);
+        batch(&mut s, t0, 0, BATCH);
         assert!(s.awake_at(t0 + PROBE_TIME - US));
         assert!(!s.awake_at(t0 + PROBE_TIME));
         assert_eq!(s.learned, PROBE_TIME / 2, "a wait that found nothing");
@@ -211,6 +277,32 @@ mod tests {
         w.learned = Duration::ZERO;
         batch(&mut w, t0, 0, 1);
         assert!(!w.awake_at(t0));
+    }
+
+    #[test]
+    fn reads() {
+        assert_eq!(read_size(0), 1);
+        assert_eq!(read_size(BACKLOG - 1), 1);
+        assert_eq!(read_size(BACKLOG), BATCH);
+    }
+
+    #[test]
+    fn slow_requests_one_at_a_time() {
+        let p = Pace::default();
+        assert_eq!(p.batch(), BATCH);
+        p.record(32, US * 64);
+        assert_eq!(p.batch(), BATCH, "2 us a request");
+        // A handler that blocks for a millisecond: slow at once, and fast
+        // again once it is.
+        p.record(1, Duration::from_millis(1));
+        assert_eq!(p.batch(), 1);
+        for _ in 0..40 {
+            p.record(32, US * 64);
+        }
+        assert_eq!(p.batch(), BATCH);
+        // One slowish request among fast ones does not change the pace.
+        p.record(1, US * 100);
+        assert_eq!(p.batch(), BATCH);
     }
 
     #[test]

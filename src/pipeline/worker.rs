@@ -5,6 +5,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::thread;
+use std::time::Instant;
 
 use crossbeam_channel::{Receiver, TryRecvError};
 use log::Level;
@@ -62,16 +63,19 @@ impl<H: Handler> Worker<H> {
             batch.push(first);
             // Take what else is already queued, without waiting for more: a
             // lone request is answered at once.
-            while batch.len() < BATCH {
+            let take = self.ctx.pace.batch();
+            while batch.len() < take {
                 match self.queue.try_recv() {
                     Ok(d) => batch.push(d),
                     Err(_) => break,
                 }
             }
             wait.record(batch.len());
+            let started = Instant::now();
             let served = panic::catch_unwind(AssertUnwindSafe(|| {
                 self.serve(&batch, &mut replies, &mut outcomes, &mut writer)
             }));
+            self.ctx.pace.record(batch.len(), started.elapsed());
             if served.is_err() {
                 // A bug outside the handler; the batch was not counted yet,
                 // so it is counted once, here, and the worker goes on.
