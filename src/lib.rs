@@ -36,9 +36,12 @@
 //! - a pool of **worker** threads ([`Config::workers`]) asks the
 //!   [`Handler`] for each reply ([`Greeter`] by default) and sends it on the
 //!   worker's own clone of the socket, so a slow handler holds up one
-//!   worker (and the datagrams already in its batch), not the server;
-//! - on Linux, each thread reads or sends up to 32 datagrams per system
-//!   call, and runs of replies to one peer leave as one segmented send.
+//!   worker, not the server (while requests are slow, each worker takes
+//!   one at a time);
+//! - while the queue is short the receiver hands each datagram on as it
+//!   reads it, so a worker answers while the next is read; once a backlog
+//!   builds, each thread reads or sends up to 32 datagrams per system call
+//!   on Linux, and runs of replies to one peer leave as one segmented send.
 //!
 //! A [`Shutdown`] handle stops the server in order: the receiver stops
 //! reading, what was already queued is still answered, every thread is
@@ -52,24 +55,28 @@
 //!
 //! # Guides
 //!
-//! The guides are Markdown files in the crate's source package, under
-//! `docs/`: in a checkout, beside `Cargo.toml`; on docs.rs, in the crate's
-//! **Source** view. They are not part of this API documentation, so they
-//! are named by path rather than linked:
+//! The guides are Markdown files shipped in the crate's package, under
+//! `docs/`; docs.rs serves them in the crate's source view, where these
+//! links lead (in a checkout, the same files sit beside `Cargo.toml`):
 //!
-//! - `docs/tutorial.md`: from the tutorial's Python pair to these threads,
-//!   step by step, each step with code to run: the one-thread loop in
-//!   Rust, why it is not enough, the receiver, queue and workers, a handler
-//!   of one's own, graceful shutdown, batching.
-//! - `docs/architecture.md`: every thread and what wakes it, the source
-//!   tree that mirrors them, the table of fates, the memory bound, the
-//!   shutdown sequence, and why each choice was made.
-//! - `docs/protocol.md`: the bytes on the wire, what happens to every kind
-//!   of input, the loop guard.
-//! - `docs/operations.md`: running the binary as a service: settings,
-//!   signals, logs, metrics, tuning, load balancers.
-//! - `docs/benchmarks.md`: how the server compares with a one-thread loop,
-//!   each figure with its command and date.
+//! - [the tutorial](https://docs.rs/crate/udp-greeter/latest/source/docs/tutorial.md):
+//!   from the tutorial's Python pair to these threads, step by step, each
+//!   step with code to run: the one-thread loop in Rust, why it is not
+//!   enough, the receiver, queue and workers, a handler of one's own,
+//!   graceful shutdown, batching.
+//! - [the architecture](https://docs.rs/crate/udp-greeter/latest/source/docs/architecture.md):
+//!   every thread and what wakes it, the source tree that mirrors them, the
+//!   table of fates, the memory bound, the shutdown sequence, and why each
+//!   choice was made.
+//! - [the protocol](https://docs.rs/crate/udp-greeter/latest/source/docs/protocol.md):
+//!   the bytes on the wire, what happens to every kind of input, the loop
+//!   guard.
+//! - [operations](https://docs.rs/crate/udp-greeter/latest/source/docs/operations.md):
+//!   running the binary as a service: settings, signals, logs, metrics,
+//!   tuning, load balancers.
+//! - [the benchmarks](https://docs.rs/crate/udp-greeter/latest/source/docs/benchmarks.md):
+//!   how the server compares with a one-thread loop, each figure with its
+//!   command and date.
 //!
 //! # Features
 //!
