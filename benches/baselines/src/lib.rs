@@ -81,6 +81,19 @@ impl Args {
     }
 }
 
+/// Binds `addr` and says so, as the tutorial's server does (`Bind UDP on
+/// PORT...`, the port really bound); a failure is one line on stderr, and
+/// exit code 1 for the caller to return.
+pub fn bind(addr: SocketAddr) -> Result<std::net::UdpSocket, ExitCode> {
+    let socket = std::net::UdpSocket::bind(addr).map_err(|e| {
+        eprintln!("error: cannot bind {addr}: {e}");
+        ExitCode::from(1)
+    })?;
+    let port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
+    println!("Bind UDP on {port}...");
+    Ok(socket)
+}
+
 fn micros(flag: &str, value: Option<String>) -> Result<Duration, String> {
     let v = value.ok_or_else(|| format!("{flag} needs a number of microseconds"))?;
     v.parse()

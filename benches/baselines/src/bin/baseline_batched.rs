@@ -19,15 +19,10 @@ fn main() -> ExitCode {
         Ok(args) => args,
         Err(code) => return code,
     };
-    let socket = match UdpSocket::bind(bind) {
+    let socket = match udp_greeter_baselines::bind(bind) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: cannot bind {bind}: {e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
-    let port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
-    println!("Bind UDP on {port}...");
     serve(&socket, work)
 }
 

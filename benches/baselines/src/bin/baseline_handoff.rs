@@ -10,7 +10,7 @@
 //! cargo run --release -p udp-greeter-baselines --bin baseline_handoff -- --bind 127.0.0.1:0
 //! ```
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::thread;
 
@@ -24,12 +24,9 @@ fn main() -> ExitCode {
         Ok(args) => args,
         Err(code) => return code,
     };
-    let socket = match UdpSocket::bind(bind) {
+    let socket = match udp_greeter_baselines::bind(bind) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: cannot bind {bind}: {e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     let sender = match socket.try_clone() {
         Ok(s) => s,
@@ -38,8 +35,6 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
-    println!("Bind UDP on {port}...");
     let (tx, rx) = crossbeam_channel::bounded::<(Vec<u8>, SocketAddr)>(QUEUE);
     let worker = thread::spawn(move || {
         let mut reply = Vec::with_capacity(65_536);

@@ -7,7 +7,6 @@
 //! cargo run --release -p udp-greeter-baselines --bin baseline_std -- --bind 127.0.0.1:0 [--block-us U] [--spin-us U]
 //! ```
 
-use std::net::UdpSocket;
 use std::process::ExitCode;
 
 use udp_greeter_baselines::{Args, Flags};
@@ -17,15 +16,10 @@ fn main() -> ExitCode {
         Ok(args) => args,
         Err(code) => return code,
     };
-    let socket = match UdpSocket::bind(bind) {
+    let socket = match udp_greeter_baselines::bind(bind) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: cannot bind {bind}: {e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
-    let port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
-    println!("Bind UDP on {port}...");
     let mut buf = vec![0u8; 65_536];
     let mut reply = Vec::with_capacity(65_536);
     loop {
