@@ -179,37 +179,20 @@ impl Collector for Live {
         super::process::encode(&mut encoder)?;
         let s = self.0.stats.snapshot();
         let counts: Vec<_> = TABLE.iter().zip(s.counts()).collect();
-        for (entry, (name, n)) in &counts {
-            if entry.role == Role::Received {
-                counter(
-                    &mut encoder,
-                    &format!("udp_greeter_{name}"),
-                    &format!("{}.", entry.help),
-                    *n,
-                )?;
-            }
+        // `received` and the side counts: a counter each.
+        for (entry, (name, n)) in counts.iter().filter(|(e, _)| e.role != Role::Fate) {
+            let help = format!("{}.", entry.help);
+            counter(&mut encoder, &format!("udp_greeter_{name}"), &help, *n)?;
         }
-        {
-            let mut family = encoder.encode_descriptor(
-                "udp_greeter_datagrams",
-                "Received datagrams by fate; once the queue is empty they add up to udp_greeter_received_total.",
-                None,
-                MetricType::Counter,
-            )?;
-            for (_, (fate, n)) in counts.iter().filter(|(e, _)| e.role == Role::Fate) {
-                let labels = [("fate", *fate)];
-                ConstCounter::new(*n).encode(family.encode_family(&labels)?)?;
-            }
-        }
-        for (entry, (name, n)) in &counts {
-            if entry.role == Role::Side {
-                counter(
-                    &mut encoder,
-                    &format!("udp_greeter_{name}"),
-                    &format!("{}.", entry.help),
-                    *n,
-                )?;
-            }
+        let mut family = encoder.encode_descriptor(
+            "udp_greeter_datagrams",
+            "Received datagrams by fate; once the queue is empty they add up to udp_greeter_received_total.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (_, (fate, n)) in counts.iter().filter(|(e, _)| e.role == Role::Fate) {
+            let labels = [("fate", *fate)];
+            ConstCounter::new(*n).encode(family.encode_family(&labels)?)?;
         }
         gauge(
             &mut encoder,
