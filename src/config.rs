@@ -95,7 +95,10 @@ pub struct Config {
     /// 0 or a service port (echo, DNS, NTP, ...), or that are themselves a
     /// greeting; each is counted as `dropped_loop`. On by default; turning
     /// it off is unsafe wherever source addresses can be forged, since one
-    /// forged datagram can then set two servers greeting each other.
+    /// forged datagram can then set two servers greeting each other. The
+    /// greeting rule holds for a [`Handler`](crate::Handler) of one's own
+    /// too: whatever it answers, a greeting that reached it may be another
+    /// greeter's reply, and answering it would keep a loop going.
     pub loop_guard: bool,
     /// How often the server logs its counters and rates; `None` never.
     pub stats_interval: Option<Duration>,

@@ -68,6 +68,11 @@ impl From<()> for Answer {
 /// datagram as `send_failed`, and the worker carries on with the next
 /// datagram; to send nothing, return [`Answer::Decline`] instead.
 ///
+/// Some datagrams never reach a handler: those the receiver drops (over
+/// the size limit, over the rate limit, on a full queue) and those the loop
+/// guard refuses ([`Config::loop_guard`](crate::Config::loop_guard)),
+/// among them any request that is itself a greeting (`Hello, ` ... `!`).
+///
 /// A closure taking `(&Request, &mut Vec<u8>)` is a handler too; it may
 /// return an [`Answer`], or nothing to always reply:
 ///

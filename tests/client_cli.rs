@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::support::{
     self, block_after, command, flags, free_udp_port, recv_within, run, run_env, server_proc,
-    shipped, socket_on, Outcome, Proc, CLIENT_BIN, PATIENCE, V4,
+    shipped, socket_on, within, Outcome, Proc, CLIENT_BIN, PATIENCE, V4,
 };
 use udp_greeter::Client;
 
@@ -204,9 +204,12 @@ fn closed_stdout_ends_quietly() {
     let (request, from) = recv_within(&fake, PATIENCE).expect("the first request");
     assert_eq!(request, b"one");
     fake.send_to(b"Hello, one!", from).unwrap();
-    let mut reader = BufReader::new(stdout);
-    let mut line = String::new();
-    reader.read_line(&mut line).unwrap();
+    let (line, reader) = within(PATIENCE, "the first greeting", move || {
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        (line, reader)
+    });
     assert_eq!(line, "Hello, one!\n");
     drop(reader);
 

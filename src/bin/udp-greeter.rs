@@ -74,10 +74,10 @@ struct Args {
     /// responder: from this server's own address or port, from port 0 or a
     /// service port (echo, DNS, NTP, ...), or that are themselves a
     /// greeting. Turning it off is unsafe wherever source addresses can be
-    /// forged
+    /// forged; BOOL in any case
     #[arg(long, env = "UDP_GREETER_LOOP_GUARD", value_name = "BOOL", action = ArgAction::Set,
           num_args = 0..=1, require_equals = true, default_missing_value = "true",
-          default_value_t = true, value_parser = clap::builder::BoolishValueParser::new())]
+          default_value_t = true, ignore_case = true, value_parser = common::boolish())]
     loop_guard: bool,
 
     /// Log the counters and rates every DURATION, like 60, 1.5s or 500ms (0: never)

@@ -56,8 +56,8 @@ pub(crate) type DepthProbe = Box<dyn Fn() -> usize + Send + Sync>;
 /// What one scrape reads.
 pub(crate) struct Sources {
     pub stats: Arc<Stats>,
-    /// The queue's depth: a probe, not a handle on the queue, so the
-    /// exporter can neither keep the queue open nor hide that it closed.
+    /// The queue's depth: a probe, not a sender, which would keep the
+    /// workers waiting for a queue that can no longer fill.
     pub depth: DepthProbe,
     pub capacity: usize,
     pub workers: usize,

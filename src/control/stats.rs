@@ -121,10 +121,11 @@ counts! {
 pub(crate) struct Tally([AtomicU64; COUNTS]);
 
 impl Tally {
-    /// Adds `n` to one counter.
+    /// Adds `n` to one counter. Release: a snapshot that sees this count
+    /// sees what this thread counted before it (see [`Stats::snapshot`]).
     pub(crate) fn add(&self, count: Count, n: u64) {
         if n != 0 {
-            self.0[count as usize].fetch_add(n, Ordering::Relaxed);
+            self.0[count as usize].fetch_add(n, Ordering::Release);
         }
     }
 
@@ -133,13 +134,13 @@ impl Tally {
     pub(crate) fn add_pending(&self, pending: &Pending) {
         for (i, &n) in pending.0.iter().enumerate() {
             if n != 0 {
-                self.0[i].fetch_add(n, Ordering::Relaxed);
+                self.0[i].fetch_add(n, Ordering::Release);
             }
         }
     }
 
     fn get(&self, count: Count) -> u64 {
-        self.0[count as usize].load(Ordering::Relaxed)
+        self.0[count as usize].load(Ordering::Acquire)
     }
 }
 
@@ -156,8 +157,10 @@ impl Pending {
 
 /// Live counters: the receiver writes one tally, the workers the other.
 ///
-/// Counters are only ever added to, with relaxed ordering: each is exact on
-/// its own, and once every thread has been joined the whole set is exact.
+/// Counters are only ever added to: each is exact on its own, and once
+/// every thread has been joined the whole set is exact. The receiver
+/// counts a datagram as received before it hands it on, and the queue
+/// orders the hand-off before the worker's count of its fate.
 #[derive(Debug, Default)]
 pub(crate) struct Stats {
     receiver: Tally,
@@ -178,8 +181,10 @@ impl Stats {
     /// A copy of every counter as it stands.
     pub(crate) fn snapshot(&self) -> Snapshot {
         let get = |c| self.receiver.get(c) + self.workers.get(c);
-        // The fates are read before `received`, so a snapshot taken while
-        // traffic flows never shows more fates than datagrams.
+        // The fates are read before `received`, with acquire: a fate seen
+        // brings with it the count of the datagram received before it, so
+        // a snapshot taken while traffic flows never shows more fates than
+        // datagrams.
         let mut s = Snapshot::from_fn(|c| if c == Count::Received { 0 } else { get(c) });
         s.received = get(Count::Received);
         s

@@ -64,6 +64,21 @@ impl Throttle {
     }
 
     pub(crate) fn admit_at(&self, now: Instant) -> Admission {
+        let (admitted, held_back) = self.admit_many_at(1, now);
+        Admission {
+            admitted: admitted == 1,
+            held_back,
+        }
+    }
+
+    /// Admits as many of `n` events as this second has room for, at one
+    /// clock reading for all: how many may be logged, and the lines held
+    /// back in an earlier second, to report now.
+    pub(crate) fn admit_many(&self, n: u64) -> (u64, u64) {
+        self.admit_many_at(n, Instant::now())
+    }
+
+    fn admit_many_at(&self, n: u64, now: Instant) -> (u64, u64) {
         let second = now.saturating_duration_since(self.epoch).as_secs();
         let current = self.second.load(Ordering::Acquire);
         let mut held_back = 0;
@@ -78,14 +93,12 @@ impl Throttle {
             self.admitted.store(0, Ordering::Release);
             held_back = self.held_back.swap(0, Ordering::AcqRel);
         }
-        let admitted = self.admitted.fetch_add(1, Ordering::AcqRel) < self.per_second;
-        if !admitted {
-            self.held_back.fetch_add(1, Ordering::AcqRel);
+        let before = self.admitted.fetch_add(n, Ordering::AcqRel);
+        let admitted = self.per_second.saturating_sub(before).min(n);
+        if admitted < n {
+            self.held_back.fetch_add(n - admitted, Ordering::AcqRel);
         }
-        Admission {
-            admitted,
-            held_back,
-        }
+        (admitted, held_back)
     }
 
     /// Takes the count of lines held back and not yet reported.
@@ -114,6 +127,17 @@ mod tests {
             }
         );
         assert_eq!(t.take_held_back(), 0);
+    }
+
+    #[test]
+    fn many_at_once() {
+        let t = Throttle::new(5);
+        let now = t.epoch;
+        assert_eq!(t.admit_many_at(3, now), (3, 0));
+        assert_eq!(t.admit_many_at(4, now), (2, 0));
+        assert_eq!(t.admit_many_at(2, now), (0, 0));
+        // The next second reports the 4 held back and admits anew.
+        assert_eq!(t.admit_many_at(1, now + Duration::from_secs(1)), (1, 4));
     }
 
     #[test]

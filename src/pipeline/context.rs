@@ -100,7 +100,7 @@ impl Warning {
             Warning::ControlTruncated => "cut control messages",
             Warning::ReplyOversize => "oversize replies",
             Warning::HandlerPanic => "handler panics",
-            Warning::SendFailed => "send errors",
+            Warning::SendFailed => "failed sends",
         }
     }
 }

@@ -26,8 +26,6 @@ pub(crate) struct ReceiverThread<H> {
     socket: Arc<UdpSocket>,
     queue: Sender<Datagram>,
     limiter: Option<RateLimiter>,
-    /// Set once the queue reports that no worker is left.
-    orphaned: bool,
 }
 
 impl<H> ReceiverThread<H> {
@@ -42,7 +40,6 @@ impl<H> ReceiverThread<H> {
             socket,
             queue,
             limiter,
-            orphaned: false,
         }
     }
 
@@ -98,8 +95,13 @@ impl<H> ReceiverThread<H> {
 
     /// Settles or queues each datagram of one read, and counts them.
     fn dispatch(&mut self, slots: &mut [Vec<u8>], metas: &[Meta]) -> Result<()> {
+        // Counted before any is handed on: a worker may count its fate at
+        // once, and no snapshot may show a fate before its datagram.
+        self.ctx
+            .stats
+            .receiver()
+            .add(Count::Received, metas.len() as u64);
         let mut pending = Pending::default();
-        pending.add(Count::Received, metas.len() as u64);
         let now = self.limiter.as_ref().map(|_| Instant::now());
         for (slot, meta) in slots.iter_mut().zip(metas) {
             let fate = match self.settle(slot, meta, now, &mut pending) {
@@ -111,9 +113,6 @@ impl<H> ReceiverThread<H> {
             }
         }
         self.ctx.stats.receiver().add_pending(&pending);
-        if self.orphaned {
-            return Err(Error::thread_panicked("worker"));
-        }
         Ok(())
     }
 
@@ -198,15 +197,9 @@ impl<H> ReceiverThread<H> {
                 );
                 d
             }
-            Err(TrySendError::Disconnected(d)) => {
-                // Every worker is gone; nothing can be answered any more.
-                if !self.orphaned {
-                    log::error!("no worker left to answer, stopping");
-                    self.orphaned = true;
-                    self.ctx.shutdown.trigger();
-                }
-                d
-            }
+            // No worker is left. A worker that dies triggers the shutdown
+            // (see `Worker::run`), so this ends with the receiver's loop.
+            Err(TrySendError::Disconnected(d)) => d,
         };
         self.ctx.pool.give(mem::replace(slot, back.buf));
         Some(Count::DroppedQueueFull)
@@ -252,25 +245,5 @@ mod tests {
         let io = err.io_error().unwrap();
         assert_eq!(io.raw_os_error(), Some(libc::ENOTSOCK));
         assert_eq!(stats.snapshot().received, 0);
-    }
-
-    #[test]
-    fn orphaned() {
-        // No worker holds the queue's other end: the receiver counts the
-        // datagram it could not hand on, triggers the shutdown and fails.
-        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
-        client.send_to(b"hi", socket.local_addr().unwrap()).unwrap();
-        let (queue, rx) = crossbeam_channel::bounded(4);
-        drop(rx);
-        let shutdown = Shutdown::new();
-        let stats = Arc::new(Stats::default());
-        let receiver =
-            ReceiverThread::new(context(&shutdown, &stats), Arc::new(socket), queue, None);
-        let err = receiver.run().unwrap_err();
-        assert!(err.to_string().contains("worker"), "{err}");
-        assert!(shutdown.is_triggered());
-        let s = stats.snapshot();
-        assert_eq!((s.received, s.dropped_queue_full), (1, 1));
     }
 }

@@ -32,9 +32,9 @@
 //!   longer wait: on two cores shared with a client, the CPU a server
 //!   spends looking is taken from the client;
 //! - for the receiver, a few more looks ([`LONE_LOOKS`]) after a read that
-//!   brought a single datagram: the mark of a client waiting for each answer
-//!   before it asks again, whose round trip a sleep and wake-up lengthen
-//!   most.
+//!   brought a single datagram, which while the queue is short is every
+//!   read: a client keeping a few requests in flight sends the next as soon
+//!   as a reply comes, and the looks catch it without a sleep and wake-up.
 //!
 //! `docs/benchmarks.md` has the measurements behind each choice.
 
@@ -91,13 +91,16 @@ pub(crate) struct Pace {
 }
 
 impl Pace {
-    /// Notes a batch of `n` requests that took `took` to answer.
+    /// Notes a batch of `n` requests whose handling took `took` (the
+    /// handler's calls only: not logging, not sending).
     pub(crate) fn record(&self, n: usize, took: Duration) {
         let ns = took.as_nanos() / n.max(1) as u128;
         let ns = u64::try_from(ns).unwrap_or(u64::MAX);
         let before = self.per_request_ns.load(Ordering::Relaxed);
-        // Weighted 7 to 1: a single slow request does not turn a fast
-        // handler slow, a run of them does within a few batches.
+        // Weighted 7 to 1: a handler that turns slow is taken one request
+        // at a time from its first slow batch on; one slow request among
+        // fast ones costs a few dozen batches of one before the average
+        // has forgotten it.
         let after = before.saturating_mul(7).saturating_add(ns) / 8;
         self.per_request_ns.store(after, Ordering::Relaxed);
     }
@@ -300,8 +303,13 @@ mod tests {
             p.record(32, US * 64);
         }
         assert_eq!(p.batch(), BATCH);
-        // One slowish request among fast ones does not change the pace.
-        p.record(1, US * 100);
+        // A slowish request among fast ones turns the pace for a while,
+        // then the fast ones bring it back.
+        p.record(1, US * 200);
+        assert_eq!(p.batch(), 1);
+        for _ in 0..20 {
+            p.record(32, US * 64);
+        }
         assert_eq!(p.batch(), BATCH);
     }
 

@@ -5,7 +5,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::thread;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, TryRecvError};
 use log::Level;
@@ -13,6 +13,7 @@ use log::Level;
 use super::context::{ServerContext, Warning, RECEIVED_TARGET};
 use super::wait::WaitPolicy;
 use super::{shown, Datagram};
+use crate::control::shutdown::Shutdown;
 use crate::control::stats::{Count, Pending};
 use crate::handler::{Answer, Handler, Request};
 use crate::protocol::MAX_DATAGRAM;
@@ -26,6 +27,17 @@ pub(crate) struct Worker<H> {
     socket: UdpSocket,
     queue: Receiver<Datagram>,
     segmentation: Arc<Segmentation>,
+}
+
+/// Triggers the shutdown when dropped while its thread panics.
+struct TriggerIfPanicking<'a>(&'a Shutdown);
+
+impl Drop for TriggerIfPanicking<'_> {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            self.0.trigger();
+        }
+    }
 }
 
 /// What became of one datagram within a batch, before the batch is sent.
@@ -54,6 +66,10 @@ impl<H: Handler> Worker<H> {
 
     /// Serves until the queue is empty and the receiver has hung up.
     pub(crate) fn run(self) {
+        // A panic is caught per batch, so a worker never dies of one; if
+        // one ever escapes, the server stops in order rather than run on
+        // with a pool one worker short.
+        let _stop = TriggerIfPanicking(&self.ctx.shutdown);
         let mut batch: Vec<Datagram> = Vec::with_capacity(BATCH);
         let mut replies: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::new()).collect();
         let mut outcomes: Vec<Outcome> = Vec::with_capacity(BATCH);
@@ -71,12 +87,12 @@ impl<H: Handler> Worker<H> {
                 }
             }
             wait.record(batch.len());
-            let started = Instant::now();
             let served = panic::catch_unwind(AssertUnwindSafe(|| {
                 self.serve(&batch, &mut replies, &mut outcomes, &mut writer)
             }));
-            self.ctx.pace.record(batch.len(), started.elapsed());
-            if served.is_err() {
+            if let Ok(handling) = served {
+                self.ctx.pace.record(batch.len(), handling);
+            } else {
                 // A bug outside the handler; the batch was not counted yet,
                 // so it is counted once, here, and the worker goes on.
                 let tally = self.ctx.stats.workers();
@@ -108,17 +124,20 @@ impl<H: Handler> Worker<H> {
         self.queue.recv().ok()
     }
 
-    /// Answers one batch and counts the fate of each of its datagrams.
+    /// Answers one batch and counts the fate of each of its datagrams;
+    /// returns how long the handler took over the batch, the pace's sample,
+    /// which leaves out logging and sending.
     fn serve(
         &self,
         batch: &[Datagram],
         replies: &mut [Vec<u8>],
         outcomes: &mut Vec<Outcome>,
         writer: &mut Writer,
-    ) {
+    ) -> Duration {
         self.log_received(batch);
         let mut pending = Pending::default();
         outcomes.clear();
+        let handling = Instant::now();
         for (d, reply) in batch.iter().zip(replies.iter_mut()) {
             let outcome = self.answer(d, reply);
             match outcome {
@@ -132,6 +151,7 @@ impl<H: Handler> Worker<H> {
             }
             outcomes.push(outcome);
         }
+        let handling = handling.elapsed();
         let outgoing = batch
             .iter()
             .zip(replies.iter())
@@ -154,6 +174,7 @@ impl<H: Handler> Worker<H> {
         pending.add(Count::Replied, sent as u64);
         pending.add(Count::SendFailed, failed);
         self.ctx.stats.workers().add_pending(&pending);
+        handling
     }
 
     /// Asks the handler for the reply to one datagram, catching a panic.
@@ -197,18 +218,15 @@ impl<H: Handler> Worker<H> {
         if !log::log_enabled!(target: RECEIVED_TARGET, Level::Info) {
             return;
         }
-        for d in batch {
-            let a = self.ctx.warnings.received.admit();
-            if a.held_back > 0 {
-                log::info!(
-                    target: RECEIVED_TARGET,
-                    "{} more `Received from` lines not shown",
-                    a.held_back
-                );
-            }
-            if !a.admitted {
-                continue;
-            }
+        // One clock reading and one count for the whole batch.
+        let (admitted, held_back) = self.ctx.warnings.received.admit_many(batch.len() as u64);
+        if held_back > 0 {
+            log::info!(
+                target: RECEIVED_TARGET,
+                "{held_back} more `Received from` lines not shown"
+            );
+        }
+        for d in batch.iter().take(admitted as usize) {
             log::info!(target: RECEIVED_TARGET, "Received from {}.", shown(d.peer));
             if log::log_enabled!(Level::Trace) {
                 // Escaped, so a payload can neither forge log lines nor drive

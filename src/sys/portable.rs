@@ -25,6 +25,35 @@ impl Reader {
         bufs: &mut [Vec<u8>],
         out: &mut Vec<Meta>,
     ) -> io::Result<()> {
+        self.read_with(sock, bufs, out, 0)
+    }
+
+    /// Like `read`, but never waits: `WouldBlock` when nothing is there.
+    /// Where a call cannot be told not to wait (not Unix), it never reads,
+    /// and the caller goes straight to `read`.
+    pub(crate) fn try_read(
+        &mut self,
+        sock: &UdpSocket,
+        bufs: &mut [Vec<u8>],
+        out: &mut Vec<Meta>,
+    ) -> io::Result<()> {
+        #[cfg(unix)]
+        return self.read_with(sock, bufs, out, libc::MSG_DONTWAIT);
+        #[cfg(not(unix))]
+        {
+            let _ = (sock, bufs);
+            out.clear();
+            Err(io::ErrorKind::WouldBlock.into())
+        }
+    }
+
+    fn read_with(
+        &mut self,
+        sock: &UdpSocket,
+        bufs: &mut [Vec<u8>],
+        out: &mut Vec<Meta>,
+        flags: std::os::raw::c_int,
+    ) -> io::Result<()> {
         out.clear();
         let Some(buf) = bufs.first_mut() else {
             return Ok(());
@@ -32,7 +61,8 @@ impl Reader {
         buf.clear();
         // Into the spare capacity: a buffer is not zeroed for every
         // datagram, only the bytes the kernel writes are touched.
-        let (len, from) = socket2::SockRef::from(sock).recv_from(buf.spare_capacity_mut())?;
+        let (len, from) =
+            socket2::SockRef::from(sock).recv_from_with_flags(buf.spare_capacity_mut(), flags)?;
         // SAFETY: `recv_from` initialised the first `len` bytes of the
         // spare capacity, and `len` is at most its length.
         unsafe { buf.set_len(len.min(buf.capacity())) };
@@ -46,18 +76,6 @@ impl Reader {
             control_truncated: false,
         });
         Ok(())
-    }
-
-    /// Never reads: only `read` can wait here, so the caller goes
-    /// straight to it.
-    pub(crate) fn try_read(
-        &mut self,
-        _sock: &UdpSocket,
-        _bufs: &mut [Vec<u8>],
-        out: &mut Vec<Meta>,
-    ) -> io::Result<()> {
-        out.clear();
-        Err(io::ErrorKind::WouldBlock.into())
     }
 }
 

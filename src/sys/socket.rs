@@ -12,17 +12,21 @@ use socket2::{Domain, Protocol, Socket, Type};
 use crate::config::Config;
 use crate::error::{Error, Result};
 
-/// How long a worker may block on a full socket send buffer before the reply
-/// counts as a send error; bounds how long shutdown can wait for a worker.
+/// How long one send may block on a full socket send buffer before its
+/// replies count as failed sends; what bounds how long a worker, and so
+/// the shutdown, can wait on a send (per call: a batch to many peers that
+/// all block may take this once per run).
 const SEND_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// How long a read blocks where shutting the reading side may not wake it
-/// (elsewhere than Unix), so the receiver still sees the shutdown flag.
-#[cfg(not(unix))]
+/// How long a read blocks where shutting the reading side is not known to
+/// wake it (elsewhere than Linux), so the receiver still sees the shutdown
+/// flag within this.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
 const READ_TIMEOUT: Duration = Duration::from_millis(50);
 
-/// Creates, configures and binds the server's socket. On Unix a read
-/// blocks until a datagram comes or [`wake_reader`] is called.
+/// Creates, configures and binds the server's socket. On Linux a read
+/// blocks until a datagram comes or [`wake_reader`] is called; elsewhere
+/// it also ends after [`READ_TIMEOUT`].
 pub(crate) fn bind(config: &Config) -> Result<UdpSocket> {
     let addr = config.bind;
     let fail = |e| Error::bind("UDP", addr, e);
@@ -44,7 +48,7 @@ pub(crate) fn bind(config: &Config) -> Result<UdpSocket> {
             log::warn!("replies may leave from another address than requests reached: {e}");
         }
     }
-    #[cfg(not(unix))]
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
     socket.set_read_timeout(Some(READ_TIMEOUT)).map_err(fail)?;
     socket.set_write_timeout(Some(SEND_TIMEOUT)).map_err(fail)?;
     if let Ok(granted) = socket.recv_buffer_size() {
@@ -61,8 +65,9 @@ pub(crate) fn bind(config: &Config) -> Result<UdpSocket> {
 /// Wakes a thread blocked reading `socket`, and makes every later read
 /// fail at once with [`closed`](super::datagram::closed), by shutting the
 /// socket's reading side; sending is untouched, so the workers still
-/// answer what was read. Linux and the BSDs wake the reader even on an
-/// unconnected UDP socket, though they report `ENOTCONN`.
+/// answer what was read. Linux wakes the reader even on an unconnected UDP
+/// socket, though it reports `ENOTCONN`; where that is not known to hold,
+/// the read timeout bounds the wait instead.
 pub(crate) fn wake_reader(socket: &UdpSocket) {
     let _ = socket2::SockRef::from(socket).shutdown(std::net::Shutdown::Read);
 }

@@ -56,8 +56,8 @@ fn set_flag(fd: libc::c_int, level: libc::c_int, name: libc::c_int) -> io::Resul
 }
 
 /// Whether the kernel segments datagrams for this socket: asked once per
-/// writer, since a kernel before 4.18 would silently ignore the control
-/// message and send one large datagram instead.
+/// socket (`Segmentation`), since a kernel before 4.18 would silently
+/// ignore the control message and send one large datagram instead.
 fn gso_supported(sock: &UdpSocket) -> bool {
     let mut value: libc::c_int = 0;
     let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
