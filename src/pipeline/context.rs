@@ -105,12 +105,22 @@ impl Warning {
     }
 }
 
+/// The line that stands for `n` `Received from` lines not logged.
+fn received_held_back(n: u64) {
+    if n > 0 {
+        log::info!(
+            target: RECEIVED_TARGET,
+            "{n} more `Received from` lines not shown"
+        );
+    }
+}
+
 /// The pipeline's log throttles: one per kind of warning, and one for the
 /// `Received from` lines.
 #[derive(Debug)]
 pub(crate) struct Warnings {
     kinds: [Throttle; Warning::ALL.len()],
-    pub received: Throttle,
+    received: Throttle,
 }
 
 impl Default for Warnings {
@@ -132,16 +142,18 @@ impl Warnings {
         }
     }
 
+    /// How many of `n` `Received from` lines may be logged now, at one
+    /// clock reading for all; says how many were held back before.
+    pub(crate) fn admit_received(&self, n: usize) -> usize {
+        let (admitted, held_back) = self.received.admit_many(n as u64);
+        received_held_back(held_back);
+        admitted as usize
+    }
+
     /// Reports what was held back and not yet reported, once every thread
     /// that logs has stopped.
     pub(crate) fn flush(&self) {
-        let n = self.received.take_held_back();
-        if n > 0 {
-            log::info!(
-                target: RECEIVED_TARGET,
-                "{n} more `Received from` lines not shown"
-            );
-        }
+        received_held_back(self.received.take_held_back());
         for kind in Warning::ALL {
             let n = self.kinds[kind as usize].take_held_back();
             if n > 0 {

@@ -218,15 +218,8 @@ impl<H: Handler> Worker<H> {
         if !log::log_enabled!(target: RECEIVED_TARGET, Level::Info) {
             return;
         }
-        // One clock reading and one count for the whole batch.
-        let (admitted, held_back) = self.ctx.warnings.received.admit_many(batch.len() as u64);
-        if held_back > 0 {
-            log::info!(
-                target: RECEIVED_TARGET,
-                "{held_back} more `Received from` lines not shown"
-            );
-        }
-        for d in batch.iter().take(admitted as usize) {
+        let admitted = self.ctx.warnings.admit_received(batch.len());
+        for d in batch.iter().take(admitted) {
             log::info!(target: RECEIVED_TARGET, "Received from {}.", shown(d.peer));
             if log::log_enabled!(Level::Trace) {
                 // Escaped, so a payload can neither forge log lines nor drive
