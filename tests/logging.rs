@@ -86,3 +86,31 @@ fn received_log() {
         .stderr_text()
         .contains(&format!("Received from 127.0.0.1:{me}.\n")));
 }
+
+/// A flood cannot flood the log: at most 100 `Received from` lines a
+/// second, and the rest said in one line with their count, at the latest
+/// when the server stops.
+#[test]
+fn received_lines_capped_and_counted() {
+    let (mut server, port) = server_proc(&["--bind", "127.0.0.1:0"]);
+    let sock = socket_on(V4);
+    let to = SocketAddr::from((V4, port));
+    for i in 0..300u32 {
+        sock.send_to(format!("n{i}").as_bytes(), to).unwrap();
+    }
+    // The last one answered (on a socket of its own, apart from the
+    // replies to the others): every one before it was read.
+    assert_eq!(ask(&socket_on(V4), to, b"last"), b"Hello, last!");
+    let stats = server.stop();
+    let log = server.stderr_text();
+    let shown = log.matches("] Received from ").count() as u64;
+    let held: u64 = log
+        .lines()
+        .filter_map(|l| l.strip_suffix(" more `Received from` lines not shown"))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert!(held > 0, "no held-back count:\n{log}");
+    assert!(shown <= 200, "{shown} lines in at most two seconds:\n{log}");
+    // Every request the workers saw is either shown or counted.
+    assert_eq!(shown + held, stats.received, "{stats}\n{log}");
+}
