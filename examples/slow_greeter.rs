@@ -18,13 +18,15 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use udp_greeter::{
+use udp_greeter::{is_greeting, 
     greet_into, Answer, Config, Handler, Request, Server, DEFAULT_BIND, MAX_WORKERS,
 };
 
 const USAGE: &str = "slow_greeter [--bind ADDR] [--workers N] [--block-us U] [--spin-us U]";
 
-/// The greeting, after the work a real request would cost.
+/// The greeting, after the work a real request would cost. Each worker
+/// gets a clone.
+#[derive(Clone)]
 struct SlowGreeter {
     block: Duration,
     spin: Duration,
@@ -33,10 +35,15 @@ struct SlowGreeter {
 impl Handler for SlowGreeter {
     // Blocking here is the point: a worker that sleeps holds only its own
     // thread, and the pool's other workers go on answering.
-    fn respond(&self, request: &Request<'_>, reply: &mut Vec<u8>) -> Answer {
+    fn respond(&mut self, request: &Request<'_>, reply: &mut Vec<u8>) -> Answer {
         self.work();
         greet_into(request.payload, reply);
         Answer::Reply
+    }
+
+    // A greeter's own rule against loops, as `Greeter` has it.
+    fn is_reply(&self, payload: &[u8]) -> bool {
+        is_greeting(payload)
     }
 }
 
@@ -110,7 +117,7 @@ fn main() -> ExitCode {
     if let Some(workers) = args.workers {
         config.workers = workers;
     }
-    let server = match Server::with_handler(config, args.greeter) {
+    let server = match Server::builder(config).handler(args.greeter).start() {
         Ok(server) => server,
         Err(e) => {
             eprintln!("error: {e}");

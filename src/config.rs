@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::pipeline::loopguard::DEFAULT_SERVICE_PORTS;
 use crate::protocol::MAX_DATAGRAM;
 
 /// The address the server binds when none is given: the tutorial's,
@@ -53,20 +54,27 @@ pub const MAX_QUEUE: usize = 1 << 20;
 
 /// How the server runs.
 ///
-/// Start from [`Config::new`] and set what differs. `None` means "off" (or
-/// "the system's default") for every optional setting.
+/// Start from [`Config::new`] and set what differs, field by field or
+/// with struct update syntax. `None` means "off" (or "the system's
+/// default") for every optional setting.
 ///
 /// ```
-/// let mut config = udp_greeter::Config::new("127.0.0.1:0".parse()?);
-/// config.workers = 2;
-/// config.queue = 64;
+/// use udp_greeter::Config;
+///
+/// let config = Config {
+///     workers: 8,
+///     queue: 64,
+///     ..Config::new("127.0.0.1:0".parse()?)
+/// };
 /// assert!(config.validate().is_ok());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
 pub struct Config {
     /// The address to bind, IPv4 or IPv6. Port 0 lets the OS choose.
+    /// Not used when the server is given a socket
+    /// ([`Builder::socket`](crate::Builder::socket)), nor are
+    /// `recv_buffer` and `reuse_port`, which are options of the socket.
     pub bind: SocketAddr,
     /// How many worker threads format and send replies: 1 to
     /// [`MAX_WORKERS`].
@@ -91,15 +99,19 @@ pub struct Config {
     /// Sets `SO_REUSEPORT`, so several processes can share one port.
     pub reuse_port: bool,
     /// Refuses datagrams that would start or continue a loop with another
-    /// responder: from the server's own address or port, from source port
-    /// 0 or a service port (echo, DNS, NTP, ...), or that are themselves a
-    /// greeting; each is counted as `dropped_loop`. On by default; turning
-    /// it off is unsafe wherever source addresses can be forged, since one
-    /// forged datagram can then set two servers greeting each other. The
-    /// greeting rule holds for a [`Handler`](crate::Handler) of one's own
-    /// too: whatever it answers, a greeting that reached it may be another
-    /// greeter's reply, and answering it would keep a loop going.
+    /// responder, each counted as `dropped_loop`: those from the server's
+    /// own address or port, from source port 0 or one of
+    /// [`service_ports`](Config::service_ports), and those the handler
+    /// recognises as its own replies
+    /// ([`Handler::is_reply`](crate::Handler::is_reply)). On by default;
+    /// turning it off is unsafe wherever source addresses can be forged,
+    /// since one forged datagram can then set two servers answering each
+    /// other.
     pub loop_guard: bool,
+    /// The source ports refused while the loop guard is on: services that
+    /// answer anything ([`DEFAULT_SERVICE_PORTS`] by default). Empty
+    /// refuses none; the server's own port and port 0 are refused anyway.
+    pub service_ports: Vec<u16>,
     /// How often the server logs its counters and rates; `None` never.
     pub stats_interval: Option<Duration>,
     /// Where to serve `GET /metrics` (Prometheus text format) over HTTP;
@@ -108,6 +120,10 @@ pub struct Config {
     /// has no authentication: bind it to a private or loopback address.
     /// Needs the crate's `metrics` feature.
     pub metrics_addr: Option<SocketAddr>,
+    /// What every metric's name starts with: `udp_greeter` by default
+    /// (`udp_greeter_received_total`, ...). A service built on the engine
+    /// names its own; letters, digits and `_`, not starting with a digit.
+    pub metrics_namespace: String,
 }
 
 impl Config {
@@ -126,8 +142,10 @@ impl Config {
             recv_buffer: Some(DEFAULT_RECV_BUFFER),
             reuse_port: false,
             loop_guard: true,
+            service_ports: DEFAULT_SERVICE_PORTS.to_vec(),
             stats_interval: None,
             metrics_addr: None,
+            metrics_namespace: DEFAULT_METRICS_NAMESPACE.to_string(),
         }
     }
 
@@ -165,6 +183,11 @@ impl Config {
         if self.stats_interval == Some(Duration::ZERO) {
             return Err(Error::config("stats interval must be more than 0"));
         }
+        if !is_metric_name(&self.metrics_namespace) {
+            return Err(Error::config(
+                "metrics namespace must be letters, digits and `_`, not starting with a digit",
+            ));
+        }
         if self.metrics_addr.is_some() && !cfg!(feature = "metrics") {
             return Err(Error::config(
                 "metrics need the crate's `metrics` feature, which this build lacks",
@@ -172,6 +195,18 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// What every metric's name starts with by default: `udp_greeter`.
+pub const DEFAULT_METRICS_NAMESPACE: &str = "udp_greeter";
+
+/// Whether `s` is a valid start of a Prometheus metric name.
+fn is_metric_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// The workers a machine with `cpus` CPUs gets by default: one per CPU, and
@@ -259,6 +294,18 @@ mod tests {
             rate_burst: Some(10),
             ..Config::default()
         }));
+        for bad_namespace in ["", "9lives", "my-service", "a b"] {
+            assert!(bad(Config {
+                metrics_namespace: bad_namespace.to_string(),
+                ..Config::default()
+            }));
+        }
+        assert!(Config {
+            metrics_namespace: "lookup_v2".to_string(),
+            ..Config::default()
+        }
+        .validate()
+        .is_ok());
         assert!(Config {
             rate_limit: Some(5),
             rate_burst: Some(10),

@@ -43,6 +43,10 @@ enum ErrorKind {
         doing: String,
         err: io::Error,
     },
+    Handler {
+        worker: usize,
+        msg: String,
+    },
 }
 
 impl Error {
@@ -65,6 +69,13 @@ impl Error {
                 thread: thread.to_string(),
                 err,
             },
+        }
+    }
+
+    /// The factory could not make the handler of worker `worker`.
+    pub(crate) fn handler(worker: usize, msg: String) -> Error {
+        Error {
+            kind: ErrorKind::Handler { worker, msg },
         }
     }
 
@@ -120,7 +131,8 @@ impl Error {
             ErrorKind::Config(_)
             | ErrorKind::ThreadPanicked(_)
             | ErrorKind::NoReply { .. }
-            | ErrorKind::Refused { .. } => None,
+            | ErrorKind::Refused { .. }
+            | ErrorKind::Handler { .. } => None,
         }
     }
 
@@ -169,6 +181,9 @@ impl fmt::Display for Error {
                 "nothing is listening at {server} (the operating system refused the request)"
             ),
             ErrorKind::Io { doing, err } => write!(f, "cannot {doing}: {err}"),
+            ErrorKind::Handler { worker, msg } => {
+                write!(f, "cannot make the handler of worker-{worker}: {msg}")
+            }
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 
-use crate::protocol::greet_into;
+use crate::protocol::{greet_into, is_greeting};
 
 /// One datagram as a handler sees it: its bytes, who sent it, and the
 /// address it reached.
@@ -36,14 +36,21 @@ impl<'a> Request<'a> {
     }
 }
 
-/// Whether the reply a handler wrote is sent.
+/// What a worker does with the reply a handler wrote.
+///
+/// More answers may come, so a `match` on one needs a wildcard arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Answer {
     /// Send the reply, even an empty one: a 0-byte datagram is a reply.
     /// Counted as `replied` once the kernel has it.
     Reply,
-    /// Send nothing: counted as `declined`, logged nowhere.
+    /// Send nothing, by choice: counted as `declined`, logged nowhere.
     Decline,
+    /// Send nothing: the handler could not answer (its database failed,
+    /// say). Counted as `handler_failed`, with a warning at most once a
+    /// second; what the handler wrote is not sent.
+    Fail,
 }
 
 /// A handler that returns nothing replies.
@@ -55,69 +62,112 @@ impl From<()> for Answer {
 
 /// Turns one request into one reply, or into none.
 ///
-/// A worker calls it for each datagram it takes off the queue, and sends
-/// the reply on its own clone of the socket. A handler may take its time:
-/// it may block on a lookup in a database or a call to another service,
-/// and the pool of workers keeps the server answering meanwhile, as many
-/// requests at once as there are workers (size `--workers` by requests per
-/// second times the time a request takes). What arrives while every worker
-/// is busy waits in the queue, and what the full queue cannot hold is
-/// dropped and counted.
+/// Each worker owns a handler of its own, made by the server's builder
+/// (a clone of one given with
+/// [`Builder::handler`](crate::Builder::handler), or one a factory made
+/// for that worker with
+/// [`Builder::handler_factory`](crate::Builder::handler_factory)), so
+/// `respond` takes `&mut self` and a handler may hold state no other
+/// thread touches: a database connection, a cache, a scratch buffer. It
+/// must be `Send`, to move to its worker's thread, not `Sync`.
+///
+/// A handler may take its time: it may block on a database or another
+/// service, and the other workers keep the server answering meanwhile, as
+/// many requests at once as there are workers ([`Config::workers`]; size
+/// it by requests per second times the time a request takes). What arrives
+/// while every worker is busy waits in the queue, and what the full queue
+/// cannot hold is dropped and counted.
 ///
 /// A panic is caught by the worker, counted as `worker_panics` and the
-/// datagram as `send_failed`, and the worker carries on with the next
-/// datagram; to send nothing, return [`Answer::Decline`] instead.
+/// datagram as `send_failed`, and the worker carries on with the same
+/// handler; to send nothing, return [`Answer::Decline`] or
+/// [`Answer::Fail`] instead.
 ///
 /// Some datagrams never reach a handler: those the receiver drops (over
-/// the size limit, over the rate limit, on a full queue) and those the loop
-/// guard refuses ([`Config::loop_guard`](crate::Config::loop_guard)),
-/// among them any request that is itself a greeting (`Hello, ` ... `!`).
+/// the size limit, over the rate limit, on a full queue), those the loop
+/// guard refuses for their source ([`Config::loop_guard`]), and those
+/// [`is_reply`](Handler::is_reply) recognises as a reply of this service.
 ///
 /// A closure taking `(&Request, &mut Vec<u8>)` is a handler too; it may
-/// return an [`Answer`], or nothing to always reply:
+/// return an [`Answer`], or nothing to always reply. A closure that
+/// captures nothing (or only `Clone` values) is `Clone`, so each worker
+/// gets a copy:
 ///
 /// ```
-/// use udp_greeter::{greet_into, Answer, Config, Request, Server};
+/// use udp_greeter::{Answer, Config, Request, Server};
 ///
-/// let server = Server::with_handler(
-///     Config::new("127.0.0.1:0".parse()?),
-///     |request: &Request<'_>, reply: &mut Vec<u8>| {
+/// let server = Server::builder(Config::new("127.0.0.1:0".parse()?))
+///     .handler(|request: &Request<'_>, reply: &mut Vec<u8>| {
 ///         if request.payload.is_empty() {
 ///             return Answer::Decline;
 ///         }
-///         greet_into(request.payload, reply);
+///         reply.extend(request.payload.iter().rev());
 ///         Answer::Reply
-///     },
-/// )?;
+///     })
+///     .start()?;
 /// server.shutdown()?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub trait Handler: Send + Sync + 'static {
+///
+/// [`Config::workers`]: crate::Config::workers
+/// [`Config::loop_guard`]: crate::Config::loop_guard
+pub trait Handler: Send + 'static {
     /// Writes the reply to `request` into `reply`, which arrives empty,
     /// and says whether to send it.
     ///
     /// A reply longer than [`MAX_DATAGRAM`](crate::MAX_DATAGRAM) is not sent:
     /// it is counted as `dropped_oversize`.
-    fn respond(&self, request: &Request<'_>, reply: &mut Vec<u8>) -> Answer;
+    fn respond(&mut self, request: &Request<'_>, reply: &mut Vec<u8>) -> Answer;
+
+    /// Whether `payload` has the shape of one of this service's own
+    /// replies; such a datagram is refused before [`respond`] sees it and
+    /// counted as `dropped_loop` (unless [`Config::loop_guard`] is off).
+    ///
+    /// A datagram that looks like a reply is most likely another
+    /// instance's reply, aimed here by a forged source address: answering
+    /// it would keep a loop of two servers going. A service whose replies
+    /// can be told from requests says so here, as [`Greeter`] does for
+    /// `Hello, ...!`. The default, `false`, recognises nothing: a service
+    /// whose replies look like any request (an echo, a reversal) relies on
+    /// the per-source rate limit to bound a forged loop
+    /// ([`Config::rate_limit`]; `docs/protocol.md` has the arithmetic).
+    ///
+    /// Called on the worker's thread for every request, before `respond`:
+    /// keep it to a comparison of a few bytes.
+    ///
+    /// [`respond`]: Handler::respond
+    /// [`Config::loop_guard`]: crate::Config::loop_guard
+    /// [`Config::rate_limit`]: crate::Config::rate_limit
+    fn is_reply(&self, payload: &[u8]) -> bool {
+        let _ = payload;
+        false
+    }
 }
 
 /// The tutorial's greeting: `Hello, ` + request + `!`.
+///
+/// It recognises its own replies: a request shaped `Hello, ...!` gets no
+/// reply (see [`Handler::is_reply`]).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Greeter;
 
 impl Handler for Greeter {
-    fn respond(&self, request: &Request<'_>, reply: &mut Vec<u8>) -> Answer {
+    fn respond(&mut self, request: &Request<'_>, reply: &mut Vec<u8>) -> Answer {
         greet_into(request.payload, reply);
         Answer::Reply
+    }
+
+    fn is_reply(&self, payload: &[u8]) -> bool {
+        is_greeting(payload)
     }
 }
 
 impl<F, A> Handler for F
 where
-    F: Fn(&Request<'_>, &mut Vec<u8>) -> A + Send + Sync + 'static,
+    F: FnMut(&Request<'_>, &mut Vec<u8>) -> A + Send + 'static,
     A: Into<Answer>,
 {
-    fn respond(&self, request: &Request<'_>, reply: &mut Vec<u8>) -> Answer {
+    fn respond(&mut self, request: &Request<'_>, reply: &mut Vec<u8>) -> Answer {
         self(request, reply).into()
     }
 }
@@ -137,15 +187,18 @@ mod tests {
         let mut reply = Vec::new();
         assert_eq!(Greeter.respond(&request(b"Bo"), &mut reply), Answer::Reply);
         assert_eq!(reply, b"Hello, Bo!");
+        assert!(Greeter.is_reply(b"Hello, Bo!"));
+        assert!(!Greeter.is_reply(b"Bo"));
     }
 
     #[test]
     fn closures() {
-        let always = |r: &Request<'_>, reply: &mut Vec<u8>| reply.extend_from_slice(r.payload);
+        let mut always = |r: &Request<'_>, reply: &mut Vec<u8>| reply.extend_from_slice(r.payload);
         let mut reply = Vec::new();
         assert_eq!(always.respond(&request(b"x"), &mut reply), Answer::Reply);
         assert_eq!(reply, b"x");
-        let choosy = |r: &Request<'_>, _: &mut Vec<u8>| {
+        assert!(!always.is_reply(b"Hello, x!"), "a closure recognises no reply");
+        let mut choosy = |r: &Request<'_>, _: &mut Vec<u8>| {
             if r.peer.port() == 5 {
                 Answer::Decline
             } else {

@@ -65,9 +65,36 @@ pub fn greet(data: &[u8]) -> Vec<u8> {
     reply
 }
 
+/// Whether `payload` has the shape of a greeting: `Hello, ` ... `!`.
+///
+/// What [`Greeter`](crate::Greeter) refuses to answer: a greeting that
+/// reaches a greeter is most likely another greeter's reply.
+pub fn is_greeting(payload: &[u8]) -> bool {
+    payload.len() >= PREFIX.len() + SUFFIX.len()
+        && payload.starts_with(PREFIX)
+        && payload.ends_with(SUFFIX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn greetings_recognised() {
+        for yes in [b"Hello, !".as_slice(), b"Hello, Bob!", b"Hello, Hello, x!!"] {
+            assert!(is_greeting(yes), "{yes:?}");
+        }
+        for no in [
+            b"Hello".as_slice(),
+            b"Hello, Bob",
+            b"Hello,!",
+            b"hello, Bob!",
+            b" Hello, Bob!",
+            b"!",
+        ] {
+            assert!(!is_greeting(no), "{no:?}");
+        }
+    }
 
     #[test]
     fn empty() {

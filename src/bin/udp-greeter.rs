@@ -17,7 +17,7 @@ use log::LevelFilter;
 use server::log_file::{self, LogFile, Lost};
 use simplelog::{ColorChoice, CombinedLogger, SharedLogger, TermLogger, TerminalMode, WriteLogger};
 use udp_greeter::{
-    signals, Config, Greeter, Server, Shutdown, DEFAULT_BIND, DEFAULT_QUEUE, MAX_DATAGRAM,
+    signals, Config, Server, Shutdown, DEFAULT_BIND, DEFAULT_QUEUE, MAX_DATAGRAM,
     MAX_QUEUE, MAX_WORKERS, RECEIVED_TARGET,
 };
 
@@ -206,7 +206,7 @@ fn run(args: Args, lost: Option<(Lost, PathBuf)>) -> ExitCode {
         signals::ignore_hangup();
     }
 
-    let server = match Server::with_shutdown(config, Greeter, shutdown) {
+    let server = match Server::builder(config).shutdown(shutdown).start() {
         Ok(server) => server,
         Err(e) => {
             common::error(&e);

@@ -61,6 +61,8 @@ pub(crate) struct Sources {
     pub depth: DepthProbe,
     pub capacity: usize,
     pub workers: usize,
+    /// What every metric's name starts with.
+    pub namespace: String,
 }
 
 impl std::fmt::Debug for Sources {
@@ -114,7 +116,7 @@ impl Exporter {
 fn registry(sources: Sources) -> Registry {
     let mut registry = Registry::default();
     registry.register(
-        "udp_greeter_build",
+        format!("{}_build", sources.namespace),
         "Build information",
         Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
     );
@@ -178,15 +180,20 @@ impl Collector for Live {
     ) -> std::result::Result<(), std::fmt::Error> {
         super::process::encode(&mut encoder)?;
         let s = self.0.stats.snapshot();
+        let ns = &self.0.namespace;
         let counts: Vec<_> = TABLE.iter().zip(s.counts()).collect();
         // `received` and the side counts: a counter each.
         for (entry, (name, n)) in counts.iter().filter(|(e, _)| e.role != Role::Fate) {
             let help = format!("{}.", entry.help);
-            counter(&mut encoder, &format!("udp_greeter_{name}"), &help, *n)?;
+            counter(&mut encoder, &format!("{ns}_{name}"), &help, *n)?;
         }
+        let help = format!(
+            "Received datagrams by fate; once the queue is empty they add up to {ns}_received_total."
+        );
+        let name = format!("{ns}_datagrams");
         let mut family = encoder.encode_descriptor(
-            "udp_greeter_datagrams",
-            "Received datagrams by fate; once the queue is empty they add up to udp_greeter_received_total.",
+            &name,
+            &help,
             None,
             MetricType::Counter,
         )?;
@@ -196,20 +203,20 @@ impl Collector for Live {
         }
         gauge(
             &mut encoder,
-            "udp_greeter_queue_depth",
+            &format!("{ns}_queue_depth"),
             "Datagrams waiting for a worker.",
             (self.0.depth)() as i64,
         )?;
         gauge(
             &mut encoder,
-            "udp_greeter_queue_capacity",
-            "Datagrams that may wait for a worker (--queue).",
+            &format!("{ns}_queue_capacity"),
+            "Datagrams that may wait for a worker.",
             self.0.capacity as i64,
         )?;
         gauge(
             &mut encoder,
-            "udp_greeter_workers",
-            "Worker threads configured (--workers).",
+            &format!("{ns}_workers"),
+            "Worker threads configured.",
             self.0.workers as i64,
         )
     }
@@ -252,6 +259,7 @@ mod tests {
             depth: Box::new(|| 5),
             capacity: 16,
             workers: 3,
+            namespace: "udp_greeter".to_string(),
         });
         let mut text = String::new();
         prometheus_text::encode(&mut text, &registry).unwrap();
@@ -263,6 +271,7 @@ mod tests {
             "udp_greeter_datagrams_total{fate=\"replied\"} 4",
             "udp_greeter_datagrams_total{fate=\"dropped_queue_full\"} 1",
             "udp_greeter_datagrams_total{fate=\"send_failed\"} 0",
+            "udp_greeter_datagrams_total{fate=\"handler_failed\"} 0",
             "udp_greeter_datagrams_total{fate=\"declined\"} 0",
             "udp_greeter_datagrams_total{fate=\"dropped_oversize\"} 0",
             "udp_greeter_datagrams_total{fate=\"dropped_rate_limited\"} 2",
@@ -280,5 +289,26 @@ mod tests {
         ] {
             assert!(lines.contains(&want), "missing {want:?} in:\n{text}");
         }
+    }
+
+    #[test]
+    fn namespaced() {
+        let registry = registry(Sources {
+            stats: Arc::new(Stats::default()),
+            depth: Box::new(|| 0),
+            capacity: 1,
+            workers: 1,
+            namespace: "lookup".to_string(),
+        });
+        let mut text = String::new();
+        prometheus_text::encode(&mut text, &registry).unwrap();
+        assert!(text.contains("\nlookup_received_total 0\n"), "{text}");
+        assert!(text.contains("lookup_build_info{"), "{text}");
+        let ours: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.starts_with("process_"))
+            .filter(|l| !l.starts_with("lookup_"))
+            .collect();
+        assert!(ours.is_empty(), "metrics outside the namespace: {ours:?}");
     }
 }

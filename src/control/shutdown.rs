@@ -106,14 +106,40 @@ impl fmt::Debug for Shutdown {
     }
 }
 
-/// Triggers shutdown when dropped, however the thread holding it ends:
-/// returning, failing or panicking.
+/// Triggers shutdown when dropped: however the thread holding it ends
+/// ([`TriggerOnDrop::always`]), or only when it dies of a panic
+/// ([`TriggerOnDrop::if_panicking`]).
 #[derive(Debug)]
-pub(crate) struct TriggerOnDrop(pub Shutdown);
+pub(crate) struct TriggerOnDrop {
+    shutdown: Shutdown,
+    only_on_panic: bool,
+}
+
+impl TriggerOnDrop {
+    /// For a thread without which the server cannot go on: returning,
+    /// failing or panicking, it stops the server.
+    pub(crate) fn always(shutdown: Shutdown) -> TriggerOnDrop {
+        TriggerOnDrop {
+            shutdown,
+            only_on_panic: false,
+        }
+    }
+
+    /// For a thread that may end in order on its own, but must not die
+    /// silently.
+    pub(crate) fn if_panicking(shutdown: Shutdown) -> TriggerOnDrop {
+        TriggerOnDrop {
+            shutdown,
+            only_on_panic: true,
+        }
+    }
+}
 
 impl Drop for TriggerOnDrop {
     fn drop(&mut self) {
-        self.0.trigger();
+        if !self.only_on_panic || std::thread::panicking() {
+            self.shutdown.trigger();
+        }
     }
 }
 
@@ -161,7 +187,10 @@ mod tests {
     #[test]
     fn guard_triggers_on_panic() {
         let s = Shutdown::new();
-        let guard = TriggerOnDrop(s.clone());
+        let guard = TriggerOnDrop::if_panicking(s.clone());
+        drop(guard);
+        assert!(!s.is_triggered(), "a thread that ends in order");
+        let guard = TriggerOnDrop::if_panicking(s.clone());
         let ended = std::thread::spawn(move || {
             let _guard = guard;
             std::panic::panic_any("a thread that dies");
@@ -169,5 +198,8 @@ mod tests {
         .join();
         assert!(ended.is_err());
         assert!(s.is_triggered());
+        let always = Shutdown::new();
+        drop(TriggerOnDrop::always(always.clone()));
+        assert!(always.is_triggered());
     }
 }

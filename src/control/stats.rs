@@ -66,7 +66,7 @@ macro_rules! counts {
         /// assert_eq!(
         ///     s.to_string(),
         ///     "stats: received=0 replied=0 declined=0 dropped_queue_full=0 \
-        ///      dropped_oversize=0 dropped_rate_limited=0 dropped_loop=0 send_failed=0 \
+        ///      dropped_oversize=0 dropped_rate_limited=0 dropped_loop=0 handler_failed=0 send_failed=0 \
         ///      worker_panics=0 control_truncated=0"
         /// );
         /// ```
@@ -106,7 +106,8 @@ counts! {
         "Datagrams over the size limit, or whose reply would not fit in one";
     DroppedRateLimited dropped_rate_limited Fate "Datagrams dropped by the per-source rate limit";
     DroppedLoop dropped_loop Fate
-        "Datagrams refused by the loop guard: from the server itself, from a service port, or greetings";
+        "Datagrams refused by the loop guard: from the server itself or a service port, or the service's own replies";
+    HandlerFailed handler_failed Fate "Datagrams whose handler failed to answer";
     SendFailed send_failed Fate
         "Datagrams whose reply the kernel refused, or whose handler panicked";
     WorkerPanics worker_panics Side "Panics caught in worker threads";
@@ -342,7 +343,7 @@ mod tests {
         let names: Vec<&str> = s.counts().map(|(name, _)| name).collect();
         assert_eq!(names[0], "received");
         assert!(s.fates().all(|(name, _)| name != "received"));
-        assert_eq!(s.fates().count(), 7);
+        assert_eq!(s.fates().count(), 8);
     }
 
     #[test]

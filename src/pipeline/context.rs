@@ -12,9 +12,9 @@ use crate::control::stats::Stats;
 use crate::control::throttle::{Admission, Throttle};
 
 /// Everything the receiver and the workers share, built once by the
-/// server and handed to each thread behind an `Arc`.
-pub(crate) struct ServerContext<H> {
-    pub handler: H,
+/// server and handed to each thread behind an `Arc`. The handlers are not
+/// shared: each worker owns its own.
+pub(crate) struct ServerContext {
     pub stats: Arc<Stats>,
     pub shutdown: Shutdown,
     pub pool: BufferPool,
@@ -29,7 +29,7 @@ pub(crate) struct ServerContext<H> {
     pub pace: Pace,
 }
 
-impl<H> fmt::Debug for ServerContext<H> {
+impl fmt::Debug for ServerContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServerContext")
             .field("local", &self.local)
@@ -73,11 +73,12 @@ pub(crate) enum Warning {
     ControlTruncated,
     ReplyOversize,
     HandlerPanic,
+    HandlerFailed,
     SendFailed,
 }
 
 impl Warning {
-    const ALL: [Warning; 9] = [
+    const ALL: [Warning; 10] = [
         Warning::Oversize,
         Warning::RateLimited,
         Warning::Loop,
@@ -86,6 +87,7 @@ impl Warning {
         Warning::ControlTruncated,
         Warning::ReplyOversize,
         Warning::HandlerPanic,
+        Warning::HandlerFailed,
         Warning::SendFailed,
     ];
 
@@ -100,6 +102,7 @@ impl Warning {
             Warning::ControlTruncated => "cut control messages",
             Warning::ReplyOversize => "oversize replies",
             Warning::HandlerPanic => "handler panics",
+            Warning::HandlerFailed => "handler failures",
             Warning::SendFailed => "failed sends",
         }
     }

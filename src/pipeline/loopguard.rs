@@ -1,28 +1,30 @@
-//! The loop guard: datagrams that would set the server talking to itself,
-//! to another greeter, or to a service that answers anything, get no
-//! reply.
+//! The loop guard's rules for any responder: datagrams that would set the
+//! server talking to itself, to another instance, or to a service that
+//! answers anything, get no reply.
 //!
 //! Two responders that answer everything can be made to answer each other
 //! forever by one datagram with a forged source address (the "Loop DoS"
 //! class, CVE-2024-2169). The old inetd refused "loop requests" from the
-//! port of another built-in datagram service for this reason. A greeting
-//! grows by 8 bytes per turn, so an unguarded loop only ends at the size
-//! limit, some 8,000 turns later. The guard refuses the first turn it can
-//! recognise: a datagram from the server's own address, from a service
-//! port, or that is itself a greeting.
+//! port of another built-in datagram service for this reason. The guard
+//! refuses by source: the server's own address or port, port 0, a service
+//! port. Whether a payload is one of the service's own replies is the
+//! handler's to say (`Handler::is_reply`), and the worker asks it.
 //!
-//! Every check is a comparison on the datagram's header fields or its first
-//! and last bytes: no allocation, no lock.
+//! Every check is a comparison on the datagram's header fields: no
+//! allocation, no lock.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
-use crate::protocol::{PREFIX, SUFFIX};
-
-/// Source ports of UDP services that answer whatever they are sent, or
-/// whose answers a greeting would keep going; the reasons are in
-/// `docs/protocol.md`. The server's own port is refused besides these.
-pub(crate) const SERVICE_PORTS: &[u16] = &[
+/// The source ports refused by default: UDP services that answer whatever
+/// they are sent, or whose answers a reply would keep going.
+///
+/// Echo (7), systat (11), daytime (13), quote of the day (17), chargen
+/// (19), time (37), DNS (53), TFTP (69), NTP (123), NetBIOS names (137),
+/// SNMP (161), SSDP (1900) and memcached (11211); `docs/protocol.md` gives
+/// each reason. [`Config::service_ports`](crate::Config::service_ports)
+/// replaces the list; the server's own port is refused besides these.
+pub const DEFAULT_SERVICE_PORTS: &[u16] = &[
     7,     // echo
     11,    // active users (systat)
     13,    // daytime
@@ -50,8 +52,8 @@ pub(crate) enum Rule {
     OwnPort,
     /// It came from the port of a service that answers anything.
     ServicePort(u16),
-    /// It is itself a greeting: another greeter's reply.
-    Greeting,
+    /// The handler recognised it as one of its own replies.
+    Reply,
 }
 
 impl fmt::Display for Rule {
@@ -66,31 +68,30 @@ impl fmt::Display for Rule {
                     "it comes from port {port}, a service that answers anything"
                 )
             }
-            Rule::Greeting => f.write_str("it is itself a greeting"),
+            Rule::Reply => f.write_str("it looks like one of this service's replies"),
         }
     }
 }
 
-/// The guard of one server, bound to `local`.
-#[derive(Debug, Clone, Copy)]
+/// The guard of one server, bound to `local`, refusing `service_ports`.
+#[derive(Debug, Clone)]
 pub(crate) struct LoopGuard {
     local: SocketAddr,
+    service_ports: Box<[u16]>,
 }
 
 impl LoopGuard {
-    pub(crate) fn new(local: SocketAddr) -> LoopGuard {
-        LoopGuard { local }
+    pub(crate) fn new(local: SocketAddr, service_ports: &[u16]) -> LoopGuard {
+        LoopGuard {
+            local,
+            service_ports: service_ports.into(),
+        }
     }
 
-    /// The rule that refuses a datagram of `payload` from `peer`, sent to
-    /// `destination` (the request's destination address on a wildcard
-    /// bind, when known), or `None` to let it through.
-    pub(crate) fn check(
-        &self,
-        peer: SocketAddr,
-        destination: Option<IpAddr>,
-        payload: &[u8],
-    ) -> Option<Rule> {
+    /// The rule that refuses a datagram from `peer`, sent to `destination`
+    /// (the request's destination address on a wildcard bind, when known),
+    /// or `None` to let it through.
+    pub(crate) fn check(&self, peer: SocketAddr, destination: Option<IpAddr>) -> Option<Rule> {
         let port = peer.port();
         if port == self.local.port() {
             let own_ip = match destination {
@@ -106,21 +107,11 @@ impl LoopGuard {
         if port == 0 {
             return Some(Rule::PortZero);
         }
-        if SERVICE_PORTS.contains(&port) {
+        if self.service_ports.contains(&port) {
             return Some(Rule::ServicePort(port));
-        }
-        if is_greeting(payload) {
-            return Some(Rule::Greeting);
         }
         None
     }
-}
-
-/// Whether `payload` has the shape of a greeting: `Hello, ` ... `!`.
-fn is_greeting(payload: &[u8]) -> bool {
-    payload.len() >= PREFIX.len() + SUFFIX.len()
-        && payload.starts_with(PREFIX)
-        && payload.ends_with(SUFFIX)
 }
 
 #[cfg(test)]
@@ -133,62 +124,60 @@ mod tests {
 
     #[test]
     fn own_address() {
-        let g = LoopGuard::new(addr("127.0.0.1:9999"));
+        let g = LoopGuard::new(addr("127.0.0.1:9999"), DEFAULT_SERVICE_PORTS);
         assert_eq!(
-            g.check(addr("127.0.0.1:9999"), None, b"x"),
+            g.check(addr("127.0.0.1:9999"), None),
             Some(Rule::OwnAddress)
         );
         // Another host's instance on the same port.
         assert_eq!(
-            g.check(addr("192.0.2.1:9999"), None, b"x"),
+            g.check(addr("192.0.2.1:9999"), None),
             Some(Rule::OwnPort)
         );
         // A wildcard bind: the datagram's destination is the own address,
         // in either form on a dual-stack socket.
-        let g = LoopGuard::new(addr("[::]:9999"));
+        let g = LoopGuard::new(addr("[::]:9999"), DEFAULT_SERVICE_PORTS);
         let to: IpAddr = "127.0.0.1".parse().unwrap();
         assert_eq!(
-            g.check(addr("[::ffff:127.0.0.1]:9999"), Some(to), b"x"),
+            g.check(addr("[::ffff:127.0.0.1]:9999"), Some(to)),
             Some(Rule::OwnAddress)
         );
         assert_eq!(
-            g.check(addr("[::ffff:127.0.0.2]:9999"), Some(to), b"x"),
+            g.check(addr("[::ffff:127.0.0.2]:9999"), Some(to)),
             Some(Rule::OwnPort)
         );
     }
 
     #[test]
     fn ports() {
-        let g = LoopGuard::new(addr("127.0.0.1:9999"));
+        let g = LoopGuard::new(addr("127.0.0.1:9999"), DEFAULT_SERVICE_PORTS);
         assert_eq!(
-            g.check(addr("127.0.0.1:0"), None, b"x"),
+            g.check(addr("127.0.0.1:0"), None),
             Some(Rule::PortZero)
         );
-        for &port in SERVICE_PORTS {
+        for &port in DEFAULT_SERVICE_PORTS {
             let peer = SocketAddr::new("192.0.2.7".parse().unwrap(), port);
-            assert_eq!(g.check(peer, None, b"x"), Some(Rule::ServicePort(port)));
+            assert_eq!(g.check(peer, None), Some(Rule::ServicePort(port)));
         }
-        assert_eq!(g.check(addr("192.0.2.7:40000"), None, b"Michael"), None);
-        assert_eq!(g.check(addr("192.0.2.7:1024"), None, b""), None);
+        assert_eq!(g.check(addr("192.0.2.7:40000"), None), None);
+        assert_eq!(g.check(addr("192.0.2.7:1024"), None), None);
     }
 
     #[test]
-    fn greetings() {
-        let g = LoopGuard::new(addr("127.0.0.1:9999"));
-        let from = addr("127.0.0.1:40000");
-        for refused in [b"Hello, !".as_slice(), b"Hello, Bob!", b"Hello, Hello, x!!"] {
-            assert_eq!(g.check(from, None, refused), Some(Rule::Greeting));
-        }
-        for answered in [
-            b"Hello".as_slice(),
-            b"Hello, Bob",
-            b"Hello,!",
-            b"hello, Bob!",
-            b" Hello, Bob!",
-            b"!",
-        ] {
-            assert_eq!(g.check(from, None, answered), None, "{answered:?}");
-        }
+    fn ports_configurable() {
+        let g = LoopGuard::new(addr("127.0.0.1:9999"), &[4000]);
+        assert_eq!(
+            g.check(addr("192.0.2.7:4000"), None),
+            Some(Rule::ServicePort(4000))
+        );
+        assert_eq!(g.check(addr("192.0.2.7:53"), None), None);
+        // The server's own port and port 0 are not in the list: always refused.
+        let none = LoopGuard::new(addr("127.0.0.1:9999"), &[]);
+        assert_eq!(none.check(addr("127.0.0.1:0"), None), Some(Rule::PortZero));
+        assert_eq!(
+            none.check(addr("192.0.2.7:9999"), None),
+            Some(Rule::OwnPort)
+        );
     }
 
     #[test]

@@ -58,20 +58,21 @@ pub(crate) struct Pipeline {
 }
 
 impl Pipeline {
-    /// Makes the queue, then starts the workers and the receiver on
-    /// `socket`, sharing `ctx`.
+    /// Makes the queue, then starts a worker for each of `handlers` and
+    /// the receiver on `socket`, sharing `ctx`.
     ///
     /// If a thread cannot start, those already started are stopped and
     /// joined before the error is returned.
     pub(crate) fn start<H: Handler>(
         config: &Config,
         socket: UdpSocket,
-        ctx: Arc<ServerContext<H>>,
+        ctx: Arc<ServerContext>,
+        handlers: Vec<H>,
     ) -> Result<Pipeline> {
         let (tx, rx) = crossbeam_channel::bounded(config.queue);
         let mut pipeline = Pipeline {
             receiver: None,
-            workers: Vec::with_capacity(config.workers),
+            workers: Vec::with_capacity(handlers.len()),
             warnings: ctx.warnings.clone(),
             #[cfg(feature = "metrics")]
             queue: rx.clone(),
@@ -79,12 +80,18 @@ impl Pipeline {
         // What the kernel can segment is learned once, by the first send,
         // for every clone of the socket.
         let segmentation = Arc::new(Segmentation::default());
-        for i in 0..config.workers {
+        for (i, handler) in handlers.into_iter().enumerate() {
             let started = socket
                 .try_clone()
                 .map_err(|e| Error::io("clone the server's socket", e))
                 .and_then(|clone| {
-                    let worker = Worker::new(ctx.clone(), clone, rx.clone(), segmentation.clone());
+                    let worker = Worker::new(
+                        ctx.clone(),
+                        handler,
+                        clone,
+                        rx.clone(),
+                        segmentation.clone(),
+                    );
                     spawn(&format!("worker-{i}"), move || worker.run())
                 });
             match started {

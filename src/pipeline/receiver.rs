@@ -21,20 +21,20 @@ use crate::sys::{self, Meta, Reader, BATCH};
 
 /// The receiver thread's state: named apart from the channel's
 /// `Receiver`, which is the workers' end of the queue.
-pub(crate) struct ReceiverThread<H> {
-    ctx: Arc<ServerContext<H>>,
+pub(crate) struct ReceiverThread {
+    ctx: Arc<ServerContext>,
     socket: Arc<UdpSocket>,
     queue: Sender<Datagram>,
     limiter: Option<RateLimiter>,
 }
 
-impl<H> ReceiverThread<H> {
+impl ReceiverThread {
     pub(crate) fn new(
-        ctx: Arc<ServerContext<H>>,
+        ctx: Arc<ServerContext>,
         socket: Arc<UdpSocket>,
         queue: Sender<Datagram>,
         limiter: Option<RateLimiter>,
-    ) -> ReceiverThread<H> {
+    ) -> ReceiverThread {
         ReceiverThread {
             ctx,
             socket,
@@ -50,7 +50,7 @@ impl<H> ReceiverThread<H> {
     /// finish what is queued and stop: without a receiver they have
     /// nothing left to do.
     pub(crate) fn run(mut self) -> Result<()> {
-        let _stop = TriggerOnDrop(self.ctx.shutdown.clone());
+        let _stop = TriggerOnDrop::always(self.ctx.shutdown.clone());
         let mut reader = Reader::new(BATCH);
         let mut slots: Vec<Vec<u8>> = (0..BATCH).map(|_| self.ctx.pool.take()).collect();
         let mut metas: Vec<Meta> = Vec::with_capacity(BATCH);
@@ -104,7 +104,7 @@ impl<H> ReceiverThread<H> {
         let mut pending = Pending::default();
         let now = self.limiter.as_ref().map(|_| Instant::now());
         for (slot, meta) in slots.iter_mut().zip(metas) {
-            let fate = match self.settle(slot, meta, now, &mut pending) {
+            let fate = match self.settle(meta, now, &mut pending) {
                 Some(fate) => Some(fate),
                 None => self.enqueue(slot, meta),
             };
@@ -116,11 +116,10 @@ impl<H> ReceiverThread<H> {
         Ok(())
     }
 
-    /// The fate of the datagram in `payload` if the receiver drops it, or
-    /// `None` to queue it.
+    /// The fate of the datagram `meta` describes if the receiver drops it,
+    /// or `None` to queue it.
     fn settle(
         &mut self,
-        payload: &[u8],
         meta: &Meta,
         now: Option<Instant>,
         pending: &mut Pending,
@@ -157,7 +156,8 @@ impl<H> ReceiverThread<H> {
         if let Some(rule) = self
             .ctx
             .loop_guard
-            .and_then(|guard| guard.check(peer, meta.local, payload))
+            .as_ref()
+            .and_then(|guard| guard.check(peer, meta.local))
         {
             self.ctx.warnings.log(
                 Warning::Loop,
@@ -213,9 +213,8 @@ mod tests {
     use crate::control::stats::Stats;
     use crate::pipeline::buffer::BufferPool;
 
-    fn context(shutdown: &Shutdown, stats: &Arc<Stats>) -> Arc<ServerContext<()>> {
+    fn context(shutdown: &Shutdown, stats: &Arc<Stats>) -> Arc<ServerContext> {
         Arc::new(ServerContext {
-            handler: (),
             stats: stats.clone(),
             shutdown: shutdown.clone(),
             pool: BufferPool::new(64, 8),

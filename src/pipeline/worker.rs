@@ -11,9 +11,10 @@ use crossbeam_channel::{Receiver, TryRecvError};
 use log::Level;
 
 use super::context::{ServerContext, Warning, RECEIVED_TARGET};
+use super::loopguard::Rule;
 use super::wait::WaitPolicy;
 use super::{shown, Datagram};
-use crate::control::shutdown::Shutdown;
+use crate::control::shutdown::TriggerOnDrop;
 use crate::control::stats::{Count, Pending};
 use crate::handler::{Answer, Handler, Request};
 use crate::protocol::MAX_DATAGRAM;
@@ -22,22 +23,18 @@ use crate::sys::{Outgoing, Segmentation, Writer, BATCH};
 /// How many bytes of a payload a trace line shows.
 const TRACE_BYTES: usize = 64;
 
+/// The capacity a reply buffer keeps between batches: a larger reply's
+/// buffer is shrunk back, so that a burst of large replies leaves each
+/// worker holding `BATCH` × this, not `BATCH` × the largest reply.
+pub(crate) const REPLY_KEEP: usize = 2048;
+
 pub(crate) struct Worker<H> {
-    ctx: Arc<ServerContext<H>>,
+    ctx: Arc<ServerContext>,
+    /// This worker's own: no other thread touches it.
+    handler: H,
     socket: UdpSocket,
     queue: Receiver<Datagram>,
     segmentation: Arc<Segmentation>,
-}
-
-/// Triggers the shutdown when dropped while its thread panics.
-struct TriggerIfPanicking<'a>(&'a Shutdown);
-
-impl Drop for TriggerIfPanicking<'_> {
-    fn drop(&mut self) {
-        if thread::panicking() {
-            self.0.trigger();
-        }
-    }
 }
 
 /// What became of one datagram within a batch, before the batch is sent.
@@ -45,19 +42,38 @@ impl Drop for TriggerIfPanicking<'_> {
 enum Outcome {
     Send,
     Declined,
+    Failed,
+    Loop,
     Oversize,
     Panicked,
 }
 
+impl Outcome {
+    /// The fate it settles at once, and any side count beside it; none for
+    /// a reply, whose fate the send decides.
+    fn counts(self) -> &'static [Count] {
+        match self {
+            Outcome::Send => &[],
+            Outcome::Declined => &[Count::Declined],
+            Outcome::Failed => &[Count::HandlerFailed],
+            Outcome::Loop => &[Count::DroppedLoop],
+            Outcome::Oversize => &[Count::DroppedOversize],
+            Outcome::Panicked => &[Count::WorkerPanics, Count::SendFailed],
+        }
+    }
+}
+
 impl<H: Handler> Worker<H> {
     pub(crate) fn new(
-        ctx: Arc<ServerContext<H>>,
+        ctx: Arc<ServerContext>,
+        handler: H,
         socket: UdpSocket,
         queue: Receiver<Datagram>,
         segmentation: Arc<Segmentation>,
     ) -> Worker<H> {
         Worker {
             ctx,
+            handler,
             socket,
             queue,
             segmentation,
@@ -65,11 +81,11 @@ impl<H: Handler> Worker<H> {
     }
 
     /// Serves until the queue is empty and the receiver has hung up.
-    pub(crate) fn run(self) {
+    pub(crate) fn run(mut self) {
         // A panic is caught per batch, so a worker never dies of one; if
         // one ever escapes, the server stops in order rather than run on
         // with a pool one worker short.
-        let _stop = TriggerIfPanicking(&self.ctx.shutdown);
+        let _stop = TriggerOnDrop::if_panicking(self.ctx.shutdown.clone());
         let mut batch: Vec<Datagram> = Vec::with_capacity(BATCH);
         let mut replies: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::new()).collect();
         let mut outcomes: Vec<Outcome> = Vec::with_capacity(BATCH);
@@ -106,6 +122,9 @@ impl<H: Handler> Worker<H> {
             for d in batch.drain(..) {
                 self.ctx.pool.give(d.buf);
             }
+            for reply in &mut replies {
+                reply.shrink_to(REPLY_KEEP);
+            }
         }
     }
 
@@ -128,7 +147,7 @@ impl<H: Handler> Worker<H> {
     /// returns how long the handler took over the batch, the pace's sample,
     /// which leaves out logging and sending.
     fn serve(
-        &self,
+        &mut self,
         batch: &[Datagram],
         replies: &mut [Vec<u8>],
         outcomes: &mut Vec<Outcome>,
@@ -140,14 +159,8 @@ impl<H: Handler> Worker<H> {
         let handling = Instant::now();
         for (d, reply) in batch.iter().zip(replies.iter_mut()) {
             let outcome = self.answer(d, reply);
-            match outcome {
-                Outcome::Send => {}
-                Outcome::Declined => pending.add(Count::Declined, 1),
-                Outcome::Oversize => pending.add(Count::DroppedOversize, 1),
-                Outcome::Panicked => {
-                    pending.add(Count::WorkerPanics, 1);
-                    pending.add(Count::SendFailed, 1);
-                }
+            for &count in outcome.counts() {
+                pending.add(count, 1);
             }
             outcomes.push(outcome);
         }
@@ -178,39 +191,63 @@ impl<H: Handler> Worker<H> {
     }
 
     /// Asks the handler for the reply to one datagram, catching a panic.
-    fn answer(&self, d: &Datagram, reply: &mut Vec<u8>) -> Outcome {
+    fn answer(&mut self, d: &Datagram, reply: &mut Vec<u8>) -> Outcome {
         reply.clear();
         let local = SocketAddr::new(
             d.local.unwrap_or_else(|| self.ctx.local.ip()),
             self.ctx.local.port(),
         );
         let request = Request::new(&d.buf, shown(d.peer), shown(local));
+        let guarded = self.ctx.loop_guard.is_some();
+        let handler = &mut self.handler;
         let handled = panic::catch_unwind(AssertUnwindSafe(|| {
-            self.ctx.handler.respond(&request, reply)
+            // The handler's own loop rule: a reply of this service, most
+            // likely another instance's, aimed here by a forged source.
+            if guarded && handler.is_reply(request.payload) {
+                return None;
+            }
+            Some(handler.respond(&request, reply))
         }));
-        match handled {
-            Ok(Answer::Reply) if reply.len() <= MAX_DATAGRAM => Outcome::Send,
-            Ok(Answer::Reply) => {
-                self.ctx.warnings.log(
-                    Warning::ReplyOversize,
-                    Level::Warn,
-                    format_args!(
-                        "dropped the reply to {}: {} bytes is over the UDP limit",
-                        shown(d.peer),
-                        reply.len()
-                    ),
-                );
-                Outcome::Oversize
-            }
-            Ok(Answer::Decline) => Outcome::Declined,
-            Err(_) => {
-                self.ctx.warnings.log(
-                    Warning::HandlerPanic,
-                    Level::Error,
-                    format_args!("handler panicked on a datagram from {}", shown(d.peer)),
-                );
-                Outcome::Panicked
-            }
+        let outcome = match handled {
+            Ok(None) => Outcome::Loop,
+            Ok(Some(Answer::Reply)) if reply.len() > MAX_DATAGRAM => Outcome::Oversize,
+            Ok(Some(Answer::Reply)) => Outcome::Send,
+            Ok(Some(Answer::Decline)) => Outcome::Declined,
+            Ok(Some(Answer::Fail)) => Outcome::Failed,
+            Err(_) => Outcome::Panicked,
+        };
+        self.warn(outcome, d.peer, reply.len());
+        outcome
+    }
+
+    /// The warning an outcome gets, if any, throttled by kind.
+    fn warn(&self, outcome: Outcome, peer: SocketAddr, reply_len: usize) {
+        let peer = shown(peer);
+        let w = &self.ctx.warnings;
+        match outcome {
+            Outcome::Send | Outcome::Declined => {}
+            Outcome::Loop => w.log(
+                Warning::Loop,
+                Level::Warn,
+                format_args!("loop guard: no reply to {peer}: {}", Rule::Reply),
+            ),
+            Outcome::Oversize => w.log(
+                Warning::ReplyOversize,
+                Level::Warn,
+                format_args!(
+                    "dropped the reply to {peer}: {reply_len} bytes is over the UDP limit"
+                ),
+            ),
+            Outcome::Failed => w.log(
+                Warning::HandlerFailed,
+                Level::Warn,
+                format_args!("handler failed on a datagram from {peer}"),
+            ),
+            Outcome::Panicked => w.log(
+                Warning::HandlerPanic,
+                Level::Error,
+                format_args!("handler panicked on a datagram from {peer}"),
+            ),
         }
     }
 

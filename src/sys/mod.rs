@@ -39,7 +39,7 @@ pub(crate) use datagram::retry_if_interrupted;
 pub(crate) use datagram::{is_closed, is_timeout, is_transient, Meta, Outgoing, BATCH};
 #[cfg(feature = "bench")]
 pub(crate) use poll::wait_readable;
-pub(crate) use socket::{bind, wake_reader};
+pub(crate) use socket::{adopt, bind, wake_reader};
 #[cfg(feature = "bench")]
 pub(crate) use socket::{client_socket, TimerSlack};
 

@@ -2,9 +2,9 @@
 //! client's, connected and non-blocking.
 
 use std::io;
-use std::net::UdpSocket;
 #[cfg(feature = "bench")]
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
@@ -43,14 +43,7 @@ pub(crate) fn bind(config: &Config) -> Result<UdpSocket> {
         }
     }
     socket.bind(&addr.into()).map_err(fail)?;
-    if addr.ip().is_unspecified() {
-        if let Err(e) = enable_pktinfo(&socket, addr) {
-            log::warn!("replies may leave from another address than requests reached: {e}");
-        }
-    }
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    socket.set_read_timeout(Some(READ_TIMEOUT)).map_err(fail)?;
-    socket.set_write_timeout(Some(SEND_TIMEOUT)).map_err(fail)?;
+    prepare(&socket, addr).map_err(fail)?;
     if let Ok(granted) = socket.recv_buffer_size() {
         match config.recv_buffer {
             Some(asked) => {
@@ -60,6 +53,54 @@ pub(crate) fn bind(config: &Config) -> Result<UdpSocket> {
         }
     }
     Ok(socket.into())
+}
+
+/// Takes a socket the caller bound and configured, and changes only what
+/// serving needs: reads that block (between the waits of
+/// [`wake_reader`]), a send timeout where none is set, and destination
+/// addresses on a wildcard bind. Its buffers, `SO_REUSEPORT` and any other
+/// option stay as the caller set them.
+pub(crate) fn adopt(socket: UdpSocket) -> Result<UdpSocket> {
+    let socket = Socket::from(socket);
+    let addr = socket
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .filter(|a| a.port() != 0)
+        .ok_or_else(|| Error::config("the socket given to the server is not bound"))?;
+    if socket.r#type().ok() != Some(Type::DGRAM) {
+        return Err(Error::config(format!(
+            "the socket given to the server ({addr}) is not a datagram socket"
+        )));
+    }
+    let fail = |e| Error::io(format!("prepare the socket given to the server ({addr})"), e);
+    socket.set_nonblocking(false).map_err(fail)?;
+    // A send timeout the caller chose stands.
+    if socket.write_timeout().map_err(fail)?.is_none() {
+        socket.set_write_timeout(Some(SEND_TIMEOUT)).map_err(fail)?;
+    }
+    prepare_reads(&socket, addr).map_err(fail)?;
+    Ok(socket.into())
+}
+
+/// What every server socket needs once bound: the send timeout, and what
+/// [`prepare_reads`] sets.
+fn prepare(socket: &Socket, addr: SocketAddr) -> io::Result<()> {
+    socket.set_write_timeout(Some(SEND_TIMEOUT))?;
+    prepare_reads(socket, addr)
+}
+
+/// Destination addresses on a wildcard bind, and the read timeout where
+/// shutting the reading side is not known to wake a read.
+fn prepare_reads(socket: &Socket, addr: SocketAddr) -> io::Result<()> {
+    if addr.ip().is_unspecified() {
+        if let Err(e) = enable_pktinfo(socket, addr) {
+            log::warn!("replies may leave from another address than requests reached: {e}");
+        }
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    socket.set_read_timeout(Some(READ_TIMEOUT))?;
+    Ok(())
 }
 
 /// Wakes a thread blocked reading `socket`, and makes every later read
@@ -76,7 +117,7 @@ pub(crate) fn wake_reader(socket: &UdpSocket) {
 use super::linux::enable_pktinfo;
 
 #[cfg(not(target_os = "linux"))]
-fn enable_pktinfo(_socket: &Socket, _addr: std::net::SocketAddr) -> io::Result<()> {
+fn enable_pktinfo(_socket: &Socket, _addr: SocketAddr) -> io::Result<()> {
     Err(io::Error::new(
         io::ErrorKind::Unsupported,
         "destination addresses are only tracked on Linux",

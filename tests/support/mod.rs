@@ -146,7 +146,7 @@ pub fn quiet_injected_panics() {
 /// handler panic (with [`INJECTED`]); each such panic is counted in `count`.
 pub fn panicking_greeter(
     count: Arc<std::sync::atomic::AtomicU64>,
-) -> impl Fn(&udp_greeter::Request<'_>, &mut Vec<u8>) + Send + Sync + 'static {
+) -> impl Fn(&udp_greeter::Request<'_>, &mut Vec<u8>) + Send + Clone + 'static {
     move |req: &udp_greeter::Request<'_>, reply: &mut Vec<u8>| {
         if req.payload.starts_with(b"panic") {
             count.fetch_add(1, Ordering::Relaxed);

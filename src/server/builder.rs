@@ -1,0 +1,149 @@
+//! The builder: the handler each worker gets, the socket, the shutdown
+//! handle, then `start`.
+
+use std::fmt;
+use std::net::UdpSocket;
+
+use super::{start, Server};
+use crate::config::Config;
+use crate::control::shutdown::Shutdown;
+use crate::error::{Error, Result};
+use crate::handler::{Greeter, Handler};
+
+/// Makes the handler of one worker, given its index.
+type Factory<H> = Box<dyn FnMut(usize) -> Result<H>>;
+
+/// How a server is put together before it starts: made by
+/// [`Server::builder`], started by [`Builder::start`].
+///
+/// Each worker owns a handler of its own: a clone of one
+/// ([`Builder::handler`]), or one a factory makes for it
+/// ([`Builder::handler_factory`]), the way to give each worker state that
+/// must not be shared, such as a database connection:
+///
+/// ```
+/// use std::cell::RefCell;
+/// use udp_greeter::{Answer, Config, Handler, Request, Server};
+///
+/// /// Counts the requests its worker answered: state no other thread sees.
+/// struct Counting {
+///     answered: RefCell<u64>,
+/// }
+///
+/// impl Handler for Counting {
+///     fn respond(&mut self, _: &Request<'_>, reply: &mut Vec<u8>) -> Answer {
+///         *self.answered.borrow_mut() += 1;
+///         reply.extend_from_slice(self.answered.borrow().to_string().as_bytes());
+///         Answer::Reply
+///     }
+/// }
+///
+/// let server = Server::builder(Config::new("127.0.0.1:0".parse()?))
+///     .handler_factory(|_worker| Ok::<_, String>(Counting { answered: RefCell::new(0) }))
+///     .start()?;
+/// server.shutdown()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[must_use = "a builder does nothing until `start` is called"]
+pub struct Builder<H> {
+    config: Config,
+    socket: Option<UdpSocket>,
+    shutdown: Option<Shutdown>,
+    factory: Factory<H>,
+}
+
+impl Builder<Greeter> {
+    pub(super) fn new(config: Config) -> Builder<Greeter> {
+        Builder {
+            config,
+            socket: None,
+            shutdown: None,
+            factory: Box::new(|_| Ok(Greeter)),
+        }
+    }
+}
+
+impl<H: Handler> Builder<H> {
+    /// Answers with `handler`: each worker gets a clone of its own. A
+    /// closure that captures nothing, or only `Clone` values, is `Clone`.
+    pub fn handler<G: Handler + Clone>(self, handler: G) -> Builder<G> {
+        self.with_factory(Box::new(move |_| Ok(handler.clone())))
+    }
+
+    /// Answers with the handlers `factory` makes: one per worker, called
+    /// with the worker's index (`0` for `worker-0`, ...) on the thread
+    /// that calls [`start`](Builder::start), before the socket is bound.
+    ///
+    /// If it fails for any worker, `start` fails with its error's message
+    /// and nothing is left running or bound: a service that cannot open
+    /// its database says so at start, not at its first request.
+    pub fn handler_factory<G, E, F>(self, mut factory: F) -> Builder<G>
+    where
+        G: Handler,
+        E: fmt::Display,
+        F: FnMut(usize) -> std::result::Result<G, E> + 'static,
+    {
+        self.with_factory(Box::new(move |worker| {
+            factory(worker).map_err(|e| Error::handler(worker, e.to_string()))
+        }))
+    }
+
+    /// Serves `socket`, bound and configured by the caller (or inherited
+    /// from a service manager), instead of binding `config.bind`.
+    ///
+    /// The server changes only what serving needs: its reads block, a send
+    /// timeout of a second is set if it has none, and on a wildcard address
+    /// it asks for each datagram's destination address. Its buffers,
+    /// `SO_REUSEPORT` and other options stay as they are, and
+    /// [`Server::local_addr`] is its address. `start` fails if it is not a
+    /// bound datagram socket.
+    pub fn socket(mut self, socket: UdpSocket) -> Builder<H> {
+        self.socket = Some(socket);
+        self
+    }
+
+    /// Stops when `shutdown` is triggered: a handle made beforehand, so
+    /// that signals can be wired to it before the socket is bound. A handle
+    /// triggered already stops the server as soon as it starts.
+    pub fn shutdown(mut self, shutdown: Shutdown) -> Builder<H> {
+        self.shutdown = Some(shutdown);
+        self
+    }
+
+    /// Checks the configuration, makes every worker's handler, binds the
+    /// socket (or takes the one given) and starts the threads; returns once
+    /// they all serve.
+    ///
+    /// Logs `Bind UDP on PORT...` with the port really bound.
+    pub fn start(mut self) -> Result<Server> {
+        self.config.validate()?;
+        let handlers = (0..self.config.workers)
+            .map(&mut self.factory)
+            .collect::<Result<Vec<H>>>()?;
+        start::start(
+            &self.config,
+            self.socket,
+            self.shutdown.unwrap_or_default(),
+            handlers,
+        )
+    }
+
+    fn with_factory<G>(self, factory: Factory<G>) -> Builder<G> {
+        Builder {
+            config: self.config,
+            socket: self.socket,
+            shutdown: self.shutdown,
+            factory,
+        }
+    }
+}
+
+impl<H> fmt::Debug for Builder<H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field("config", &self.config)
+            .field("socket", &self.socket)
+            .field("shutdown", &self.shutdown)
+            .finish_non_exhaustive()
+    }
+}

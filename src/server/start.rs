@@ -1,0 +1,134 @@
+//! Starting a server: the socket, the context, the pipeline, then the
+//! control threads beside it.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+
+use super::{Server, Threads};
+use crate::config::Config;
+use crate::control::reporter::Reporter;
+use crate::control::shutdown::Shutdown;
+use crate::control::stats::Stats;
+use crate::error::{Error, Result};
+use crate::handler::Handler;
+use crate::pipeline::buffer::BufferPool;
+use crate::pipeline::context::ServerContext;
+use crate::pipeline::loopguard::LoopGuard;
+use crate::pipeline::{spawn, Pipeline};
+use crate::sys::{self, BATCH};
+
+/// Starts a server of `config` on `socket` (or one bound from
+/// `config.bind`), a worker for each of `handlers`, stopping on `shutdown`.
+pub(super) fn start<H: Handler>(
+    config: &Config,
+    socket: Option<UdpSocket>,
+    shutdown: Shutdown,
+    handlers: Vec<H>,
+) -> Result<Server> {
+    let socket = match socket {
+        Some(given) => sys::adopt(given)?,
+        None => sys::bind(config)?,
+    };
+    let local_addr = socket
+        .local_addr()
+        .map_err(|e| Error::bind("UDP", config.bind, e))?;
+    #[cfg(feature = "metrics")]
+    let endpoint = config
+        .metrics_addr
+        .map(crate::control::metrics::Endpoint::bind)
+        .transpose()?;
+    announce(config, local_addr);
+    let stats = Arc::new(Stats::default());
+    let ctx = Arc::new(context(config, local_addr, &stats, &shutdown));
+    let pipeline = Pipeline::start(config, socket, ctx, handlers)?;
+    let mut server = Server {
+        local_addr,
+        metrics_addr: None,
+        workers: config.workers,
+        shutdown,
+        stats,
+        threads: Threads {
+            pipeline,
+            reporter: None,
+            metrics: None,
+        },
+    };
+    // If a control thread cannot start, the server stops and joins what
+    // started before the error is returned.
+    #[cfg(feature = "metrics")]
+    if let Some(endpoint) = endpoint {
+        start_metrics(&mut server, config, endpoint)?;
+    }
+    if let Some(every) = config.stats_interval {
+        let reporter = Reporter {
+            stats: server.stats.clone(),
+            shutdown: server.shutdown.clone(),
+            every,
+        };
+        server.threads.reporter = Some(spawn("stats", move || reporter.run())?);
+    }
+    Ok(server)
+}
+
+/// The start's lines: the port, and a warning where replies can be aimed.
+fn announce(config: &Config, local_addr: SocketAddr) {
+    log::info!("Bind UDP on {}...", local_addr.port());
+    if !local_addr.ip().is_loopback() && config.rate_limit.is_none() {
+        // A reply is often larger than its request: reflected off a forged
+        // source, it lands on a victim amplified.
+        log::warn!(
+            "{local_addr} is reachable from other hosts and no rate limit is set: \
+             a forged source address can aim replies at a victim; \
+             set a per-source rate limit where sources can be forged"
+        );
+    }
+}
+
+/// What the pipeline's threads share.
+fn context(
+    config: &Config,
+    local: SocketAddr,
+    stats: &Arc<Stats>,
+    shutdown: &Shutdown,
+) -> ServerContext {
+    // Room for every buffer that can be out at once: the queue, the
+    // receiver's batch and each worker's (see `BufferPool`).
+    let keep = config.queue + (config.workers + 1) * BATCH;
+    ServerContext {
+        stats: stats.clone(),
+        shutdown: shutdown.clone(),
+        pool: BufferPool::new(config.max_datagram + 1, keep),
+        warnings: Arc::default(),
+        local,
+        max_datagram: config.max_datagram,
+        loop_guard: config
+            .loop_guard
+            .then(|| LoopGuard::new(local, &config.service_ports)),
+        pace: Default::default(),
+    }
+}
+
+#[cfg(feature = "metrics")]
+fn start_metrics(
+    server: &mut Server,
+    config: &Config,
+    endpoint: crate::control::metrics::Endpoint,
+) -> Result<()> {
+    use crate::control::metrics::{Exporter, Sources};
+    let addr = endpoint.local_addr();
+    log::info!("Serving metrics on http://{addr}/metrics");
+    let exporter = Exporter {
+        endpoint,
+        sources: Sources {
+            stats: server.stats.clone(),
+            depth: Box::new(server.threads.pipeline.depth()),
+            capacity: config.queue,
+            workers: config.workers,
+            namespace: config.metrics_namespace.clone(),
+        },
+        shutdown: server.shutdown.clone(),
+    };
+    server.metrics_addr = Some(addr);
+    server.threads.metrics = Some(spawn("metrics", move || exporter.run())?);
+    Ok(())
+}
