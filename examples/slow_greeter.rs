@@ -18,8 +18,8 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use udp_greeter::{is_greeting, 
-    greet_into, Answer, Config, Handler, Request, Server, DEFAULT_BIND, MAX_WORKERS,
+use udp_greeter::{
+    greet_into, is_greeting, Answer, Config, Handler, Request, Server, DEFAULT_BIND, MAX_WORKERS,
 };
 
 const USAGE: &str = "slow_greeter [--bind ADDR] [--workers N] [--block-us U] [--spin-us U]";

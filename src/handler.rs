@@ -197,7 +197,10 @@ mod tests {
         let mut reply = Vec::new();
         assert_eq!(always.respond(&request(b"x"), &mut reply), Answer::Reply);
         assert_eq!(reply, b"x");
-        assert!(!always.is_reply(b"Hello, x!"), "a closure recognises no reply");
+        assert!(
+            !always.is_reply(b"Hello, x!"),
+            "a closure recognises no reply"
+        );
         let mut choosy = |r: &Request<'_>, _: &mut Vec<u8>| {
             if r.peer.port() == 5 {
                 Answer::Decline

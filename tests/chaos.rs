@@ -94,7 +94,10 @@ fn round(n: u32) -> Round {
     // mostly below it.
     c.rate_limit = Some(2_000);
     c.rate_burst = Some(2_000);
-    let server = Server::builder(c).handler(support::panicking_greeter(count)).start().unwrap();
+    let server = Server::builder(c)
+        .handler(support::panicking_greeter(count))
+        .start()
+        .unwrap();
     let addr = server.local_addr();
 
     let stop = Arc::new(AtomicBool::new(false));

@@ -275,7 +275,10 @@ fn panics() {
     support::quiet_injected_panics();
     let panicked = Arc::new(AtomicU64::new(0));
     let count = panicked.clone();
-    let server = Server::builder(config(1, 64)).handler(support::panicking_greeter(count)).start().unwrap();
+    let server = Server::builder(config(1, 64))
+        .handler(support::panicking_greeter(count))
+        .start()
+        .unwrap();
     let addr = server.local_addr();
     let sock = socket_on(V4);
     for i in 0..3 {

@@ -21,7 +21,10 @@ fn slow_on_request(request: &Request<'_>, reply: &mut Vec<u8>) {
 
 #[test]
 fn a_slow_request_holds_up_only_itself() {
-    let server = Server::builder(config(4, 64)).handler(slow_on_request).start().unwrap();
+    let server = Server::builder(config(4, 64))
+        .handler(slow_on_request)
+        .start()
+        .unwrap();
     let to: SocketAddr = server.local_addr();
     let sock = socket_for(to);
     // The pool learns the handler's pace from the requests it answers:

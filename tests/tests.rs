@@ -8,6 +8,9 @@ mod bench_client;
 mod chaos;
 // The client binary's command line, and its errors against wrong servers.
 mod client_cli;
+// A service of one's own on the engine: per-worker handlers, factories,
+// given sockets, failures, loop rules, a dropped server's port.
+mod engine;
 // The greeting, byte for byte, in-process and from binary to binary.
 mod greeting;
 // Hostile and odd input: each datagram settled exactly once.

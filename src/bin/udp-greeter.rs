@@ -17,8 +17,8 @@ use log::LevelFilter;
 use server::log_file::{self, LogFile, Lost};
 use simplelog::{ColorChoice, CombinedLogger, SharedLogger, TermLogger, TerminalMode, WriteLogger};
 use udp_greeter::{
-    signals, Config, Server, Shutdown, DEFAULT_BIND, DEFAULT_QUEUE, MAX_DATAGRAM,
-    MAX_QUEUE, MAX_WORKERS, RECEIVED_TARGET,
+    signals, Config, Server, Shutdown, DEFAULT_BIND, DEFAULT_QUEUE, MAX_DATAGRAM, MAX_QUEUE,
+    MAX_WORKERS, RECEIVED_TARGET,
 };
 
 /// Answers every UDP datagram `data` with `Hello, data!`.

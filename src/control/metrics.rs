@@ -191,12 +191,7 @@ impl Collector for Live {
             "Received datagrams by fate; once the queue is empty they add up to {ns}_received_total."
         );
         let name = format!("{ns}_datagrams");
-        let mut family = encoder.encode_descriptor(
-            &name,
-            &help,
-            None,
-            MetricType::Counter,
-        )?;
+        let mut family = encoder.encode_descriptor(&name, &help, None, MetricType::Counter)?;
         for (_, (fate, n)) in counts.iter().filter(|(e, _)| e.role == Role::Fate) {
             let labels = [("fate", *fate)];
             ConstCounter::new(*n).encode(family.encode_family(&labels)?)?;

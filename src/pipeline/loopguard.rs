@@ -130,10 +130,7 @@ mod tests {
             Some(Rule::OwnAddress)
         );
         // Another host's instance on the same port.
-        assert_eq!(
-            g.check(addr("192.0.2.1:9999"), None),
-            Some(Rule::OwnPort)
-        );
+        assert_eq!(g.check(addr("192.0.2.1:9999"), None), Some(Rule::OwnPort));
         // A wildcard bind: the datagram's destination is the own address,
         // in either form on a dual-stack socket.
         let g = LoopGuard::new(addr("[::]:9999"), DEFAULT_SERVICE_PORTS);
@@ -151,10 +148,7 @@ mod tests {
     #[test]
     fn ports() {
         let g = LoopGuard::new(addr("127.0.0.1:9999"), DEFAULT_SERVICE_PORTS);
-        assert_eq!(
-            g.check(addr("127.0.0.1:0"), None),
-            Some(Rule::PortZero)
-        );
+        assert_eq!(g.check(addr("127.0.0.1:0"), None), Some(Rule::PortZero));
         for &port in DEFAULT_SERVICE_PORTS {
             let peer = SocketAddr::new("192.0.2.7".parse().unwrap(), port);
             assert_eq!(g.check(peer, None), Some(Rule::ServicePort(port)));

@@ -73,7 +73,12 @@ pub(crate) fn adopt(socket: UdpSocket) -> Result<UdpSocket> {
             "the socket given to the server ({addr}) is not a datagram socket"
         )));
     }
-    let fail = |e| Error::io(format!("prepare the socket given to the server ({addr})"), e);
+    let fail = |e| {
+        Error::io(
+            format!("prepare the socket given to the server ({addr})"),
+            e,
+        )
+    };
     socket.set_nonblocking(false).map_err(fail)?;
     // A send timeout the caller chose stands.
     if socket.write_timeout().map_err(fail)?.is_none() {
