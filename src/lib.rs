@@ -43,6 +43,46 @@
 //!   builds, each thread reads or sends up to 32 datagrams per system call
 //!   on Linux, and runs of replies to one peer leave as one segmented send.
 //!
+//! # A service of one's own
+//!
+//! The greeting is one [`Handler`]; the engine serves any request-reply
+//! service. [`Server::builder`] gives each worker a handler of its own,
+//! a clone ([`Builder::handler`]) or one a factory makes for it
+//! ([`Builder::handler_factory`]), so a handler may hold state no other
+//! thread touches, such as a database connection, without a lock. It may
+//! serve a socket it is given ([`Builder::socket`]) instead of binding one.
+//!
+//! ```
+//! use udp_greeter::{Answer, Config, Handler, Request, Server};
+//!
+//! /// Answers each request with how many this worker answered before.
+//! struct Counter {
+//!     answered: u64,
+//! }
+//!
+//! impl Handler for Counter {
+//!     fn respond(&mut self, _: &Request<'_>, reply: &mut Vec<u8>) -> Answer {
+//!         reply.extend_from_slice(self.answered.to_string().as_bytes());
+//!         self.answered += 1;
+//!         Answer::Reply
+//!     }
+//! }
+//!
+//! let server = Server::builder(Config::new("127.0.0.1:0".parse()?))
+//!     .handler_factory(|_worker| Ok::<_, std::io::Error>(Counter { answered: 0 }))
+//!     .start()?;
+//! let stats = server.shutdown()?;
+//! assert!(stats.is_balanced());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! A handler may also decline ([`Answer::Decline`]) or fail
+//! ([`Answer::Fail`]), each counted apart, and says what its own replies
+//! look like ([`Handler::is_reply`]), so that a forged loop between two
+//! instances ends at the first turn.
+//!
+//! # Shutdown
+//!
 //! A [`Shutdown`] handle stops the server in order: the receiver stops
 //! reading, what was already queued is still answered, every thread is
 //! joined, and [`Server::join`] returns the final counters. Every datagram

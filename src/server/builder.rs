@@ -22,24 +22,26 @@ type Factory<H> = Box<dyn FnMut(usize) -> Result<H>>;
 /// must not be shared, such as a database connection:
 ///
 /// ```
-/// use std::cell::RefCell;
+/// use std::collections::HashMap;
 /// use udp_greeter::{Answer, Config, Handler, Request, Server};
 ///
-/// /// Counts the requests its worker answered: state no other thread sees.
-/// struct Counting {
-///     answered: RefCell<u64>,
+/// /// How often its worker has seen each request: a map of its own, which
+/// /// no other thread touches, so it needs no lock.
+/// struct Seen {
+///     counts: HashMap<Vec<u8>, u64>,
 /// }
 ///
-/// impl Handler for Counting {
-///     fn respond(&mut self, _: &Request<'_>, reply: &mut Vec<u8>) -> Answer {
-///         *self.answered.borrow_mut() += 1;
-///         reply.extend_from_slice(self.answered.borrow().to_string().as_bytes());
+/// impl Handler for Seen {
+///     fn respond(&mut self, request: &Request<'_>, reply: &mut Vec<u8>) -> Answer {
+///         let n = self.counts.entry(request.payload.to_vec()).or_default();
+///         *n += 1;
+///         reply.extend_from_slice(n.to_string().as_bytes());
 ///         Answer::Reply
 ///     }
 /// }
 ///
 /// let server = Server::builder(Config::new("127.0.0.1:0".parse()?))
-///     .handler_factory(|_worker| Ok::<_, String>(Counting { answered: RefCell::new(0) }))
+///     .handler_factory(|_worker| Ok::<_, std::io::Error>(Seen { counts: HashMap::new() }))
 ///     .start()?;
 /// server.shutdown()?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
