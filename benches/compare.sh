@@ -16,6 +16,10 @@
 #   tokio-spawn-blocking  baseline_tokio --spawn-blocking (a task per
 #           request, the work in spawn_blocking): only the shapes with
 #           per-request work
+#   threads baseline_threads (N threads each recv_from, work, send_to on
+#           one shared socket, so the kernel hands each datagram to a
+#           thread already waiting; N = ours' workers): only the shapes
+#           with per-request work
 #   python  the tutorial's server (where python3 exists); not the shapes with
 #           per-request work, which it cannot do
 # Servers alternate within each round, so drift on a shared machine hits
@@ -25,10 +29,12 @@
 # within each round: closed loops of windows 1 to 256 from one socket, 64
 # sockets with one request in flight each, payloads of 16, 512 and 8192
 # bytes, open loops paced datagram by datagram at 20k, 50k and 100k
-# requests/s, and two shapes with per-request work, for which every server
-# is restarted with it: block-1000 (each request sleeps 1 ms, 64 sockets with
-# one in flight each; ours with 64 workers) and spin-50 (each request
-# computes 50 us, window 64; ours with 2 workers). Requests leave as
+# requests/s, and three shapes with per-request work, for which every
+# server is restarted with it: block-200 (each request sleeps 200 us, 16
+# sockets with one in flight each; ours with 16 workers, threads with 16),
+# block-1000 (each request sleeps 1 ms, 64 sockets with one in flight each;
+# ours with 64 workers, threads with 64) and spin-50 (each request computes
+# 50 us, window 64; ours with 2 workers, threads with 2). Requests leave as
 # separate datagrams (`--send batched`). Each run records replies/s, loss,
 # the server's CPU per reply and the round-trip percentiles, one JSON object
 # a line appended to $OUT/matrix.jsonl, each marked with this run's start
@@ -44,9 +50,9 @@
 #     than these defaults, target/compare]
 #   RUN [the start time, 2026-12-01T14:05:09Z]: the run the records belong
 #     to; an earlier run's id adds shapes to it
-#   SERVERS ["ours std handoff batched tokio tokio-spawn-blocking python"]; a server
-#     `alt-NAME` runs the binary $ALT_DIR/NAME like ours, to try a change
-#     side by side (not in the shapes with per-request work)
+#   SERVERS ["ours std handoff batched tokio tokio-spawn-blocking threads
+#     python"]; a server `alt-NAME` runs the binary $ALT_DIR/NAME like ours,
+#     to try a change side by side (not in the shapes with per-request work)
 #   SHAPES [all]: the matrix shapes to run, by name (window-8 paced-20000 ...)
 #   PHASES ["matrix memory"]; also: unpinned pinned latency cpu sweep
 # A quick run: MATRIX_ROUNDS=1 MATRIX_SECS=1 MEM_SECS=2 benches/compare.sh
@@ -88,10 +94,10 @@ if [ -z "${OUT:-}" ]; then
 fi
 
 PY_SERVER=tests/interop/udp_server.py
-read -r -a SERVERS <<<"${SERVERS:-ours std handoff batched tokio tokio-spawn-blocking python}"
+read -r -a SERVERS <<<"${SERVERS:-ours std handoff batched tokio tokio-spawn-blocking threads python}"
 for s in "${SERVERS[@]}"; do
   case $s in
-    ours | std | handoff | batched | tokio | tokio-spawn-blocking | python) ;;
+    ours | std | handoff | batched | tokio | tokio-spawn-blocking | threads | python) ;;
     alt-*)
       [ -x "${ALT_DIR:-}/${s#alt-}" ] ||
         { echo "error: server $s needs the binary \$ALT_DIR/${s#alt-}" >&2; exit 2; } ;;
@@ -148,24 +154,26 @@ port_of() {
 # takes_part NAME COST: whether server NAME runs when each request costs
 # COST (the baselines' flags; empty for nothing). Python cannot block per
 # request, and alt-NAME is a build of udp-greeter, which has no per-request
-# work; the spawn_blocking variant is only there for that work.
+# work; the spawn_blocking variant and the threads are only there for that
+# work.
 takes_part() {
   case $1 in
     python | alt-*) [ -z "$2" ] ;;
-    tokio-spawn-blocking) [ -n "$2" ] ;;
+    tokio-spawn-blocking | threads) [ -n "$2" ] ;;
     *) true ;;
   esac
 }
 
 # start NAME [taskset-cpu [COST [POOL]]] -> sets PID and PORT. COST: the
-# baselines' flags for each request's work; POOL: the --workers of
-# slow_greeter, which stands in for ours when there is work.
+# baselines' flags for each request's work; POOL: how many threads do it,
+# the --workers of slow_greeter (which stands in for ours when there is
+# work) and the --threads of baseline_threads.
 start() {
   local name=$1 cpu=${2:-} cost=${3:-} pool=${4:-} pre=() ours
   [ -n "$cpu" ] && pre=(taskset -c "$cpu")
   if [ -n "$cost" ]; then
     # shellcheck disable=SC2206
-    ours=("$EX/slow_greeter" $pool $cost)
+    ours=("$EX/slow_greeter" ${pool:+--workers "$pool"} $cost)
   else
     ours=("$BIN/udp-greeter" --log-level warn)
   fi
@@ -178,6 +186,8 @@ start() {
     tokio) "${pre[@]}" "$BIN/baseline_tokio" --bind 127.0.0.1:0 $cost >"$WORK/$name.log" 2>&1 & ;;
     tokio-spawn-blocking)
       "${pre[@]}" "$BIN/baseline_tokio" --spawn-blocking --bind 127.0.0.1:0 $cost >"$WORK/$name.log" 2>&1 & ;;
+    threads)
+      "${pre[@]}" "$BIN/baseline_threads" ${pool:+--threads "$pool"} --bind 127.0.0.1:0 $cost >"$WORK/$name.log" 2>&1 & ;;
     python) "${pre[@]}" python3 "$PY_SERVER" 0 >/dev/null 2>"$WORK/$name.log" & ;;
     # A variant of ours, built elsewhere, for a side-by-side trial of a change.
     alt-*) "${pre[@]}" "$ALT_DIR/${name#alt-}" --bind 127.0.0.1:0 --log-level warn >"$WORK/$name.log" 2>&1 & ;;
@@ -384,8 +394,9 @@ sweep() {
 }
 
 # The shapes of the matrix: NAME | the bench arguments that make it | the
-# work each request costs (the baselines' flags, for every server) | the
-# workers of slow_greeter, which is ours when there is work.
+# work each request costs (the baselines' flags, for every server) | how
+# many threads do it: the workers of slow_greeter, which is ours when there
+# is work, and the threads of baseline_threads.
 MATRIX_SHAPES=(
   "window-1|--window 1 --payload 16||"
   "window-4|--window 4 --payload 16||"
@@ -399,11 +410,15 @@ MATRIX_SHAPES=(
   "paced-20000|--rate 20000 --payload 16||"
   "paced-50000|--rate 50000 --payload 16||"
   "paced-100000|--rate 100000 --payload 16||"
+  # A handler waiting on a fast service: a pool of 16 sleepers against 16
+  # clients, one request in flight each, where the cost of waking a thread
+  # weighs more against the wait.
+  "block-200|--window 16 --sockets 16 --payload 16|--block-us 200|16"
   # A handler waiting on a database: a pool of 64 sleepers against 64
   # clients, one request in flight each.
-  "block-1000|--window 64 --sockets 64 --payload 16|--block-us 1000|--workers 64"
+  "block-1000|--window 64 --sockets 64 --payload 16|--block-us 1000|64"
   # A handler that computes: as many workers as cores.
-  "spin-50|--window 64 --payload 16|--spin-us 50|--workers 2"
+  "spin-50|--window 64 --payload 16|--spin-us 50|2"
 )
 if [ -n "${SHAPES:-}" ]; then
   kept=()
@@ -445,7 +460,7 @@ matrix() {
     if [ -n "$cost" ]; then
       out=()
       for s in "${SERVERS[@]}"; do takes_part "$s" "$cost" || out+=("$s"); done
-      echo "  servers restarted with $cost (ours: slow_greeter $pool $cost)${out[*]:+; left out: ${out[*]}}" >&2
+      echo "  servers restarted with $cost (ours: slow_greeter --workers $pool $cost)${out[*]:+; left out: ${out[*]}}" >&2
     fi
     start_all "" "$cost" "$pool"
     for r in $(seq "$MATRIX_ROUNDS"); do

@@ -24,12 +24,12 @@ import statistics
 import sys
 from collections import defaultdict
 
-SERVERS = ["ours", "std", "handoff", "batched", "tokio", "tokio-spawn-blocking", "python"]
+SERVERS = ["ours", "std", "handoff", "batched", "tokio", "tokio-spawn-blocking", "threads", "python"]
 WINDOWS = [1, 4, 8, 16, 64, 256]
 RATES = [20000, 50000, 100000]
 CLOSED = [f"window-{w}" for w in WINDOWS] + ["sockets-64", "payload-512", "payload-8192"]
 # Per-request work, where a server's answer to blocking shows.
-POOL = ["block-1000", "spin-50"]
+POOL = ["block-200", "block-1000", "spin-50"]
 PACED = [f"paced-{r}" for r in RATES]
 UNMARKED = "unmarked"
 

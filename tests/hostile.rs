@@ -270,6 +270,62 @@ fn rate_limit_flood() {
     assert_eq!(allowed, 5);
 }
 
+/// A source flooding a real server gets its burst of 1 and then the limit,
+/// for as long as the server saw it flood. The limit is far below what the
+/// sender manages even on a loaded machine, and its interval (10 ms) longer
+/// than most stalls: a bucket of burst 1 loses nothing to gaps shorter than
+/// that, so the count is the rate's almost to the reply.
+#[test]
+fn rate_limit_holds_the_rate() {
+    const RATE: u32 = 100;
+    const FLOOD: Duration = Duration::from_secs(1);
+    let mut c = udp_greeter::Config::new(SocketAddr::new(V4, 0));
+    c.rate_limit = Some(RATE);
+    c.rate_burst = Some(1);
+    let server = Server::bind(c).unwrap();
+    let addr = server.local_addr();
+    let sock = socket_on(V4);
+
+    // Eight back to back, then a short sleep: tens of thousands a second
+    // without filling the server's receive buffer.
+    let first = Instant::now();
+    let (mut last, mut sent) = (first, 0u64);
+    while last - first < FLOOD {
+        for _ in 0..8 {
+            last = Instant::now();
+            if sock.send_to(b"flood", addr).is_ok() {
+                sent += 1;
+            }
+        }
+        std::thread::sleep(Duration::from_micros(100));
+    }
+    // Everything that arrived is counted; a datagram the kernel dropped
+    // never arrives, so after a while the count is taken as it is.
+    let settle = Instant::now() + Duration::from_millis(300);
+    let (stats, counted) = loop {
+        let s = server.stats();
+        let done = s.replied + s.dropped_rate_limited == s.received;
+        if done && (s.received == sent || Instant::now() > settle) {
+            break (s, Instant::now());
+        }
+        assert!(Instant::now() < settle + PATIENCE, "not settled: {s}");
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let replied = stats.replied as f64;
+    // Every check fell between the first send and the count: no more than
+    // the burst and what that time earns.
+    let most = 1.0 + f64::from(RATE) * (counted - first).as_secs_f64();
+    // The server saw the flood for at least the sending time, less a
+    // stall or two that cost it a reply each.
+    let least = 0.9 * (1.0 + f64::from(RATE) * (last - first).as_secs_f64()) - 1.0;
+    assert!(
+        (least..=most).contains(&replied),
+        "{replied} replies, wanted {least:.1} to {most:.1}; sent {sent}: {stats}"
+    );
+    assert!(stats.received > 10 * stats.replied, "not a flood: {stats}");
+    shutdown_within(server, Duration::from_secs(5)).unwrap();
+}
+
 #[test]
 fn panics() {
     support::quiet_injected_panics();

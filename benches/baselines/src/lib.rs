@@ -3,7 +3,8 @@
 //!
 //! `--block-us U` sleeps U microseconds per request, as a handler waiting on
 //! a database would; `--spin-us U` computes for U microseconds per request.
-//! Both default to 0, the plain greeting.
+//! Both default to 0, the plain greeting. `--threads N`, for the program
+//! that takes it, is how many threads serve the socket (default 1).
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -11,6 +12,9 @@ use std::time::{Duration, Instant};
 
 /// The address bound when none is given: the tutorial's.
 pub const DEFAULT_BIND: ([u8; 4], u16) = ([127, 0, 0, 1], 9999);
+
+/// The most threads `--threads` takes: as many as the server's workers.
+pub const MAX_THREADS: usize = 1024;
 
 /// A baseline's command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +25,9 @@ pub struct Args {
     pub work: Work,
     /// `--spawn-blocking`: only for the programs that [`Flags`] says take it.
     pub spawn_blocking: bool,
+    /// `--threads N`, 1 to [`MAX_THREADS`]: only for the programs that
+    /// [`Flags`] says take it; 1 otherwise.
+    pub threads: usize,
 }
 
 /// Which flags a program takes besides `--bind`, `--block-us` and
@@ -31,18 +38,20 @@ pub enum Flags {
     Common,
     /// `--spawn-blocking` too.
     SpawnBlocking,
+    /// `--threads N` too.
+    Threads,
 }
 
 impl Args {
     /// The process's command line; a bad one is one line on stderr, and
     /// exit code 2 for the caller to return.
     pub fn from_env(program: &str, flags: Flags) -> Result<Args, ExitCode> {
-        let usage = match flags {
-            Flags::Common => format!("{program} [--bind ADDR] [--block-us U] [--spin-us U]"),
-            Flags::SpawnBlocking => {
-                format!("{program} [--bind ADDR] [--block-us U] [--spin-us U] [--spawn-blocking]")
-            }
+        let extra = match flags {
+            Flags::Common => "",
+            Flags::SpawnBlocking => " [--spawn-blocking]",
+            Flags::Threads => " [--threads N]",
         };
+        let usage = format!("{program} [--bind ADDR] [--block-us U] [--spin-us U]{extra}");
         match Args::parse(std::env::args().skip(1), flags) {
             Ok(Some(args)) => Ok(args),
             Ok(None) => {
@@ -63,6 +72,7 @@ impl Args {
             bind: DEFAULT_BIND.into(),
             work: Work::default(),
             spawn_blocking: false,
+            threads: 1,
         };
         while let Some(arg) = args.next() {
             match arg.as_str() {
@@ -73,6 +83,7 @@ impl Args {
                 "--block-us" => parsed.work.block = micros("--block-us", args.next())?,
                 "--spin-us" => parsed.work.spin = micros("--spin-us", args.next())?,
                 "--spawn-blocking" if flags == Flags::SpawnBlocking => parsed.spawn_blocking = true,
+                "--threads" if flags == Flags::Threads => parsed.threads = threads(args.next())?,
                 "-h" | "--help" => return Ok(None),
                 other => return Err(format!("unexpected argument {other:?}")),
             }
@@ -99,6 +110,14 @@ fn micros(flag: &str, value: Option<String>) -> Result<Duration, String> {
     v.parse()
         .map(Duration::from_micros)
         .map_err(|_| format!("{flag} takes whole microseconds, not {v:?}"))
+}
+
+fn threads(value: Option<String>) -> Result<usize, String> {
+    let v = value.ok_or("--threads needs a number")?;
+    match v.parse() {
+        Ok(n) if (1..=MAX_THREADS).contains(&n) => Ok(n),
+        _ => Err(format!("--threads takes 1 to {MAX_THREADS}, not {v:?}")),
+    }
 }
 
 /// What each request costs besides its I/O.
@@ -146,6 +165,7 @@ mod tests {
         assert_eq!(args.bind, SocketAddr::from(DEFAULT_BIND));
         assert_eq!(args.work, Work::default());
         assert!(!args.spawn_blocking);
+        assert_eq!(args.threads, 1);
     }
 
     #[test]
@@ -179,10 +199,36 @@ mod tests {
             &["--block-us", "-1"],
             &["--spin-us", "1.5"],
             &["--spawn-blocking"],
+            &["--threads", "2"],
             &["extra"],
         ] {
             assert!(parse(bad, Flags::Common).is_err(), "{bad:?}");
         }
+        for bad in [
+            &["--threads"][..],
+            &["--threads", "0"],
+            &["--threads", "1025"],
+            &["--threads", "many"],
+            &["--spawn-blocking"],
+        ] {
+            assert!(parse(bad, Flags::Threads).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn threads() {
+        let args = parse(&["--threads", "64", "--block-us", "200"], Flags::Threads)
+            .unwrap()
+            .unwrap();
+        assert_eq!(args.threads, 64);
+        assert_eq!(args.work.block, Duration::from_micros(200));
+        assert_eq!(
+            parse(&["--threads", "1024"], Flags::Threads)
+                .unwrap()
+                .unwrap()
+                .threads,
+            1024
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ const STD: &str = env!("CARGO_BIN_EXE_baseline_std");
 const BATCHED: &str = env!("CARGO_BIN_EXE_baseline_batched");
 const TOKIO: &str = env!("CARGO_BIN_EXE_baseline_tokio");
 const HANDOFF: &str = env!("CARGO_BIN_EXE_baseline_handoff");
+const THREADS: &str = env!("CARGO_BIN_EXE_baseline_threads");
 
 /// Every wait on a child or a reply ends within this.
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -133,6 +134,44 @@ fn handoff_greets() {
 }
 
 #[test]
+fn threads_greets() {
+    check(THREADS, &[]);
+    check(THREADS, &["--threads", "16", "--block-us", "1000"]);
+    check(THREADS, &["--threads", "2", "--spin-us", "50"]);
+    check_slow(THREADS, &["--block-us", "20000"]);
+    check_slow(THREADS, &["--threads", "4", "--spin-us", "20000"]);
+}
+
+/// Four threads sleep through four requests side by side: one thread would
+/// answer the last after 2 s, four all after 0.5 s. Sleeping threads need
+/// no CPU, so a loaded machine leaves the 1.5 s between the two.
+#[test]
+fn threads_answer_side_by_side() {
+    let server = start(THREADS, &["--threads", "4", "--block-us", "500000"]);
+    let start = Instant::now();
+    let askers: Vec<_> = (0..4)
+        .map(|i| {
+            let port = server.port;
+            thread::spawn(move || {
+                let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+                socket.set_read_timeout(Some(TIMEOUT)).unwrap();
+                socket
+                    .send_to(format!("n{i}").as_bytes(), ("127.0.0.1", port))
+                    .unwrap();
+                let mut buf = [0u8; 64];
+                let n = socket.recv(&mut buf).expect("a reply");
+                assert_eq!(&buf[..n], format!("Hello, n{i}!").as_bytes());
+            })
+        })
+        .collect();
+    for asker in askers {
+        asker.join().unwrap();
+    }
+    let took = start.elapsed();
+    assert!(took < Duration::from_secs(2), "four answered in {took:?}");
+}
+
+#[test]
 fn tokio_spawn_blocking_greets() {
     check(TOKIO, &["--spawn-blocking"]);
     check(TOKIO, &["--spawn-blocking", "--block-us", "1000"]);
@@ -164,6 +203,9 @@ fn bad_flags_exit_2_with_one_line() {
         (HANDOFF, &["--nope"]),
         (STD, &["--block-us", "soon"]),
         (STD, &["--spawn-blocking"]),
+        (STD, &["--threads", "2"]),
+        (THREADS, &["--threads", "0"]),
+        (THREADS, &["--spawn-blocking"]),
         (BATCHED, &["--spin-us"]),
         (BATCHED, &["--bind", "nowhere"]),
         (TOKIO, &["--block-us", "-5"]),
