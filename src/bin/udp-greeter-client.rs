@@ -55,10 +55,15 @@ fn report_help() -> String {
 The report (a table, or one line of JSON with --json; JSON field names in brackets):
   sent        requests sent while measuring (after the warm-up)
   replies     requests answered with exactly the reply expected, within --timeout
+              (--expect any: any datagram, taken for the oldest request in
+              flight on its socket)
   lost        requests not answered within --timeout; sent = replies + lost
   late        replies that came after their request's --timeout: the request is
               one of the lost ones and the reply is in no round-trip time
-  duplicates  further replies to a request already answered (or late)
+              (--expect any: datagrams while no request of their socket was
+              in flight)
+  duplicates  further replies to a request already answered (or late); never
+              with --expect any, where a second reply answers the next request
   bad         datagrams that are not the reply expected to any request
   unsent      open loop: requests the rate asked for that did not leave on time
               (more than {} ms late, socket buffer full); sent + unsent is
@@ -135,7 +140,16 @@ struct BenchArgs {
     count: Option<u64>,
 
     /// What the server answers: `greeting`, `Hello, ` + the request + `!`;
-    /// `echo`, the request itself, as any UDP echo service does
+    /// `echo`, the request itself, as any UDP echo service does; `any`, any
+    /// datagram, for a service whose replies carry nothing of the request.
+    /// With `any` replies are matched to requests in order, per socket: a
+    /// reply answers the oldest request in flight on its socket. That is
+    /// exact with one request in flight per socket (--window equal to
+    /// --sockets) while no reply comes after --timeout; with more, a reply
+    /// to a later request (the service reorders or drops one) is timed
+    /// against the oldest, and a lost request's place is taken by the next
+    /// reply, so with losses round-trip times can be understated and late
+    /// replies taken for the next request's
     #[arg(long, value_enum, default_value_t = Expect::Greeting, value_name = "HOW")]
     expect: Expect,
 
@@ -236,13 +250,17 @@ fn run_bench(args: BenchArgs, server: std::net::SocketAddr, timeout: Duration) -
     if report.replies == 0 {
         // A run that measured nothing measured no server: say so, and let
         // a script see it in the exit code.
-        cli::error(format_args!(
-            "no valid reply from {server}: {} sent, {} lost, {} not the {} expected",
-            report.sent,
-            report.lost,
-            report.bad,
-            config.expect.name()
-        ));
+        let (sent, lost) = (report.sent, report.lost);
+        match config.expect {
+            Expect::Any => cli::error(format_args!(
+                "no reply from {server}: {sent} sent, {lost} lost"
+            )),
+            expect => cli::error(format_args!(
+                "no valid reply from {server}: {sent} sent, {lost} lost, {} not the {} expected",
+                report.bad,
+                expect.name()
+            )),
+        }
         return ExitCode::from(1);
     }
     match written {

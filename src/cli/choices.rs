@@ -26,7 +26,7 @@ macro_rules! value_enum {
 
 value_enum!(Sending: Batched, Single, Segmented);
 value_enum!(Pacing: Even, Bursts);
-value_enum!(Expect: Greeting, Echo);
+value_enum!(Expect: Greeting, Echo, Any);
 
 #[cfg(test)]
 mod tests {

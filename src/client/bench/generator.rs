@@ -14,7 +14,7 @@ use super::report::{BenchReport, Phase, Progress, Rtt};
 use super::table::{Answer, Table};
 use super::{BATCH, ID_BYTES, MAX_LAG, TURN};
 use crate::error::{Error, Result};
-use crate::protocol::{PREFIX, SUFFIX};
+use crate::protocol::{MAX_DATAGRAM, PREFIX, SUFFIX};
 use crate::sys::{self, Meta, Outgoing, Reader, Writer};
 
 /// The longest single sleep, so progress and phase changes are never late.
@@ -134,7 +134,7 @@ impl Generator {
             metas: Vec::with_capacity(BATCH),
             failed: vec![false; BATCH],
             staged: Vec::with_capacity(BATCH),
-            table: Table::new(slots, k),
+            table: Table::new(slots, k, config.expect == Expect::Any),
             share,
             next_socket: 0,
             issued: 0,
@@ -438,7 +438,7 @@ impl Generator {
                 self.expire(now);
                 for j in 0..n {
                     let meta = self.metas[j];
-                    self.check(j, meta, now);
+                    self.check(i, j, meta, now);
                 }
                 if n < self.replies.len() {
                     break;
@@ -448,17 +448,10 @@ impl Generator {
         Ok(total)
     }
 
-    /// Matches one reply to its request and counts it.
-    fn check(&mut self, j: usize, meta: Meta, now: u64) {
+    /// Matches reply `j`, read on socket `i`, to its request and counts it.
+    fn check(&mut self, i: usize, j: usize, meta: Meta, now: u64) {
         let counting = now >= self.warm_end_ns;
-        let id = (meta.peer == self.config.server && !meta.truncated)
-            .then(|| parse(&self.replies[j], self.config.payload, self.config.expect))
-            .flatten();
-        let answer = match id {
-            Some(id) => self.table.answer(id, now),
-            None => Answer::Unknown,
-        };
-        match answer {
+        match self.answer(i, j, meta, now) {
             Answer::Measured { rtt_ns } => {
                 self.answered = true;
                 self.measured.replies += 1;
@@ -475,6 +468,26 @@ impl Generator {
             Answer::Duplicate { .. } | Answer::Late { .. } => {}
             Answer::Unknown if counting => self.bad += 1,
             Answer::Unknown => {}
+        }
+    }
+
+    /// Which request reply `j`, read on socket `i`, answers: the one its id
+    /// names, or with `Expect::Any` the oldest in flight on the socket,
+    /// whatever its bytes (cut short or not).
+    fn answer(&mut self, i: usize, j: usize, meta: Meta, now: u64) -> Answer {
+        let expect = self.config.expect;
+        if meta.peer != self.config.server {
+            return Answer::Unknown;
+        }
+        if expect == Expect::Any {
+            return self.table.answer_oldest(i, now);
+        }
+        let id = (!meta.truncated)
+            .then(|| parse(&self.replies[j], self.config.payload, expect))
+            .flatten();
+        match id {
+            Some(id) => self.table.answer(id, now),
+            None => Answer::Unknown,
         }
     }
 
@@ -537,11 +550,13 @@ fn due_at(n: u64, rate: u64) -> u64 {
         .min(u64::MAX as u128) as u64
 }
 
-/// The length of the reply expected to a request of `payload` bytes.
+/// The length of the reply expected to a request of `payload` bytes: with
+/// `Expect::Any`, the largest a datagram can be.
 fn reply_len(expect: Expect, payload: usize) -> usize {
     match expect {
         Expect::Greeting => PREFIX.len() + payload + SUFFIX.len(),
         Expect::Echo => payload,
+        Expect::Any => MAX_DATAGRAM,
     }
 }
 
@@ -559,6 +574,8 @@ fn parse(reply: &[u8], payload: usize, expect: Expect) -> Option<u64> {
     let body = match expect {
         Expect::Greeting => reply.strip_prefix(PREFIX)?.strip_suffix(SUFFIX)?,
         Expect::Echo => reply,
+        // Nothing of the request comes back: no id to read.
+        Expect::Any => return None,
     };
     let (id, pad) = body.split_at(ID_BYTES);
     if pad

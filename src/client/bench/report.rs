@@ -137,7 +137,7 @@ fn per_sec(n: u64, elapsed: Duration) -> f64 {
     }
 }
 
-/// The report as the JSON object `--json` prints: only what applies to the
+/// The report as the JSON object [`BenchReport::to_json`] writes: only what applies to the
 /// run's mode, times in seconds or microseconds. `seconds` is how long the
 /// run sent (`BenchReport::sending`), `replies_per_s` the replies over that.
 #[derive(Serialize)]
@@ -321,6 +321,7 @@ impl fmt::Display for BenchReport {
         let expect = match c.expect {
             Expect::Greeting => "",
             Expect::Echo => ", echoes expected",
+            Expect::Any => ", any reply taken, in order",
         };
         let ran = match (self.ended_by_count, c.count) {
             (true, Some(n)) => format!("the count of {n} sent in {}", human(self.sending)),
