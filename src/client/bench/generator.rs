@@ -87,55 +87,27 @@ pub(super) struct Generator {
 impl Generator {
     pub(super) fn new(config: &BenchConfig) -> Result<Generator> {
         let k = config.sockets;
-        let sockets = (0..k)
-            .map(|_| sys::client_socket(config.server, SOCKET_BUFFER))
-            .collect::<io::Result<Vec<_>>>()
-            .map_err(|e| Error::io(format!("open a socket to {}", config.server), e))?;
-        let mut request = vec![0u8; config.payload];
-        for (i, b) in request.iter_mut().enumerate().skip(ID_BYTES) {
-            *b = filler(i);
-        }
+        let sockets = open_sockets(config)?;
         let expect = reply_len(config.expect, config.payload);
         let slots = config.slots();
-        let window = if config.rate.is_some() {
-            slots
-        } else {
-            config.window
-        };
-        // The window, split as evenly as it goes between the sockets.
-        let share = (0..k)
-            .map(|i| window / k + usize::from(i < window % k))
-            .collect();
         let hist = Histogram::new_with_bounds(1, 3_600_000_000_000, 3)
             .map_err(|e| Error::config(format!("histogram: {e}")))?;
         let warm_end_ns = nanos(config.warmup);
         let end_ns = nanos(config.warmup.saturating_add(config.duration));
-        let (warm_due, end_due, ended_by_count) = match config.rate {
-            Some(rate) => {
-                let warm_due = due_count(warm_end_ns, rate);
-                let by_time = due_count(end_ns, rate);
-                match config.count {
-                    Some(c) if warm_due.saturating_add(c) < by_time => {
-                        (warm_due, warm_due + c, true)
-                    }
-                    _ => (warm_due, by_time, false),
-                }
-            }
-            None => (0, 0, false),
-        };
+        let (warm_due, end_due, ended_by_count) = schedule(config, warm_end_ns, end_ns);
         Ok(Generator {
             config: config.clone(),
             sockets,
             reader: Reader::new(BATCH),
             writer: Writer::connected(BATCH, config.sending == Sending::Segmented),
-            requests: vec![request; BATCH],
+            requests: vec![request(config.payload); BATCH],
             // One byte over the expected length, so a longer reply shows.
             replies: (0..BATCH).map(|_| Vec::with_capacity(expect + 1)).collect(),
             metas: Vec::with_capacity(BATCH),
             failed: vec![false; BATCH],
             staged: Vec::with_capacity(BATCH),
             table: Table::new(slots, k, config.expect == Expect::Any),
-            share,
+            share: shares(config),
             next_socket: 0,
             issued: 0,
             warm_due,
@@ -340,6 +312,25 @@ impl Generator {
     /// Sends up to `want` new requests on socket `i` at `now`; returns how
     /// many left.
     fn send_batch(&mut self, i: usize, want: usize, now: u64, measured: bool) -> Result<usize> {
+        let n = self.stage(i, want, now, measured);
+        if n == 0 {
+            return Ok(0);
+        }
+        let (hard_error, refused) = self.transmit(i, n);
+        let sent = self.settle(n, measured);
+        let server = self.config.server;
+        if refused && !self.answered {
+            return Err(Error::refused(server));
+        }
+        if let Some(e) = hard_error {
+            return Err(Error::io(format!("send to {server}"), e));
+        }
+        Ok(sent)
+    }
+
+    /// Takes a slot for each of up to `want` requests on socket `i` and
+    /// writes their ids into the request buffers; returns how many.
+    fn stage(&mut self, i: usize, want: usize, now: u64, measured: bool) -> usize {
         self.staged.clear();
         while self.staged.len() < want {
             let Some(id) = self.table.take(i, now, measured) else {
@@ -348,10 +339,13 @@ impl Generator {
             self.requests[self.staged.len()][..ID_BYTES].copy_from_slice(&id.to_le_bytes());
             self.staged.push(id);
         }
-        let n = self.staged.len();
-        if n == 0 {
-            return Ok(0);
-        }
+        self.staged.len()
+    }
+
+    /// Hands the first `n` request buffers to the kernel on socket `i`,
+    /// marking in `failed` each that did not leave; returns the first error
+    /// no retry mends, and whether any send was refused.
+    fn transmit(&mut self, i: usize, n: usize) -> (Option<io::Error>, bool) {
         self.failed[..n].fill(false);
         let server = self.config.server;
         let failed = &mut self.failed;
@@ -378,6 +372,12 @@ impl Generator {
         } else {
             self.writer.write(&self.sockets[i], msgs, fail);
         }
+        (hard_error, refused)
+    }
+
+    /// Puts in flight the first `n` staged requests that left, and frees
+    /// the slots of those that did not; returns how many left.
+    fn settle(&mut self, n: usize, measured: bool) -> usize {
         let mut sent = 0;
         for j in 0..n {
             let id = self.staged[j];
@@ -394,13 +394,7 @@ impl Generator {
                 self.warmup.sent += 1;
             }
         }
-        if refused && !self.answered {
-            return Err(Error::refused(server));
-        }
-        if let Some(e) = hard_error {
-            return Err(Error::io(format!("send to {server}"), e));
-        }
-        Ok(sent)
+        sent
     }
 
     /// Reads every reply waiting on every socket; returns how many.
@@ -534,6 +528,53 @@ impl Generator {
             turned_over: self.config.rate.is_some() || self.turned_over,
             rtt,
         }
+    }
+}
+
+/// One client socket per `config.sockets`, each connected to the server.
+fn open_sockets(config: &BenchConfig) -> Result<Vec<UdpSocket>> {
+    (0..config.sockets)
+        .map(|_| sys::client_socket(config.server, SOCKET_BUFFER))
+        .collect::<io::Result<Vec<_>>>()
+        .map_err(|e| Error::io(format!("open a socket to {}", config.server), e))
+}
+
+/// A request of `payload` bytes: the id (written at each send), then the
+/// filler.
+fn request(payload: usize) -> Vec<u8> {
+    let mut request = vec![0u8; payload];
+    for (i, b) in request.iter_mut().enumerate().skip(ID_BYTES) {
+        *b = filler(i);
+    }
+    request
+}
+
+/// Each socket's share of the window (in an open loop, of the slots),
+/// split as evenly as it goes.
+fn shares(config: &BenchConfig) -> Vec<usize> {
+    let k = config.sockets;
+    let window = if config.rate.is_some() {
+        config.slots()
+    } else {
+        config.window
+    };
+    (0..k)
+        .map(|i| window / k + usize::from(i < window % k))
+        .collect()
+}
+
+/// Open loop: the first request of the measurement, one past its last, and
+/// whether the count (rather than the time) ends it; zeros in a closed
+/// loop.
+fn schedule(config: &BenchConfig, warm_end_ns: u64, end_ns: u64) -> (u64, u64, bool) {
+    let Some(rate) = config.rate else {
+        return (0, 0, false);
+    };
+    let warm_due = due_count(warm_end_ns, rate);
+    let by_time = due_count(end_ns, rate);
+    match config.count {
+        Some(c) if warm_due.saturating_add(c) < by_time => (warm_due, warm_due + c, true),
+        _ => (warm_due, by_time, false),
     }
 }
 

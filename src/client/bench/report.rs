@@ -309,10 +309,9 @@ impl BenchReport {
         // Numbers, strings and options only: serialising cannot fail.
         serde_json::to_string(&json).unwrap_or_default()
     }
-}
 
-impl fmt::Display for BenchReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    /// The table's first line: the server, the load, and how long it ran.
+    fn header(&self) -> String {
         let c = &self.config;
         let mode = match c.rate {
             Some(r) => format!("open loop at {r} req/s, paced {}", c.pacing.name()),
@@ -332,16 +331,19 @@ impl fmt::Display for BenchReport {
         } else {
             format!("a {} warm-up", human(c.warmup))
         };
-        writeln!(
-            f,
+        format!(
             "bench {}: {mode}, sent {}, {}-byte payload{expect}, {} socket{}; {ran} after {warmup}",
             c.server,
             c.sending.name(),
             c.payload,
             c.sockets,
             if c.sockets == 1 { "" } else { "s" },
-        )?;
-        let mut rows: Vec<(&str, String)> = vec![
+        )
+    }
+
+    /// The table's rows, name and value: the counts, then the times.
+    fn rows(&self) -> Vec<(&'static str, String)> {
+        let mut rows = vec![
             ("sent", self.sent.to_string()),
             ("replies", self.replies.to_string()),
             ("lost", self.lost.to_string()),
@@ -349,7 +351,7 @@ impl fmt::Display for BenchReport {
             ("duplicates", self.duplicates.to_string()),
             ("late", self.late.to_string()),
         ];
-        if c.rate.is_some() {
+        if self.config.rate.is_some() {
             rows.push(("unsent", self.unsent.to_string()));
         }
         if let Some(share) = self.on_time() {
@@ -373,8 +375,15 @@ impl fmt::Display for BenchReport {
             ]),
             None => rows.push(("rtt", "no reply measured".to_string())),
         }
-        rows.push(("timeout", human(c.timeout)));
-        for (name, value) in rows {
+        rows.push(("timeout", human(self.config.timeout)));
+        rows
+    }
+}
+
+impl fmt::Display for BenchReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{}", self.header())?;
+        for (name, value) in self.rows() {
             writeln!(f, "  {name:<12}{value:>18}")?;
         }
         if let (true, Some(share)) = (self.fell_behind(), self.on_time()) {
