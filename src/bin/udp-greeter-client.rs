@@ -4,12 +4,15 @@
 use std::ffi::{OsStr, OsString};
 use std::fmt::Write as _;
 use std::io::{self, IsTerminal, Write};
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use udp_greeter::cli::{self, Addr, DAY, HOUR, MILLISECOND};
-use udp_greeter::client::bench::{self, BenchConfig, Expect, Pacing, Phase, Progress, Sending};
+use udp_greeter::client::bench::{
+    self, BenchConfig, BenchReport, Expect, Pacing, Phase, Progress, Sending,
+};
 use udp_greeter::{Client, DEFAULT_BIND, DEFAULT_RETRIES};
 
 /// Sends each NAME to a udp-greeter server and prints its greeting.
@@ -204,7 +207,31 @@ fn main() -> ExitCode {
     }
 }
 
-fn run_bench(args: BenchArgs, server: std::net::SocketAddr, timeout: Duration) -> ExitCode {
+fn run_bench(args: BenchArgs, server: SocketAddr, timeout: Duration) -> ExitCode {
+    let json = args.json;
+    let config = bench_config(args, server, timeout);
+    let report = match measure(&config) {
+        Ok(report) => report,
+        Err(e) => {
+            cli::error(&e);
+            return ExitCode::from(if e.is_config() { 2 } else { 1 });
+        }
+    };
+    let written = print_report(&report, json);
+    if report.replies == 0 {
+        // A run that measured nothing measured no server: say so, and let
+        // a script see it in the exit code.
+        say_no_reply(&report);
+        return ExitCode::from(1);
+    }
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => cli::stdout_failed(&e),
+    }
+}
+
+/// The run the arguments describe.
+fn bench_config(args: BenchArgs, server: SocketAddr, timeout: Duration) -> BenchConfig {
     let mut config = BenchConfig::new(server);
     config.window = args.window as usize;
     config.rate = args.rate;
@@ -217,7 +244,12 @@ fn run_bench(args: BenchArgs, server: std::net::SocketAddr, timeout: Duration) -
     config.sending = args.send;
     config.pacing = args.pacing;
     config.expect = args.expect;
-    // Live progress only for a person watching; a pipe gets the result alone.
+    config
+}
+
+/// Runs the bench, with a live progress line on a terminal's stderr
+/// (erased at the end); a pipe gets the result alone.
+fn measure(config: &BenchConfig) -> udp_greeter::Result<BenchReport> {
     let live = io::stderr().is_terminal();
     let show = |line: String| {
         let mut err = io::stderr().lock();
@@ -225,47 +257,40 @@ fn run_bench(args: BenchArgs, server: std::net::SocketAddr, timeout: Duration) -
         let _ = err.flush();
     };
     let result = if live {
-        show(progress_line(&Progress::start(&config), config.warmup));
-        bench::run_with(&config, |p| show(progress_line(p, config.warmup)))
+        show(progress_line(&Progress::start(config), config.warmup));
+        bench::run_with(config, |p| show(progress_line(p, config.warmup)))
     } else {
-        bench::run(&config)
+        bench::run(config)
     };
     if live {
         let _ = write!(io::stderr(), "\r\x1b[K");
     }
-    let report = match result {
-        Ok(report) => report,
-        Err(e) => {
-            cli::error(&e);
-            return ExitCode::from(if e.is_config() { 2 } else { 1 });
-        }
-    };
+    result
+}
+
+/// Writes the report to stdout: one line of JSON, or the table.
+fn print_report(report: &BenchReport, json: bool) -> io::Result<()> {
     let mut out = io::stdout().lock();
-    let written = if args.json {
+    let written = if json {
         writeln!(out, "{}", report.to_json())
     } else {
         write!(out, "{report}")
     };
-    let written = written.and_then(|()| out.flush());
-    if report.replies == 0 {
-        // A run that measured nothing measured no server: say so, and let
-        // a script see it in the exit code.
-        let (sent, lost) = (report.sent, report.lost);
-        match config.expect {
-            Expect::Any => cli::error(format_args!(
-                "no reply from {server}: {sent} sent, {lost} lost"
-            )),
-            expect => cli::error(format_args!(
-                "no valid reply from {server}: {sent} sent, {lost} lost, {} not the {} expected",
-                report.bad,
-                expect.name()
-            )),
-        }
-        return ExitCode::from(1);
-    }
-    match written {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => cli::stdout_failed(&e),
+    written.and_then(|()| out.flush())
+}
+
+/// Says on stderr that no valid reply came, and what came instead.
+fn say_no_reply(report: &BenchReport) {
+    let (server, sent, lost) = (report.config.server, report.sent, report.lost);
+    match report.config.expect {
+        Expect::Any => cli::error(format_args!(
+            "no reply from {server}: {sent} sent, {lost} lost"
+        )),
+        expect => cli::error(format_args!(
+            "no valid reply from {server}: {sent} sent, {lost} lost, {} not the {} expected",
+            report.bad,
+            expect.name()
+        )),
     }
 }
 

@@ -13,11 +13,12 @@ use std::time::Duration;
 use clap::{ArgAction, Parser, ValueEnum};
 use log::LevelFilter;
 use server::log_file::{self, LogFile, Lost};
+use server::signals::Announced;
 use simplelog::{ColorChoice, CombinedLogger, SharedLogger, TermLogger, TerminalMode, WriteLogger};
 use udp_greeter::cli::{self, Addr, DAY};
 use udp_greeter::{
-    signals, Config, Greeter, Server, Shutdown, DEFAULT_BIND, DEFAULT_QUEUE, MAX_DATAGRAM,
-    MAX_QUEUE, MAX_WORKERS, RECEIVED_TARGET,
+    signals, Config, Counters, Greeter, Server, Shutdown, DEFAULT_BIND, DEFAULT_QUEUE,
+    MAX_DATAGRAM, MAX_QUEUE, MAX_WORKERS, RECEIVED_TARGET,
 };
 
 /// Answers every UDP datagram `data` with `Hello, data!`.
@@ -157,55 +158,20 @@ fn report_lost(lost: &Option<(Lost, PathBuf)>) {
 }
 
 fn run(args: Args, lost: Option<(Lost, PathBuf)>) -> ExitCode {
-    for (flag, addr) in [
-        ("--bind", Some(&args.bind)),
-        ("--metrics-addr", args.metrics_addr.as_ref()),
-    ] {
-        if let Some(Addr {
-            addr,
-            name: Some(name),
-        }) = addr
-        {
-            log::info!("{flag} {name} resolves to {addr}");
-        }
-    }
-
-    let mut config = Config::new(args.bind.addr);
-    if let Some(n) = args.workers {
-        config.workers = usize::from(n);
-    }
-    config.queue = args.queue as usize;
-    config.max_datagram = args.max_datagram as usize;
-    config.rate_limit = args.rate_limit;
-    config.rate_burst = args.rate_burst;
-    config.recv_buffer = (args.recv_buffer > 0).then_some(args.recv_buffer as usize);
-    config.reuse_port = args.reuse_port;
-    config.loop_guard = args.loop_guard;
-    config.stats_interval = (!args.stats_interval.is_zero()).then_some(args.stats_interval);
-    config.metrics_addr = args.metrics_addr.map(|a| a.addr);
-
+    log_resolved(&args);
+    let config = config_of(args);
     // Signals are wired before the socket is bound: a signal that arrives
     // right after `Bind UDP on` must still stop the server gracefully.
     let shutdown = Shutdown::new();
     let counters = Arc::new(OnceLock::new());
-    // Started with SIGHUP ignored (nohup), the caller asked to outlive its
-    // terminal; ctrlc would catch it all the same.
-    let keep_sighup_ignored = signals::hangup_ignored();
-    let wired = server::signals::wire(shutdown.clone(), counters.clone(), move || {
-        report_lost(&lost)
-    });
-    let announced = match wired {
+    let announced = match wire_signals(&shutdown, &counters, lost) {
         Ok(announced) => announced,
         Err(e) => {
             cli::error(format_args!("cannot install the signal handler: {e}"));
             return ExitCode::from(1);
         }
     };
-    if keep_sighup_ignored {
-        signals::ignore_hangup();
-    }
-
-    let server = match Server::with_shutdown(config, Greeter, shutdown) {
+    let server = match start(config, shutdown) {
         Ok(server) => server,
         Err(e) => {
             cli::error(&e);
@@ -224,6 +190,65 @@ fn run(args: Args, lost: Option<(Lost, PathBuf)>) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Logs what each address given as a host name resolved to.
+fn log_resolved(args: &Args) {
+    for (flag, addr) in [
+        ("--bind", Some(&args.bind)),
+        ("--metrics-addr", args.metrics_addr.as_ref()),
+    ] {
+        if let Some(Addr {
+            addr,
+            name: Some(name),
+        }) = addr
+        {
+            log::info!("{flag} {name} resolves to {addr}");
+        }
+    }
+}
+
+/// The server's configuration from the arguments.
+fn config_of(args: Args) -> Config {
+    let mut config = Config::new(args.bind.addr);
+    if let Some(n) = args.workers {
+        config.workers = usize::from(n);
+    }
+    config.queue = args.queue as usize;
+    config.max_datagram = args.max_datagram as usize;
+    config.rate_limit = args.rate_limit;
+    config.rate_burst = args.rate_burst;
+    config.recv_buffer = (args.recv_buffer > 0).then_some(args.recv_buffer as usize);
+    config.reuse_port = args.reuse_port;
+    config.loop_guard = args.loop_guard;
+    config.stats_interval = (!args.stats_interval.is_zero()).then_some(args.stats_interval);
+    config.metrics_addr = args.metrics_addr.map(|a| a.addr);
+    config
+}
+
+/// Wires SIGINT, SIGTERM and SIGHUP to `shutdown` (a forced exit reports
+/// `counters` and the log file's `lost` lines), keeping SIGHUP ignored if
+/// the process started so.
+fn wire_signals(
+    shutdown: &Shutdown,
+    counters: &Arc<OnceLock<Counters>>,
+    lost: Option<(Lost, PathBuf)>,
+) -> Result<Announced, ctrlc::Error> {
+    // Started with SIGHUP ignored (nohup), the caller asked to outlive its
+    // terminal; ctrlc would catch it all the same.
+    let keep_sighup_ignored = signals::hangup_ignored();
+    let announced = server::signals::wire(shutdown.clone(), counters.clone(), move || {
+        report_lost(&lost)
+    })?;
+    if keep_sighup_ignored {
+        signals::ignore_hangup();
+    }
+    Ok(announced)
+}
+
+/// Binds and starts the server, to stop on `shutdown`.
+fn start(config: Config, shutdown: Shutdown) -> udp_greeter::Result<Server> {
+    Server::with_shutdown(config, Greeter, shutdown)
 }
 
 /// Sets up the log: stderr, and the `--log-file` if given, whose count of
