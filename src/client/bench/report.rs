@@ -30,7 +30,9 @@ pub struct Rtt {
 /// `late` count datagrams on top of that: a `late` reply came after its
 /// request's timeout, so that request is one of the `lost` ones and the
 /// reply is in no round-trip time. In an open loop, `sent + unsent` is
-/// every request the rate asked for while measuring.
+/// every request the rate asked for while measuring. With
+/// [`Expect::Any`] replies are matched by order, not by id: its docs say
+/// what the counts and round-trip times then mean.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct BenchReport {
