@@ -446,6 +446,30 @@ fn help_explains_the_report() {
 // ---------------------------------------------------------------------------
 // Any UDP echo service
 
+/// Five requests with the default `--expect greeting` to `service`, which
+/// greets no one: the run says so and exits 1.
+fn not_greetings(service: Service) {
+    let out = probe(
+        service.addr,
+        &[
+            "--count",
+            "5",
+            "--seconds",
+            "2",
+            "--warmup",
+            "0",
+            "--timeout",
+            "50ms",
+        ],
+    );
+    service.finish();
+    assert_eq!(out.code(), Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("5 not the greeting expected"),
+        "{out:?}"
+    );
+}
+
 /// With `Expect::Echo` an echo service is measured like the greeter; with
 /// the default its replies are all bad.
 #[test]
@@ -498,25 +522,7 @@ fn echo_service_from_the_command_line() {
         assert_eq!(json_count(&report, "replies"), 20, "{payload}: {report}");
         assert_eq!(json_count(&report, "bad"), 0, "{payload}: {report}");
     }
-    let out = probe(
-        service.addr,
-        &[
-            "--count",
-            "5",
-            "--seconds",
-            "2",
-            "--warmup",
-            "0",
-            "--timeout",
-            "50ms",
-        ],
-    );
-    service.finish();
-    assert_eq!(out.code(), Some(1), "{out:?}");
-    assert!(
-        out.stderr.contains("5 not the greeting expected"),
-        "{out:?}"
-    );
+    not_greetings(service);
 }
 
 // ---------------------------------------------------------------------------
@@ -567,25 +573,7 @@ fn any_service_from_the_command_line() {
         balanced(&report);
         assert!(report.get("rtt_p50_us").is_some(), "{shape}: {report}");
     }
-    let out = probe(
-        service.addr,
-        &[
-            "--count",
-            "5",
-            "--seconds",
-            "2",
-            "--warmup",
-            "0",
-            "--timeout",
-            "50ms",
-        ],
-    );
-    service.finish();
-    assert_eq!(out.code(), Some(1), "{out:?}");
-    assert!(
-        out.stderr.contains("5 not the greeting expected"),
-        "{out:?}"
-    );
+    not_greetings(service);
 }
 
 /// In the library: replies as long as their requests but not echoes are
