@@ -29,6 +29,7 @@
 
 mod config;
 mod generator;
+mod payload;
 mod report;
 mod table;
 
