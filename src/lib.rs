@@ -142,6 +142,10 @@ mod pipeline;
 mod sys;
 
 pub mod client;
+// The binaries' command line, feature `cli`: their support, not the API.
+#[cfg(feature = "cli")]
+#[doc(hidden)]
+pub mod cli;
 mod config;
 mod error;
 mod handler;

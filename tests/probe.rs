@@ -446,6 +446,30 @@ fn help_explains_the_report() {
 // ---------------------------------------------------------------------------
 // Any UDP echo service
 
+/// Five requests with the default `--expect greeting` to `service`, which
+/// greets no one: the run says so and exits 1.
+fn not_greetings(service: Service) {
+    let out = probe(
+        service.addr,
+        &[
+            "--count",
+            "5",
+            "--seconds",
+            "2",
+            "--warmup",
+            "0",
+            "--timeout",
+            "50ms",
+        ],
+    );
+    service.finish();
+    assert_eq!(out.code(), Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("5 not the greeting expected"),
+        "{out:?}"
+    );
+}
+
 /// With `Expect::Echo` an echo service is measured like the greeter; with
 /// the default its replies are all bad.
 #[test]
@@ -498,25 +522,105 @@ fn echo_service_from_the_command_line() {
         assert_eq!(json_count(&report, "replies"), 20, "{payload}: {report}");
         assert_eq!(json_count(&report, "bad"), 0, "{payload}: {report}");
     }
-    let out = probe(
-        service.addr,
-        &[
-            "--count",
-            "5",
-            "--seconds",
-            "2",
-            "--warmup",
-            "0",
-            "--timeout",
-            "50ms",
-        ],
-    );
+    not_greetings(service);
+}
+
+// ---------------------------------------------------------------------------
+// Any UDP service, whose replies carry nothing of the request
+
+/// A key lookup, say: every answer is `42`, whatever was asked.
+fn forty_two(_: &[u8]) -> Vec<u8> {
+    b"42".to_vec()
+}
+
+/// The request backwards: as long as the request, but no echo of it.
+fn reversed(request: &[u8]) -> Vec<u8> {
+    request.iter().rev().copied().collect()
+}
+
+/// `--expect any` measures a service whose replies carry nothing of the
+/// request: with one request in flight, one per socket, and several per
+/// socket. `--expect greeting` finds the same replies all bad.
+#[test]
+fn any_service_from_the_command_line() {
+    let service = Service::start(Duration::ZERO, forty_two);
+    for (window, sockets) in [("1", "1"), ("4", "4"), ("8", "2")] {
+        let report = probe_json(
+            service.addr,
+            &[
+                "--expect",
+                "any",
+                "--window",
+                window,
+                "--sockets",
+                sockets,
+                "--count",
+                "200",
+                "--seconds",
+                "5",
+                "--warmup",
+                "0",
+                "--timeout",
+                "5s",
+            ],
+        );
+        let shape = format!("window {window}, sockets {sockets}");
+        assert_eq!(report["expect"], "any", "{report}");
+        assert_eq!(json_count(&report, "replies"), 200, "{shape}: {report}");
+        for key in ["lost", "bad", "duplicates", "late"] {
+            assert_eq!(json_count(&report, key), 0, "{shape}: {key} in {report}");
+        }
+        balanced(&report);
+        assert!(report.get("rtt_p50_us").is_some(), "{shape}: {report}");
+    }
+    not_greetings(service);
+}
+
+/// In the library: replies as long as their requests but not echoes are
+/// all bad to `Expect::Echo` and all replies to `Expect::Any`.
+#[test]
+fn any_service_in_the_library() {
+    let service = Service::start(Duration::ZERO, reversed);
+    let mut c = BenchConfig::new(service.addr);
+    c.window = 6;
+    c.sockets = 3;
+    c.duration = Duration::from_secs(5);
+    c.warmup = Duration::ZERO;
+    c.timeout = Duration::from_secs(5);
+    c.count = Some(300);
+    c.expect = Expect::Any;
+    let any = bench::run(&c).unwrap();
+    c.expect = Expect::Echo;
+    c.timeout = Duration::from_millis(50);
+    c.count = Some(20);
+    let echo = bench::run(&c).unwrap();
     service.finish();
-    assert_eq!(out.code(), Some(1), "{out:?}");
-    assert!(
-        out.stderr.contains("5 not the greeting expected"),
-        "{out:?}"
-    );
+    assert_eq!((any.sent, any.replies), (300, 300), "{any:?}");
+    assert_eq!((any.lost, any.bad, any.duplicates), (0, 0, 0), "{any:?}");
+    assert!(any.rtt.is_some(), "{any:?}");
+    assert_eq!(echo.replies, 0, "{echo:?}");
+    assert_eq!(echo.bad, echo.sent, "{echo:?}");
+}
+
+/// With `Expect::Any`, a reply that comes while no request of its socket
+/// is in flight is `late`: here every reply comes after its request's
+/// timeout and before the next request leaves.
+#[test]
+fn any_reply_with_nothing_in_flight_is_late() {
+    let service = Service::start(Duration::from_millis(50), forty_two);
+    let mut c = BenchConfig::new(service.addr);
+    c.rate = Some(10);
+    c.duration = Duration::from_secs(2);
+    c.warmup = Duration::ZERO;
+    c.timeout = Duration::from_millis(20);
+    c.count = Some(10);
+    c.expect = Expect::Any;
+    let r = bench::run(&c).unwrap();
+    service.finish();
+    assert_eq!(r.sent, r.replies + r.lost, "{r:?}");
+    assert!(r.late > 0, "{r:?}");
+    assert!(r.lost > 0, "{r:?}");
+    assert_eq!((r.bad, r.duplicates), (0, 0), "{r:?}");
 }
 
 // ---------------------------------------------------------------------------

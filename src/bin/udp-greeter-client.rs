@@ -1,17 +1,18 @@
 //! The greeting client: sends each name to the server and prints the reply;
 //! `bench` measures a server instead.
 
-mod common;
-
 use std::ffi::{OsStr, OsString};
 use std::fmt::Write as _;
 use std::io::{self, IsTerminal, Write};
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use common::{Addr, DAY, HOUR, MILLISECOND};
-use udp_greeter::client::bench::{self, BenchConfig, Expect, Pacing, Phase, Progress, Sending};
+use udp_greeter::cli::{self, Addr, DAY, HOUR, MILLISECOND};
+use udp_greeter::client::bench::{
+    self, BenchConfig, BenchReport, Expect, Pacing, Phase, Progress, Sending,
+};
 use udp_greeter::{Client, DEFAULT_BIND, DEFAULT_RETRIES};
 
 /// Sends each NAME to a udp-greeter server and prints its greeting.
@@ -23,18 +24,18 @@ struct Args {
 
     /// Server address, HOST:PORT; an IP address or a host name
     #[arg(long, global = true, env = "UDP_GREETER_SERVER", default_value = DEFAULT_BIND,
-          value_name = "ADDR", value_parser = common::peer_addr)]
+          value_name = "ADDR", value_parser = cli::peer_addr)]
     server: Addr,
 
     /// How long a request waits for its reply (bench: before it counts as
     /// lost), like 1.5, 1.5s or 500ms; from 1 ms to 1 h
     #[arg(long, global = true, default_value = "1s", value_name = "DURATION",
-          allow_hyphen_values = true, value_parser = common::duration(MILLISECOND, HOUR))]
+          allow_hyphen_values = true, value_parser = cli::duration(MILLISECOND, HOUR))]
     timeout: Duration,
 
     /// How many times a request is sent again after a try times out [default: 2]
     #[arg(long, value_name = "N", allow_hyphen_values = true,
-          value_parser = common::whole::<u32>(0, None))]
+          value_parser = cli::whole::<u32>(0, None))]
     retries: Option<u32>,
 
     /// Names to greet, any bytes (a name that is also a subcommand goes after `--`)
@@ -57,10 +58,15 @@ fn report_help() -> String {
 The report (a table, or one line of JSON with --json; JSON field names in brackets):
   sent        requests sent while measuring (after the warm-up)
   replies     requests answered with exactly the reply expected, within --timeout
+              (--expect any: any datagram, taken for the oldest request in
+              flight on its socket)
   lost        requests not answered within --timeout; sent = replies + lost
   late        replies that came after their request's --timeout: the request is
               one of the lost ones and the reply is in no round-trip time
-  duplicates  further replies to a request already answered (or late)
+              (--expect any: datagrams while no request of their socket was
+              in flight)
+  duplicates  further replies to a request already answered (or late); never
+              with --expect any, where a second reply answers the next request
   bad         datagrams that are not the reply expected to any request
   unsent      open loop: requests the rate asked for that did not leave on time
               (more than {} ms late, socket buffer full); sent + unsent is
@@ -87,90 +93,80 @@ Exit code 1 when no valid reply came, or nothing listens at the address.",
 struct BenchArgs {
     /// Closed loop: requests in flight at once
     #[arg(long, default_value_t = 64, value_name = "W", conflicts_with = "rate",
-          allow_hyphen_values = true, value_parser = common::whole::<u32>(1, Some(1 << 24)))]
+          allow_hyphen_values = true, value_parser = cli::whole::<u32>(1, Some(1 << 24)))]
     window: u32,
 
     /// Open loop: requests per second, whatever the replies do
     #[arg(long, value_name = "R", allow_hyphen_values = true,
-          value_parser = common::whole::<u64>(1, Some(100_000_000)))]
+          value_parser = cli::whole::<u64>(1, Some(100_000_000)))]
     rate: Option<u64>,
 
     /// How long to measure, like 5, 1.5s or 500ms; from 1 ms to 24 h
     #[arg(long, default_value = "5", value_name = "DURATION", allow_hyphen_values = true,
-          value_parser = common::duration(MILLISECOND, DAY))]
+          value_parser = cli::duration(MILLISECOND, DAY))]
     seconds: Duration,
 
     /// How long to send before measuring; from 0 to 24 h
     #[arg(long, default_value = "1", value_name = "DURATION", allow_hyphen_values = true,
-          value_parser = common::duration(Duration::ZERO, DAY))]
+          value_parser = cli::duration(Duration::ZERO, DAY))]
     warmup: Duration,
 
     /// Bytes per request: at least 8 (the request id), at most 65,499 (its
     /// greeting then fills the largest UDP datagram)
     #[arg(long, default_value_t = 16, value_name = "BYTES", allow_hyphen_values = true,
-          value_parser = common::whole::<u32>(bench::ID_BYTES as u32, Some(udp_greeter::MAX_GREETABLE as u32)))]
+          value_parser = cli::whole::<u32>(bench::ID_BYTES as u32, Some(udp_greeter::MAX_GREETABLE as u32)))]
     payload: u32,
 
     /// Client sockets (source ports) sharing the load, the window split
     /// evenly between them: `--sockets 64 --window 64` is 64 clients with
     /// one request in flight each
     #[arg(long, default_value_t = 1, value_name = "K", allow_hyphen_values = true,
-          value_parser = common::whole::<u16>(1, Some(bench::MAX_SOCKETS as u16)))]
+          value_parser = cli::whole::<u16>(1, Some(bench::MAX_SOCKETS as u16)))]
     sockets: u16,
 
     /// How requests leave: `batched`, separate datagrams with one sendmmsg
     /// per batch; `single`, one send per request, as most clients do;
     /// `segmented`, runs as one UDP_SEGMENT send (cheapest for the
     /// generator, but the server reads whole runs at once)
-    #[arg(long, value_enum, default_value_t = SendArg::Batched, value_name = "HOW")]
-    send: SendArg,
+    #[arg(long, value_enum, default_value_t = Sending::Batched, value_name = "HOW")]
+    send: Sending,
 
     /// Open loop: `even`, each request at its own due time; `bursts`, a
     /// tenth of a millisecond's worth at a time
-    #[arg(long, value_enum, default_value_t = PacingArg::Even, value_name = "HOW",
+    #[arg(long, value_enum, default_value_t = Pacing::Even, value_name = "HOW",
           requires = "rate")]
-    pacing: PacingArg,
+    pacing: Pacing,
 
     /// Stop after sending N requests while measuring, even before --seconds
     #[arg(long, value_name = "N", allow_hyphen_values = true,
-          value_parser = common::whole::<u64>(1, None))]
+          value_parser = cli::whole::<u64>(1, None))]
     count: Option<u64>,
 
     /// What the server answers: `greeting`, `Hello, ` + the request + `!`;
-    /// `echo`, the request itself, as any UDP echo service does
-    #[arg(long, value_enum, default_value_t = ExpectArg::Greeting, value_name = "HOW")]
-    expect: ExpectArg,
+    /// `echo`, the request itself, as any UDP echo service does; `any`, any
+    /// datagram, for a service whose replies carry nothing of the request.
+    /// With `any` replies are matched to requests in order, per socket: a
+    /// reply answers the oldest request in flight on its socket. That is
+    /// exact with one request in flight per socket (--window equal to
+    /// --sockets) while no reply comes after --timeout; with more, a reply
+    /// to a later request (the service reorders or drops one) is timed
+    /// against the oldest, and a lost request's place is taken by the next
+    /// reply, so with losses round-trip times can be understated and late
+    /// replies taken for the next request's
+    #[arg(long, value_enum, default_value_t = Expect::Greeting, value_name = "HOW")]
+    expect: Expect,
 
     /// Print the result as one JSON object instead of a table
     #[arg(long)]
     json: bool,
 }
 
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum ExpectArg {
-    Greeting,
-    Echo,
-}
-
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum SendArg {
-    Batched,
-    Single,
-    Segmented,
-}
-
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum PacingArg {
-    Even,
-    Bursts,
-}
-
 fn main() -> ExitCode {
-    let args: Args = common::parse();
+    let args: Args = cli::parse();
     if let Some(Command::Bench(b)) = args.command {
         if args.retries.is_some() {
             // Bench never sends a request twice: the flag would do nothing.
-            common::fail("--retries is for greeting, not for bench");
+            cli::fail("--retries is for greeting, not for bench");
         }
         return run_bench(b, args.server.addr, args.timeout);
     }
@@ -178,7 +174,7 @@ fn main() -> ExitCode {
     let client = match Client::new(args.server.addr) {
         Ok(c) => c.timeout(args.timeout).retries(retries),
         Err(e) => {
-            common::error(e);
+            cli::error(e);
             return ExitCode::from(1);
         }
     };
@@ -195,23 +191,47 @@ fn main() -> ExitCode {
                     out.write_all(&reply).and_then(|()| out.write_all(b"\n"))
                 };
                 if let Err(e) = written {
-                    return common::stdout_failed(&e);
+                    return cli::stdout_failed(&e);
                 }
             }
             Err(e) => {
                 let name = name.to_string_lossy();
-                common::error(format_args!("{e} (greeting {})", shown_name(&name)));
+                cli::error(format_args!("{e} (greeting {})", shown_name(&name)));
                 return ExitCode::from(1);
             }
         }
     }
     match out.flush() {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => common::stdout_failed(&e),
+        Err(e) => cli::stdout_failed(&e),
     }
 }
 
-fn run_bench(args: BenchArgs, server: std::net::SocketAddr, timeout: Duration) -> ExitCode {
+fn run_bench(args: BenchArgs, server: SocketAddr, timeout: Duration) -> ExitCode {
+    let json = args.json;
+    let config = bench_config(args, server, timeout);
+    let report = match measure(&config) {
+        Ok(report) => report,
+        Err(e) => {
+            cli::error(&e);
+            return ExitCode::from(if e.is_config() { 2 } else { 1 });
+        }
+    };
+    let written = print_report(&report, json);
+    if report.replies == 0 {
+        // A run that measured nothing measured no server: say so, and let
+        // a script see it in the exit code.
+        say_no_reply(&report);
+        return ExitCode::from(1);
+    }
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => cli::stdout_failed(&e),
+    }
+}
+
+/// The run the arguments describe.
+fn bench_config(args: BenchArgs, server: SocketAddr, timeout: Duration) -> BenchConfig {
     let mut config = BenchConfig::new(server);
     config.window = args.window as usize;
     config.rate = args.rate;
@@ -221,20 +241,15 @@ fn run_bench(args: BenchArgs, server: std::net::SocketAddr, timeout: Duration) -
     config.sockets = usize::from(args.sockets);
     config.timeout = timeout;
     config.count = args.count;
-    config.sending = match args.send {
-        SendArg::Batched => Sending::Batched,
-        SendArg::Single => Sending::Single,
-        SendArg::Segmented => Sending::Segmented,
-    };
-    config.pacing = match args.pacing {
-        PacingArg::Even => Pacing::Even,
-        PacingArg::Bursts => Pacing::Bursts,
-    };
-    config.expect = match args.expect {
-        ExpectArg::Greeting => Expect::Greeting,
-        ExpectArg::Echo => Expect::Echo,
-    };
-    // Live progress only for a person watching; a pipe gets the result alone.
+    config.sending = args.send;
+    config.pacing = args.pacing;
+    config.expect = args.expect;
+    config
+}
+
+/// Runs the bench, with a live progress line on a terminal's stderr
+/// (erased at the end); a pipe gets the result alone.
+fn measure(config: &BenchConfig) -> udp_greeter::Result<BenchReport> {
     let live = io::stderr().is_terminal();
     let show = |line: String| {
         let mut err = io::stderr().lock();
@@ -242,43 +257,40 @@ fn run_bench(args: BenchArgs, server: std::net::SocketAddr, timeout: Duration) -
         let _ = err.flush();
     };
     let result = if live {
-        show(progress_line(&Progress::start(&config), config.warmup));
-        bench::run_with(&config, |p| show(progress_line(p, config.warmup)))
+        show(progress_line(&Progress::start(config), config.warmup));
+        bench::run_with(config, |p| show(progress_line(p, config.warmup)))
     } else {
-        bench::run(&config)
+        bench::run(config)
     };
     if live {
         let _ = write!(io::stderr(), "\r\x1b[K");
     }
-    let report = match result {
-        Ok(report) => report,
-        Err(e) => {
-            common::error(&e);
-            return ExitCode::from(if e.is_config() { 2 } else { 1 });
-        }
-    };
+    result
+}
+
+/// Writes the report to stdout: one line of JSON, or the table.
+fn print_report(report: &BenchReport, json: bool) -> io::Result<()> {
     let mut out = io::stdout().lock();
-    let written = if args.json {
+    let written = if json {
         writeln!(out, "{}", report.to_json())
     } else {
         write!(out, "{report}")
     };
-    let written = written.and_then(|()| out.flush());
-    if report.replies == 0 {
-        // A run that measured nothing measured no server: say so, and let
-        // a script see it in the exit code.
-        common::error(format_args!(
-            "no valid reply from {server}: {} sent, {} lost, {} not the {} expected",
-            report.sent,
-            report.lost,
+    written.and_then(|()| out.flush())
+}
+
+/// Says on stderr that no valid reply came, and what came instead.
+fn say_no_reply(report: &BenchReport) {
+    let (server, sent, lost) = (report.config.server, report.sent, report.lost);
+    match report.config.expect {
+        Expect::Any => cli::error(format_args!(
+            "no reply from {server}: {sent} sent, {lost} lost"
+        )),
+        expect => cli::error(format_args!(
+            "no valid reply from {server}: {sent} sent, {lost} lost, {} not the {} expected",
             report.bad,
-            config.expect.name()
-        ));
-        return ExitCode::from(1);
-    }
-    match written {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => common::stdout_failed(&e),
+            expect.name()
+        )),
     }
 }
 

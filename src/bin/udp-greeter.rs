@@ -1,7 +1,6 @@
 //! The greeting server: parses arguments, sets up logging and signals, and
 //! runs the library's server until SIGINT, SIGTERM or SIGHUP.
 
-mod common;
 mod server;
 
 use std::fs::File;
@@ -12,13 +11,14 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use clap::{ArgAction, Parser, ValueEnum};
-use common::{Addr, DAY};
 use log::LevelFilter;
 use server::log_file::{self, LogFile, Lost};
+use server::signals::Announced;
 use simplelog::{ColorChoice, CombinedLogger, SharedLogger, TermLogger, TerminalMode, WriteLogger};
+use udp_greeter::cli::{self, Addr, DAY};
 use udp_greeter::{
-    signals, Config, Server, Shutdown, DEFAULT_BIND, DEFAULT_QUEUE, MAX_DATAGRAM, MAX_QUEUE,
-    MAX_WORKERS, RECEIVED_TARGET,
+    signals, Config, Counters, Server, Shutdown, DEFAULT_BIND, DEFAULT_QUEUE,
+    MAX_DATAGRAM, MAX_QUEUE, MAX_WORKERS, RECEIVED_TARGET,
 };
 
 /// Answers every UDP datagram `data` with `Hello, data!`.
@@ -27,47 +27,47 @@ use udp_greeter::{
 struct Args {
     /// Address to bind, HOST:PORT; IPv4, IPv6 or a host name (port 0: the OS chooses)
     #[arg(long, env = "UDP_GREETER_BIND", default_value = DEFAULT_BIND, value_name = "ADDR",
-          value_parser = common::bind_addr)]
+          value_parser = cli::bind_addr)]
     bind: Addr,
 
     /// Worker threads, 1 to 1024 [default: one per CPU, at least 2]
     #[arg(long, env = "UDP_GREETER_WORKERS", value_name = "N", allow_hyphen_values = true,
-          value_parser = common::whole::<u16>(1, Some(MAX_WORKERS as u16)))]
+          value_parser = cli::whole::<u16>(1, Some(MAX_WORKERS as u16)))]
     workers: Option<u16>,
 
     /// Datagrams that may wait for a worker; more are dropped and counted
     #[arg(long, env = "UDP_GREETER_QUEUE", value_name = "N", default_value_t = DEFAULT_QUEUE as u32,
-          allow_hyphen_values = true, value_parser = common::whole::<u32>(1, Some(MAX_QUEUE as u32)))]
+          allow_hyphen_values = true, value_parser = cli::whole::<u32>(1, Some(MAX_QUEUE as u32)))]
     queue: u32,
 
     /// Largest datagram accepted, in bytes; larger ones are dropped and counted
     #[arg(long, env = "UDP_GREETER_MAX_DATAGRAM", value_name = "BYTES",
           default_value_t = MAX_DATAGRAM as u32, allow_hyphen_values = true,
-          value_parser = common::whole::<u32>(1, Some(MAX_DATAGRAM as u32)))]
+          value_parser = cli::whole::<u32>(1, Some(MAX_DATAGRAM as u32)))]
     max_datagram: u32,
 
     /// Replies per second allowed to each source IP [default: no limit]
     #[arg(long, env = "UDP_GREETER_RATE_LIMIT", value_name = "R", allow_hyphen_values = true,
-          value_parser = common::whole::<u32>(1, None))]
+          value_parser = cli::whole::<u32>(1, None))]
     rate_limit: Option<u32>,
 
     /// Replies a source may get back to back, the size of its bucket, which
     /// refills at the rate; needs --rate-limit [default: the rate]
     #[arg(long, env = "UDP_GREETER_RATE_BURST", value_name = "B", allow_hyphen_values = true,
-          requires = "rate_limit", value_parser = common::whole::<u32>(1, None))]
+          requires = "rate_limit", value_parser = cli::whole::<u32>(1, None))]
     rate_burst: Option<u32>,
 
     /// Socket receive buffer to ask the kernel for, in bytes (0: system default)
     #[arg(long, env = "UDP_GREETER_RECV_BUFFER", value_name = "BYTES",
           default_value_t = udp_greeter::DEFAULT_RECV_BUFFER as u64, allow_hyphen_values = true,
-          value_parser = common::whole::<u64>(0, None))]
+          value_parser = cli::whole::<u64>(0, None))]
     recv_buffer: u64,
 
     /// Set SO_REUSEPORT, so several processes can share the port; BOOL in any case
     // An optional value, so that `--reuse-port=false` can override the variable.
     #[arg(long, env = "UDP_GREETER_REUSE_PORT", value_name = "BOOL", action = ArgAction::Set,
           num_args = 0..=1, require_equals = true, default_missing_value = "true",
-          default_value_t = false, ignore_case = true, value_parser = common::boolish())]
+          default_value_t = false, ignore_case = true, value_parser = cli::boolish())]
     reuse_port: bool,
 
     /// Refuse datagrams that would start or keep a loop with another
@@ -77,17 +77,17 @@ struct Args {
     /// forged; BOOL in any case
     #[arg(long, env = "UDP_GREETER_LOOP_GUARD", value_name = "BOOL", action = ArgAction::Set,
           num_args = 0..=1, require_equals = true, default_missing_value = "true",
-          default_value_t = true, ignore_case = true, value_parser = common::boolish())]
+          default_value_t = true, ignore_case = true, value_parser = cli::boolish())]
     loop_guard: bool,
 
     /// Log the counters and rates every DURATION, like 60, 1.5s or 500ms (0: never)
     #[arg(long, env = "UDP_GREETER_STATS_INTERVAL", value_name = "DURATION", default_value = "0",
-          allow_hyphen_values = true, value_parser = common::duration_or_off(STATS_MIN, DAY))]
+          allow_hyphen_values = true, value_parser = cli::duration_or_off(STATS_MIN, DAY))]
     stats_interval: Duration,
 
     /// Serve Prometheus metrics over HTTP at ADDR, on /metrics [default: off]
     #[arg(long, env = "UDP_GREETER_METRICS_ADDR", value_name = "ADDR",
-          value_parser = common::bind_addr)]
+          value_parser = cli::bind_addr)]
     metrics_addr: Option<Addr>,
 
     /// Least severe messages logged
@@ -103,7 +103,7 @@ struct Args {
     /// leaves only those out
     #[arg(long, env = "UDP_GREETER_LOG_REQUESTS", value_name = "BOOL", action = ArgAction::Set,
           num_args = 0..=1, require_equals = true, default_missing_value = "true",
-          default_value_t = true, ignore_case = true, value_parser = common::boolish())]
+          default_value_t = true, ignore_case = true, value_parser = cli::boolish())]
     log_requests: bool,
 }
 
@@ -132,12 +132,12 @@ impl From<Level> for LevelFilter {
 }
 
 fn main() -> ExitCode {
-    let args: Args = common::parse();
+    let args: Args = cli::parse();
     let lost = match init_logging(&args) {
         Ok(lost) => lost,
         Err(msg) => {
             // A log file we cannot open is a bad command-line value.
-            common::error(msg);
+            cli::error(msg);
             return ExitCode::from(2);
         }
     };
@@ -153,11 +153,47 @@ fn report_lost(lost: &Option<(Lost, PathBuf)>) {
         .as_ref()
         .and_then(|(n, path)| log_file::report(n, path))
     {
-        common::say(line);
+        cli::say(line);
     }
 }
 
 fn run(args: Args, lost: Option<(Lost, PathBuf)>) -> ExitCode {
+    log_resolved(&args);
+    let config = config_of(args);
+    // Signals are wired before the socket is bound: a signal that arrives
+    // right after `Bind UDP on` must still stop the server gracefully.
+    let shutdown = Shutdown::new();
+    let counters = Arc::new(OnceLock::new());
+    let announced = match wire_signals(&shutdown, &counters, lost) {
+        Ok(announced) => announced,
+        Err(e) => {
+            cli::error(format_args!("cannot install the signal handler: {e}"));
+            return ExitCode::from(1);
+        }
+    };
+    let server = match start(config, shutdown) {
+        Ok(server) => server,
+        Err(e) => {
+            cli::error(&e);
+            return ExitCode::from(if e.is_config() { 2 } else { 1 });
+        }
+    };
+    // For a forced exit to report; one before this point reports zeros.
+    let _ = counters.set(server.counters());
+
+    let joined = server.join();
+    announced.settle();
+    match joined {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            cli::error(e);
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Logs what each address given as a host name resolved to.
+fn log_resolved(args: &Args) {
     for (flag, addr) in [
         ("--bind", Some(&args.bind)),
         ("--metrics-addr", args.metrics_addr.as_ref()),
@@ -170,7 +206,10 @@ fn run(args: Args, lost: Option<(Lost, PathBuf)>) -> ExitCode {
             log::info!("{flag} {name} resolves to {addr}");
         }
     }
+}
 
+/// The server's configuration from the arguments.
+fn config_of(args: Args) -> Config {
     let mut config = Config::new(args.bind.addr);
     if let Some(n) = args.workers {
         config.workers = usize::from(n);
@@ -184,47 +223,32 @@ fn run(args: Args, lost: Option<(Lost, PathBuf)>) -> ExitCode {
     config.loop_guard = args.loop_guard;
     config.stats_interval = (!args.stats_interval.is_zero()).then_some(args.stats_interval);
     config.metrics_addr = args.metrics_addr.map(|a| a.addr);
+    config
+}
 
-    // Signals are wired before the socket is bound: a signal that arrives
-    // right after `Bind UDP on` must still stop the server gracefully.
-    let shutdown = Shutdown::new();
-    let counters = Arc::new(OnceLock::new());
+/// Wires SIGINT, SIGTERM and SIGHUP to `shutdown` (a forced exit reports
+/// `counters` and the log file's `lost` lines), keeping SIGHUP ignored if
+/// the process started so.
+fn wire_signals(
+    shutdown: &Shutdown,
+    counters: &Arc<OnceLock<Counters>>,
+    lost: Option<(Lost, PathBuf)>,
+) -> Result<Announced, ctrlc::Error> {
     // Started with SIGHUP ignored (nohup), the caller asked to outlive its
     // terminal; ctrlc would catch it all the same.
     let keep_sighup_ignored = signals::hangup_ignored();
-    let wired = server::signals::wire(shutdown.clone(), counters.clone(), move || {
+    let announced = server::signals::wire(shutdown.clone(), counters.clone(), move || {
         report_lost(&lost)
-    });
-    let announced = match wired {
-        Ok(announced) => announced,
-        Err(e) => {
-            common::error(format_args!("cannot install the signal handler: {e}"));
-            return ExitCode::from(1);
-        }
-    };
+    })?;
     if keep_sighup_ignored {
         signals::ignore_hangup();
     }
+    Ok(announced)
+}
 
-    let server = match Server::builder(config).shutdown(shutdown).start() {
-        Ok(server) => server,
-        Err(e) => {
-            common::error(&e);
-            return ExitCode::from(if e.is_config() { 2 } else { 1 });
-        }
-    };
-    // For a forced exit to report; one before this point reports zeros.
-    let _ = counters.set(server.counters());
-
-    let joined = server.join();
-    announced.settle();
-    match joined {
-        Ok(_) => ExitCode::SUCCESS,
-        Err(e) => {
-            common::error(e);
-            ExitCode::from(1)
-        }
-    }
+/// Binds and starts the server, to stop on `shutdown`.
+fn start(config: Config, shutdown: Shutdown) -> udp_greeter::Result<Server> {
+    Server::builder(config).shutdown(shutdown).start()
 }
 
 /// Sets up the log: stderr, and the `--log-file` if given, whose count of

@@ -1,5 +1,5 @@
 //! The server binary's own pieces, apart from what both binaries share
-//! (`common`): its signals and its log file.
+//! (`udp_greeter::cli`): its signals and its log file.
 
 pub mod log_file;
 pub mod signals;

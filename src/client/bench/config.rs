@@ -37,7 +37,7 @@ pub enum Sending {
 }
 
 impl Sending {
-    /// The name `--send` takes.
+    /// Its name, as reports show it.
     pub fn name(self) -> &'static str {
         match self {
             Sending::Batched => "batched",
@@ -58,7 +58,7 @@ pub enum Pacing {
 }
 
 impl Pacing {
-    /// The name `--pacing` takes.
+    /// Its name, as reports show it.
     pub fn name(self) -> &'static str {
         match self {
             Pacing::Even => "even",
@@ -67,7 +67,8 @@ impl Pacing {
     }
 }
 
-/// What a reply must be for the request it answers.
+/// What a reply must be for the request it answers, and so how a reply
+/// finds its request: by the id it brings back, or by order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Expect {
@@ -75,14 +76,39 @@ pub enum Expect {
     Greeting,
     /// The request itself, byte for byte, as any UDP echo service answers.
     Echo,
+    /// Any datagram from the server, whatever its bytes and length: for a
+    /// service whose replies carry nothing of the request (a key lookup, a
+    /// time service).
+    ///
+    /// With no id to match, replies are matched to requests in order, per
+    /// socket: a reply answers the oldest request in flight on the socket
+    /// it came to. With one request in flight per socket (a window of one
+    /// per socket) the match is exact, as long as no reply comes after its
+    /// request's timeout. With more, the round-trip times are only as good
+    /// as the service's order: a reply to a later request, should the
+    /// service reorder replies or drop one, is timed against the oldest;
+    /// a lost request's place is taken by the next reply, so with losses
+    /// round trips can be understated, and a reply that comes after its
+    /// timeout is taken for the next request's.
+    ///
+    /// The counts: `replies` and `lost` add up to `sent` as ever, and with
+    /// losses the right number of requests is lost, if not always the
+    /// right requests. `late` counts datagrams from the server that came
+    /// while no request was in flight on their socket (most likely replies
+    /// to requests already counted lost). `duplicates` stays 0: a second
+    /// reply cannot be told from the reply to the next request, and counts
+    /// as that. `bad` stays 0 as well, since the sockets are connected and
+    /// the kernel drops datagrams from any other address.
+    Any,
 }
 
 impl Expect {
-    /// The name `--expect` takes.
+    /// Its name, as reports show it.
     pub fn name(self) -> &'static str {
         match self {
             Expect::Greeting => "greeting",
             Expect::Echo => "echo",
+            Expect::Any => "any",
         }
     }
 }
@@ -116,7 +142,8 @@ pub struct BenchConfig {
     pub sending: Sending,
     /// Open loop: how sends are spread over time.
     pub pacing: Pacing,
-    /// What the service under test answers: anything else is `bad`.
+    /// What the service under test answers: anything else is `bad`. With
+    /// [`Expect::Any`], replies are matched to requests in order.
     pub expect: Expect,
 }
 

@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 
 use super::config::{BenchConfig, Expect, Pacing, Sending};
+use super::payload::{parse, reply_len, request};
 use super::report::{BenchReport, Phase, Progress, Rtt};
 use super::table::{Answer, Table};
 use super::{BATCH, ID_BYTES, MAX_LAG, TURN};
 use crate::error::{Error, Result};
-use crate::protocol::{PREFIX, SUFFIX};
 use crate::sys::{self, Meta, Outgoing, Reader, Writer};
 
 /// The longest single sleep, so progress and phase changes are never late.
@@ -87,55 +87,27 @@ pub(super) struct Generator {
 impl Generator {
     pub(super) fn new(config: &BenchConfig) -> Result<Generator> {
         let k = config.sockets;
-        let sockets = (0..k)
-            .map(|_| sys::client_socket(config.server, SOCKET_BUFFER))
-            .collect::<io::Result<Vec<_>>>()
-            .map_err(|e| Error::io(format!("open a socket to {}", config.server), e))?;
-        let mut request = vec![0u8; config.payload];
-        for (i, b) in request.iter_mut().enumerate().skip(ID_BYTES) {
-            *b = filler(i);
-        }
+        let sockets = open_sockets(config)?;
         let expect = reply_len(config.expect, config.payload);
         let slots = config.slots();
-        let window = if config.rate.is_some() {
-            slots
-        } else {
-            config.window
-        };
-        // The window, split as evenly as it goes between the sockets.
-        let share = (0..k)
-            .map(|i| window / k + usize::from(i < window % k))
-            .collect();
         let hist = Histogram::new_with_bounds(1, 3_600_000_000_000, 3)
             .map_err(|e| Error::config(format!("histogram: {e}")))?;
         let warm_end_ns = nanos(config.warmup);
         let end_ns = nanos(config.warmup.saturating_add(config.duration));
-        let (warm_due, end_due, ended_by_count) = match config.rate {
-            Some(rate) => {
-                let warm_due = due_count(warm_end_ns, rate);
-                let by_time = due_count(end_ns, rate);
-                match config.count {
-                    Some(c) if warm_due.saturating_add(c) < by_time => {
-                        (warm_due, warm_due + c, true)
-                    }
-                    _ => (warm_due, by_time, false),
-                }
-            }
-            None => (0, 0, false),
-        };
+        let (warm_due, end_due, ended_by_count) = schedule(config, warm_end_ns, end_ns);
         Ok(Generator {
             config: config.clone(),
             sockets,
             reader: Reader::new(BATCH),
             writer: Writer::connected(BATCH, config.sending == Sending::Segmented),
-            requests: vec![request; BATCH],
+            requests: vec![request(config.payload); BATCH],
             // One byte over the expected length, so a longer reply shows.
             replies: (0..BATCH).map(|_| Vec::with_capacity(expect + 1)).collect(),
             metas: Vec::with_capacity(BATCH),
             failed: vec![false; BATCH],
             staged: Vec::with_capacity(BATCH),
-            table: Table::new(slots, k),
-            share,
+            table: Table::new(slots, k, config.expect == Expect::Any),
+            share: shares(config),
             next_socket: 0,
             issued: 0,
             warm_due,
@@ -340,6 +312,25 @@ impl Generator {
     /// Sends up to `want` new requests on socket `i` at `now`; returns how
     /// many left.
     fn send_batch(&mut self, i: usize, want: usize, now: u64, measured: bool) -> Result<usize> {
+        let n = self.stage(i, want, now, measured);
+        if n == 0 {
+            return Ok(0);
+        }
+        let (hard_error, refused) = self.transmit(i, n);
+        let sent = self.settle(n, measured);
+        let server = self.config.server;
+        if refused && !self.answered {
+            return Err(Error::refused(server));
+        }
+        if let Some(e) = hard_error {
+            return Err(Error::io(format!("send to {server}"), e));
+        }
+        Ok(sent)
+    }
+
+    /// Takes a slot for each of up to `want` requests on socket `i` and
+    /// writes their ids into the request buffers; returns how many.
+    fn stage(&mut self, i: usize, want: usize, now: u64, measured: bool) -> usize {
         self.staged.clear();
         while self.staged.len() < want {
             let Some(id) = self.table.take(i, now, measured) else {
@@ -348,10 +339,13 @@ impl Generator {
             self.requests[self.staged.len()][..ID_BYTES].copy_from_slice(&id.to_le_bytes());
             self.staged.push(id);
         }
-        let n = self.staged.len();
-        if n == 0 {
-            return Ok(0);
-        }
+        self.staged.len()
+    }
+
+    /// Hands the first `n` request buffers to the kernel on socket `i`,
+    /// marking in `failed` each that did not leave; returns the first error
+    /// no retry mends, and whether any send was refused.
+    fn transmit(&mut self, i: usize, n: usize) -> (Option<io::Error>, bool) {
         self.failed[..n].fill(false);
         let server = self.config.server;
         let failed = &mut self.failed;
@@ -378,6 +372,12 @@ impl Generator {
         } else {
             self.writer.write(&self.sockets[i], msgs, fail);
         }
+        (hard_error, refused)
+    }
+
+    /// Puts in flight the first `n` staged requests that left, and frees
+    /// the slots of those that did not; returns how many left.
+    fn settle(&mut self, n: usize, measured: bool) -> usize {
         let mut sent = 0;
         for j in 0..n {
             let id = self.staged[j];
@@ -394,13 +394,7 @@ impl Generator {
                 self.warmup.sent += 1;
             }
         }
-        if refused && !self.answered {
-            return Err(Error::refused(server));
-        }
-        if let Some(e) = hard_error {
-            return Err(Error::io(format!("send to {server}"), e));
-        }
-        Ok(sent)
+        sent
     }
 
     /// Reads every reply waiting on every socket; returns how many.
@@ -438,7 +432,7 @@ impl Generator {
                 self.expire(now);
                 for j in 0..n {
                     let meta = self.metas[j];
-                    self.check(j, meta, now);
+                    self.check(i, j, meta, now);
                 }
                 if n < self.replies.len() {
                     break;
@@ -448,17 +442,10 @@ impl Generator {
         Ok(total)
     }
 
-    /// Matches one reply to its request and counts it.
-    fn check(&mut self, j: usize, meta: Meta, now: u64) {
+    /// Matches reply `j`, read on socket `i`, to its request and counts it.
+    fn check(&mut self, i: usize, j: usize, meta: Meta, now: u64) {
         let counting = now >= self.warm_end_ns;
-        let id = (meta.peer == self.config.server && !meta.truncated)
-            .then(|| parse(&self.replies[j], self.config.payload, self.config.expect))
-            .flatten();
-        let answer = match id {
-            Some(id) => self.table.answer(id, now),
-            None => Answer::Unknown,
-        };
-        match answer {
+        match self.answer(i, j, meta, now) {
             Answer::Measured { rtt_ns } => {
                 self.answered = true;
                 self.measured.replies += 1;
@@ -475,6 +462,26 @@ impl Generator {
             Answer::Duplicate { .. } | Answer::Late { .. } => {}
             Answer::Unknown if counting => self.bad += 1,
             Answer::Unknown => {}
+        }
+    }
+
+    /// Which request reply `j`, read on socket `i`, answers: the one its id
+    /// names, or with `Expect::Any` the oldest in flight on the socket,
+    /// whatever its bytes (cut short or not).
+    fn answer(&mut self, i: usize, j: usize, meta: Meta, now: u64) -> Answer {
+        let expect = self.config.expect;
+        if meta.peer != self.config.server {
+            return Answer::Unknown;
+        }
+        if expect == Expect::Any {
+            return self.table.answer_oldest(i, now);
+        }
+        let id = (!meta.truncated)
+            .then(|| parse(&self.replies[j], self.config.payload, expect))
+            .flatten();
+        match id {
+            Some(id) => self.table.answer(id, now),
+            None => Answer::Unknown,
         }
     }
 
@@ -524,6 +531,43 @@ impl Generator {
     }
 }
 
+/// One client socket per `config.sockets`, each connected to the server.
+fn open_sockets(config: &BenchConfig) -> Result<Vec<UdpSocket>> {
+    (0..config.sockets)
+        .map(|_| sys::client_socket(config.server, SOCKET_BUFFER))
+        .collect::<io::Result<Vec<_>>>()
+        .map_err(|e| Error::io(format!("open a socket to {}", config.server), e))
+}
+
+/// Each socket's share of the window (in an open loop, of the slots),
+/// split as evenly as it goes.
+fn shares(config: &BenchConfig) -> Vec<usize> {
+    let k = config.sockets;
+    let window = if config.rate.is_some() {
+        config.slots()
+    } else {
+        config.window
+    };
+    (0..k)
+        .map(|i| window / k + usize::from(i < window % k))
+        .collect()
+}
+
+/// Open loop: the first request of the measurement, one past its last, and
+/// whether the count (rather than the time) ends it; zeros in a closed
+/// loop.
+fn schedule(config: &BenchConfig, warm_end_ns: u64, end_ns: u64) -> (u64, u64, bool) {
+    let Some(rate) = config.rate else {
+        return (0, 0, false);
+    };
+    let warm_due = due_count(warm_end_ns, rate);
+    let by_time = due_count(end_ns, rate);
+    match config.count {
+        Some(c) if warm_due.saturating_add(c) < by_time => (warm_due, warm_due + c, true),
+        _ => (warm_due, by_time, false),
+    }
+}
+
 /// Open loop: how many requests are due by `ns` after the start.
 fn due_count(ns: u64, rate: u64) -> u64 {
     (ns as u128 * rate as u128 / 1_000_000_000).min(u64::MAX as u128) as u64
@@ -537,42 +581,6 @@ fn due_at(n: u64, rate: u64) -> u64 {
         .min(u64::MAX as u128) as u64
 }
 
-/// The length of the reply expected to a request of `payload` bytes.
-fn reply_len(expect: Expect, payload: usize) -> usize {
-    match expect {
-        Expect::Greeting => PREFIX.len() + payload + SUFFIX.len(),
-        Expect::Echo => payload,
-    }
-}
-
-/// The filler byte at position `i` of every request.
-fn filler(i: usize) -> u8 {
-    b'a' + (i % 26) as u8
-}
-
-/// The id of `reply` if it is exactly what `expect` makes of a request of
-/// `payload` bytes.
-fn parse(reply: &[u8], payload: usize, expect: Expect) -> Option<u64> {
-    if reply.len() != reply_len(expect, payload) {
-        return None;
-    }
-    let body = match expect {
-        Expect::Greeting => reply.strip_prefix(PREFIX)?.strip_suffix(SUFFIX)?,
-        Expect::Echo => reply,
-    };
-    let (id, pad) = body.split_at(ID_BYTES);
-    if pad
-        .iter()
-        .enumerate()
-        .any(|(i, &b)| b != filler(i + ID_BYTES))
-    {
-        return None;
-    }
-    let mut bytes = [0u8; ID_BYTES];
-    bytes.copy_from_slice(id);
-    Some(u64::from_le_bytes(bytes))
-}
-
 fn nanos(d: Duration) -> u64 {
     d.as_nanos().min(u64::MAX as u128) as u64
 }
@@ -580,52 +588,6 @@ fn nanos(d: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::greet;
-
-    fn request(id: u64, len: usize) -> Vec<u8> {
-        let mut req = vec![0u8; len];
-        req[..8].copy_from_slice(&id.to_le_bytes());
-        for (i, b) in req.iter_mut().enumerate().skip(8) {
-            *b = filler(i);
-        }
-        req
-    }
-
-    #[test]
-    fn parse_exact() {
-        let req = request(42, 16);
-        let reply = greet(&req);
-        assert_eq!(parse(&reply, 16, Expect::Greeting), Some(42));
-        assert_eq!(parse(&reply, 15, Expect::Greeting), None);
-        assert_eq!(
-            parse(&reply, 16, Expect::Echo),
-            None,
-            "a greeting is no echo"
-        );
-        let mut wrong = reply.clone();
-        wrong[20] ^= 1;
-        assert_eq!(parse(&wrong, 16, Expect::Greeting), None);
-        let mut longer = reply.clone();
-        longer.push(b'!');
-        assert_eq!(parse(&longer, 16, Expect::Greeting), None);
-    }
-
-    #[test]
-    fn parse_echo() {
-        let req = request(7, 12);
-        assert_eq!(parse(&req, 12, Expect::Echo), Some(7));
-        assert_eq!(
-            parse(&req, 12, Expect::Greeting),
-            None,
-            "an echo is no greeting"
-        );
-        assert_eq!(parse(&req[..11], 12, Expect::Echo), None);
-        let mut wrong = req.clone();
-        wrong[11] ^= 1;
-        assert_eq!(parse(&wrong, 12, Expect::Echo), None);
-        assert_eq!(reply_len(Expect::Echo, 65_499), 65_499);
-        assert_eq!(reply_len(Expect::Greeting, 65_499), 65_507);
-    }
 
     #[test]
     fn schedule() {

@@ -1,9 +1,12 @@
-//! The load generator behind `udp-greeter-client bench`.
+//! The load generator behind the client binary's `bench`.
 //!
 //! Every request carries a unique 8-byte id at the start of its payload,
 //! padded to the payload size with fixed filler. A reply is matched to its
 //! request by that id and checked byte for byte against what the request
 //! asks for: its greeting, or itself from an echo service ([`Expect`]).
+//! A service whose replies carry nothing of the request is measured with
+//! [`Expect::Any`]: any reply is taken, for the oldest request in flight
+//! on its socket.
 //! Each request sent while measuring ends in exactly one of `replies` or
 //! `lost`; `bad`, `duplicates` and `late` count datagrams that arrived on
 //! top of that, and a reply later than the timeout is `late`, its request
@@ -26,6 +29,7 @@
 
 mod config;
 mod generator;
+mod payload;
 mod report;
 mod table;
 

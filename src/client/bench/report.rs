@@ -30,7 +30,9 @@ pub struct Rtt {
 /// `late` count datagrams on top of that: a `late` reply came after its
 /// request's timeout, so that request is one of the `lost` ones and the
 /// reply is in no round-trip time. In an open loop, `sent + unsent` is
-/// every request the rate asked for while measuring.
+/// every request the rate asked for while measuring. With
+/// [`Expect::Any`] replies are matched by order, not by id: its docs say
+/// what the counts and round-trip times then mean.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct BenchReport {
@@ -137,7 +139,7 @@ fn per_sec(n: u64, elapsed: Duration) -> f64 {
     }
 }
 
-/// The report as the JSON object `--json` prints: only what applies to the
+/// The report as the JSON object [`BenchReport::to_json`] writes: only what applies to the
 /// run's mode, times in seconds or microseconds. `seconds` is how long the
 /// run sent (`BenchReport::sending`), `replies_per_s` the replies over that.
 #[derive(Serialize)]
@@ -309,10 +311,9 @@ impl BenchReport {
         // Numbers, strings and options only: serialising cannot fail.
         serde_json::to_string(&json).unwrap_or_default()
     }
-}
 
-impl fmt::Display for BenchReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    /// The table's first line: the server, the load, and how long it ran.
+    fn header(&self) -> String {
         let c = &self.config;
         let mode = match c.rate {
             Some(r) => format!("open loop at {r} req/s, paced {}", c.pacing.name()),
@@ -321,6 +322,7 @@ impl fmt::Display for BenchReport {
         let expect = match c.expect {
             Expect::Greeting => "",
             Expect::Echo => ", echoes expected",
+            Expect::Any => ", any reply taken, in order",
         };
         let ran = match (self.ended_by_count, c.count) {
             (true, Some(n)) => format!("the count of {n} sent in {}", human(self.sending)),
@@ -331,16 +333,19 @@ impl fmt::Display for BenchReport {
         } else {
             format!("a {} warm-up", human(c.warmup))
         };
-        writeln!(
-            f,
+        format!(
             "bench {}: {mode}, sent {}, {}-byte payload{expect}, {} socket{}; {ran} after {warmup}",
             c.server,
             c.sending.name(),
             c.payload,
             c.sockets,
             if c.sockets == 1 { "" } else { "s" },
-        )?;
-        let mut rows: Vec<(&str, String)> = vec![
+        )
+    }
+
+    /// The table's rows, name and value: the counts, then the times.
+    fn rows(&self) -> Vec<(&'static str, String)> {
+        let mut rows = vec![
             ("sent", self.sent.to_string()),
             ("replies", self.replies.to_string()),
             ("lost", self.lost.to_string()),
@@ -348,7 +353,7 @@ impl fmt::Display for BenchReport {
             ("duplicates", self.duplicates.to_string()),
             ("late", self.late.to_string()),
         ];
-        if c.rate.is_some() {
+        if self.config.rate.is_some() {
             rows.push(("unsent", self.unsent.to_string()));
         }
         if let Some(share) = self.on_time() {
@@ -372,8 +377,15 @@ impl fmt::Display for BenchReport {
             ]),
             None => rows.push(("rtt", "no reply measured".to_string())),
         }
-        rows.push(("timeout", human(c.timeout)));
-        for (name, value) in rows {
+        rows.push(("timeout", human(self.config.timeout)));
+        rows
+    }
+}
+
+impl fmt::Display for BenchReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{}", self.header())?;
+        for (name, value) in self.rows() {
             writeln!(f, "  {name:<12}{value:>18}")?;
         }
         if let (true, Some(share)) = (self.fell_behind(), self.on_time()) {

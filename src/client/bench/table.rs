@@ -3,6 +3,8 @@
 //!
 //! An id's low bits name its slot, the high bits are a sequence number, so
 //! no two requests of a run share an id and a reply finds its slot at once.
+//! A reply that carries no id finds its request by order instead: the
+//! oldest in flight on the socket it came to.
 
 use std::collections::VecDeque;
 
@@ -86,10 +88,17 @@ pub(super) struct Table {
     /// Requests in flight per socket.
     in_flight: Vec<usize>,
     measured_in_flight: u64,
+    /// When replies are matched by order: each socket's ids in flight, in
+    /// the order they left. Answered from the front, expired from the
+    /// front (expiry goes in send order too), so it holds exactly the
+    /// requests in flight.
+    by_socket: Option<Vec<VecDeque<u64>>>,
 }
 
 impl Table {
-    pub(super) fn new(slots: usize, sockets: usize) -> Table {
+    /// A table of `slots` for `sockets`; `in_order` when replies carry no
+    /// id and are matched with [`Table::answer_oldest`].
+    pub(super) fn new(slots: usize, sockets: usize, in_order: bool) -> Table {
         let slots = slots.clamp(1, MAX_SLOTS);
         Table {
             slots: vec![Slot::EMPTY; slots],
@@ -99,6 +108,7 @@ impl Table {
             first_measured: u64::MAX,
             in_flight: vec![0; sockets],
             measured_in_flight: 0,
+            by_socket: in_order.then(|| vec![VecDeque::new(); sockets]),
         }
     }
 
@@ -143,6 +153,9 @@ impl Table {
             self.measured_in_flight += 1;
         }
         self.deadlines.push_back((slot, id, s.sent_ns));
+        if let Some(queues) = &mut self.by_socket {
+            queues[s.socket as usize].push_back(id);
+        }
     }
 
     /// The request `id` never left: its slot is free again.
@@ -177,6 +190,10 @@ impl Table {
             s.id = NONE;
             self.in_flight[s.socket as usize] -= 1;
             self.free.push(slot);
+            if let Some(queues) = &mut self.by_socket {
+                let front = queues[s.socket as usize].pop_front();
+                debug_assert_eq!(front, Some(id), "expiry out of send order");
+            }
         }
         (lost, warmup_lost)
     }
@@ -225,6 +242,23 @@ impl Table {
             Answer::Late { measured }
         }
     }
+
+    /// Matches a reply with no id, arrived at `now` on `socket`, to the
+    /// oldest request in flight there. With none in flight it is `Late`:
+    /// most likely the reply to one already counted lost, and measured
+    /// once measuring has begun. Only for a table made `in_order`.
+    pub(super) fn answer_oldest(&mut self, socket: usize, now: u64) -> Answer {
+        let oldest = self
+            .by_socket
+            .as_mut()
+            .and_then(|queues| queues.get_mut(socket)?.pop_front());
+        match oldest {
+            Some(id) => self.answer(id, now),
+            None => Answer::Late {
+                measured: self.first_measured != u64::MAX,
+            },
+        }
+    }
 }
 
 #[cfg(test)]
@@ -233,7 +267,7 @@ mod tests {
 
     #[test]
     fn fates() {
-        let mut t = Table::new(2, 1);
+        let mut t = Table::new(2, 1, false);
         let a = t.take(0, 10, true).unwrap();
         let b = t.take(0, 20, false).unwrap();
         assert_eq!(t.take(0, 30, true), None, "every slot taken");
@@ -264,5 +298,34 @@ mod tests {
         t.unsent(d);
         assert_eq!(t.oldest_sent(), None);
         assert!(t.take(0, 70, true).is_some() && t.take(0, 70, true).is_some());
+    }
+
+    #[test]
+    fn in_order() {
+        let mut t = Table::new(4, 2, true);
+        let ids: Vec<u64> = [(0, 10), (1, 11), (0, 12), (0, 13)]
+            .into_iter()
+            .map(|(socket, now)| {
+                let id = t.take(socket, now, true).unwrap();
+                t.sent(id);
+                id
+            })
+            .collect();
+        // Whichever request of socket 0 a reply answers, it is taken for
+        // the oldest's: there is no id to tell.
+        assert_eq!(t.answer_oldest(0, 20), Answer::Measured { rtt_ns: 10 });
+        assert_eq!(t.answer_oldest(1, 21), Answer::Measured { rtt_ns: 10 });
+        assert_eq!(t.in_flight(0), 2);
+        // The oldest left on socket 0 expires; the next reply is the last's.
+        assert_eq!(t.expire(12), (1, 0));
+        assert_eq!(t.answer_oldest(0, 30), Answer::Measured { rtt_ns: 17 });
+        assert_eq!(
+            t.answer_oldest(0, 31),
+            Answer::Late { measured: true },
+            "nothing in flight"
+        );
+        assert_eq!(t.answer(ids[2], 32), Answer::Late { measured: true });
+        assert_eq!((t.in_flight(0), t.in_flight(1)), (0, 0));
+        assert_eq!(t.measured_in_flight(), 0);
     }
 }

@@ -72,6 +72,32 @@ impl Reader {
         flags: libc::c_int,
     ) -> io::Result<()> {
         out.clear();
+        let n = self.prepare(bufs);
+        // SAFETY: `prepare` pointed every header into buffers owned by
+        // `self` or `bufs`, which outlive the call and are not moved during
+        // it, and gave each buffer's true size; `n` is within all of them.
+        let rc = unsafe {
+            libc::recvmmsg(
+                sock.as_raw_fd(),
+                self.hdrs.as_mut_ptr(),
+                n as libc::c_uint,
+                flags,
+                ptr::null_mut(),
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        self.collect(bufs, rc as usize, out);
+        if out.is_empty() {
+            return Err(closed());
+        }
+        Ok(())
+    }
+
+    /// Points the first headers at `bufs` (emptied), each with its own
+    /// address and control buffer; returns how many are ready.
+    fn prepare(&mut self, bufs: &mut [Vec<u8>]) -> usize {
         let n = bufs.len().min(self.hdrs.len());
         for (i, buf) in bufs.iter_mut().enumerate().take(n) {
             buf.clear();
@@ -91,22 +117,13 @@ impl Reader {
             h.msg_hdr.msg_controllen = ROOM as _;
             h.msg_hdr.msg_flags = 0;
         }
-        // SAFETY: every header points into buffers owned by `self` or
-        // `bufs`, which outlive the call and are not moved during it, and
-        // gives each buffer's true size; `n` is within all of them.
-        let rc = unsafe {
-            libc::recvmmsg(
-                sock.as_raw_fd(),
-                self.hdrs.as_mut_ptr(),
-                n as libc::c_uint,
-                flags,
-                ptr::null_mut(),
-            )
-        };
-        if rc < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        for (i, buf) in bufs.iter_mut().enumerate().take(rc as usize) {
+        n
+    }
+
+    /// Describes in `out` the `count` datagrams a `recvmmsg` just read into
+    /// `bufs`, and gives each buffer its length.
+    fn collect(&self, bufs: &mut [Vec<u8>], count: usize, out: &mut Vec<Meta>) {
+        for (i, buf) in bufs.iter_mut().enumerate().take(count) {
             let h = &self.hdrs[i];
             // A message with no source address is no datagram: it is what
             // a read returns once the socket's reading side is shut. What
@@ -128,10 +145,6 @@ impl Reader {
                 control_truncated: h.msg_hdr.msg_flags & libc::MSG_CTRUNC != 0,
             });
         }
-        if out.is_empty() {
-            return Err(closed());
-        }
-        Ok(())
     }
 }
 

@@ -1,23 +1,11 @@
-//! Command-line pieces both binaries share: value parsers with messages in
-//! words, the reading of `UDP_GREETER_*` variables, the order of `--help`,
-//! and `--generate` (man page, shell completions).
+//! Value parsers with messages in words: durations, whole numbers in a
+//! range, yes or no, and addresses.
 
-// Each binary compiles its own copy and uses only part of it.
-#![allow(dead_code)]
-
-use std::error::Error as _;
-use std::ffi::OsString;
 use std::fmt::Display;
-use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
-use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::builder::{EnumValueParser, PossibleValue, PossibleValuesParser, TypedValueParser};
-use clap::error::{ContextKind, ContextValue, ErrorKind};
-use clap::parser::ValueSource;
-use clap::{Arg, ArgMatches, Command, CommandFactory, FromArgMatches, ValueEnum};
-use clap_complete::Shell;
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 
 pub const MILLISECOND: Duration = Duration::from_millis(1);
 pub const SECOND: Duration = Duration::from_secs(1);
@@ -162,6 +150,7 @@ pub fn boolish() -> impl TypedValueParser<Value = bool> {
 /// An address given as `HOST:PORT`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Addr {
+    /// The address: the one given, or the first the name resolves to.
     pub addr: SocketAddr,
     /// What was given, when it was a host name rather than an address.
     pub name: Option<String>,
@@ -225,210 +214,11 @@ pub fn peer_addr(s: &str) -> Result<Addr, String> {
     parse_addr(s, false)
 }
 
-/// The id of `--generate`, which both binaries take.
-const GENERATE: &str = "generate";
-
-/// What `--generate` prints: a man page (roff), or a completion script
-/// for bash, zsh or fish.
-// No doc comments on the variants: clap would show them, and a value with
-// help turns all of `--help` into its long, many-line form.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Generate {
-    Man,
-    CompleteBash,
-    CompleteZsh,
-    CompleteFish,
-}
-
-/// `P`'s command with what both binaries add: `--generate`.
-fn base<P: CommandFactory>() -> Command {
-    P::command().arg(
-        Arg::new(GENERATE)
-            .long(GENERATE)
-            .value_name("KIND")
-            .value_parser(EnumValueParser::<Generate>::new())
-            .help("Print a man page or a shell completion script, and exit"),
-    )
-}
-
-/// `P`'s command as `--help` shows it: each option's variable right after
-/// its text, then its default, whether clap or the text gives the default.
-///
-/// clap puts `[env: ...]` after the text, where some options already end
-/// with a `[default: ...]` in words (one that is no single value): the two
-/// would swap places between options. The variable is written into the
-/// text instead, in clap's own form (with the value it has now), and
-/// clap's is hidden; clap still reads it.
-pub fn command<P: CommandFactory>() -> Command {
-    base::<P>().mut_args(|arg| {
-        let Some(var) = arg.get_env().map(|v| v.to_string_lossy().into_owned()) else {
-            return arg;
-        };
-        if arg.is_hide_env_set() {
-            return arg;
-        }
-        let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
-        let (text, default) = help.split_at(help.find(" [default: ").unwrap_or(help.len()));
-        let value = std::env::var_os(&var).unwrap_or_default();
-        let shown = format!("{text} [env: {var}={}]{default}", value.to_string_lossy());
-        arg.help(shown).hide_env(true)
-    })
-}
-
-/// Parses the command line of `P`, with each argument's environment
-/// variable read first: an empty one counts as unset, and a bad one is
-/// reported under its own name (not the flag's) unless the flag is given,
-/// since a flag wins over its variable. `--generate` prints what it asks
-/// for and ends the process, as `--help` does.
-///
-/// The environment itself is left as it is (changing it is unsafe once
-/// threads may read it): clap is told not to read the variables that must
-/// count as unset.
-///
-/// Ends the process with exit code 2 on a bad value, as clap does.
-pub fn parse<P: CommandFactory + FromArgMatches>() -> P {
-    let mut cmd = command::<P>();
-    let mut bad = Vec::new();
-    let mut unread = Vec::new();
-    for arg in cmd.get_arguments() {
-        let Some(var) = arg.get_env().map(OsString::from) else {
-            continue;
-        };
-        let Some(value) = std::env::var_os(&var) else {
-            continue;
-        };
-        let id = arg.get_id().to_string();
-        if value.is_empty() {
-            unread.push(id);
-            continue;
-        }
-        if let Err(reason) = check(arg, &value) {
-            // clap must not see it: it would report it under the flag.
-            bad.push((
-                id.clone(),
-                format!(
-                    "invalid value '{}' for {}: {reason}",
-                    value.to_string_lossy(),
-                    var.to_string_lossy()
-                ),
-            ));
-            unread.push(id);
-        }
-    }
-    for id in unread {
-        cmd = cmd.mut_arg(id, |a| a.env(None));
-    }
-    let matches = cmd.get_matches();
-    if let Some(kind) = matches.get_one::<Generate>(GENERATE) {
-        generate(*kind, docs::<P>());
-    }
-    for (id, message) in bad {
-        if !given(&matches, &id) {
-            fail(&message);
-        }
-    }
-    P::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
-}
-
-/// `P`'s command for a man page or completions: the variables named, with
-/// no value of the machine that made them.
-fn docs<P: CommandFactory>() -> Command {
-    base::<P>().mut_args(|arg| arg.hide_env_values(true))
-}
-
-/// Prints what `kind` asks for, made from `cmd`, and ends the process: 0,
-/// or 1 when stdout cannot take it (quietly 0 for a closed pipe).
-fn generate(kind: Generate, mut cmd: Command) -> ! {
-    let name = cmd.get_name().to_string();
-    let mut text = Vec::new();
-    let shell = match kind {
-        Generate::Man => None,
-        Generate::CompleteBash => Some(Shell::Bash),
-        Generate::CompleteZsh => Some(Shell::Zsh),
-        Generate::CompleteFish => Some(Shell::Fish),
-    };
-    let made = match shell {
-        None => clap_mangen::Man::new(cmd).render(&mut text),
-        Some(shell) => {
-            clap_complete::generate(shell, &mut cmd, name, &mut text);
-            Ok(())
-        }
-    };
-    let written = made.and_then(|()| {
-        let mut out = io::stdout().lock();
-        out.write_all(&text)?;
-        out.flush()
-    });
-    match written {
-        Ok(()) => std::process::exit(0),
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => std::process::exit(0),
-        Err(e) => {
-            error(format_args!("cannot write to stdout: {e}"));
-            std::process::exit(1)
-        }
-    }
-}
-
-/// Whether `id` was set on the command line, at the top or in the
-/// subcommand (where global arguments land).
-fn given(matches: &ArgMatches, id: &str) -> bool {
-    let here = matches.ids().any(|i| i == id)
-        && matches.value_source(id) == Some(ValueSource::CommandLine);
-    here || matches.subcommand().is_some_and(|(_, sub)| given(sub, id))
-}
-
-/// Runs `value` through `arg`'s own value parser; the reason if it fails.
-fn check(arg: &Arg, value: &OsString) -> Result<(), String> {
-    let probe = Command::new("env").no_binary_name(true).arg(
-        Arg::new("value")
-            .value_parser(arg.get_value_parser().clone())
-            .ignore_case(arg.is_ignore_case_set())
-            .allow_hyphen_values(true),
-    );
-    let e = match probe.try_get_matches_from([value]) {
-        Ok(_) => return Ok(()),
-        Err(e) => e,
-    };
-    if let Some(source) = e.source() {
-        return Err(source.to_string());
-    }
-    if e.kind() == ErrorKind::InvalidValue {
-        if let Some(ContextValue::Strings(valid)) = e.get(ContextKind::ValidValue) {
-            return Err(format!("possible values: {}", valid.join(", ")));
-        }
-    }
-    Err(e.kind().to_string())
-}
-
-/// Reports a bad command-line value the way clap does, and exits 2.
-pub fn fail(message: &str) -> ! {
-    let _ = writeln!(io::stderr(), "error: {message}");
-    std::process::exit(2)
-}
-
-/// Writes an error line to stderr; a closed stderr cannot be told anything.
-pub fn error(message: impl Display) {
-    let _ = writeln!(io::stderr().lock(), "error: {message}");
-}
-
-/// Writes a line to stderr as it is; a closed stderr cannot be told anything.
-pub fn say(line: impl Display) {
-    let _ = writeln!(io::stderr().lock(), "{line}");
-}
-
-/// What a write to stdout that failed should end with: a closed pipe (the
-/// reader has all it wanted, as with `| head`) is a quiet success.
-pub fn stdout_failed(e: &io::Error) -> ExitCode {
-    if e.kind() == io::ErrorKind::BrokenPipe {
-        return ExitCode::SUCCESS;
-    }
-    error(format_args!("cannot write to stdout: {e}"));
-    ExitCode::from(1)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    use clap::{Arg, Command};
 
     const MS: Duration = MILLISECOND;
 
