@@ -25,6 +25,7 @@ enum ErrorKind {
         err: io::Error,
     },
     Config(String),
+    Inherited(String),
     Spawn {
         thread: String,
         err: io::Error,
@@ -60,6 +61,16 @@ impl Error {
     pub(crate) fn config(msg: impl Into<String>) -> Error {
         Error {
             kind: ErrorKind::Config(msg.into()),
+        }
+    }
+
+    /// What the process inherited from whoever started it (the sockets
+    /// and variables of the service manager's protocols) cannot be used.
+    /// A setting as much as a flag is, so [`Error::is_config`] holds.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    pub(crate) fn inherited(msg: impl Into<String>) -> Error {
+        Error {
+            kind: ErrorKind::Inherited(msg.into()),
         }
     }
 
@@ -129,6 +140,7 @@ impl Error {
             | ErrorKind::Receive(err)
             | ErrorKind::Io { err, .. } => Some(err),
             ErrorKind::Config(_)
+            | ErrorKind::Inherited(_)
             | ErrorKind::ThreadPanicked(_)
             | ErrorKind::NoReply { .. }
             | ErrorKind::Refused { .. }
@@ -136,9 +148,12 @@ impl Error {
         }
     }
 
-    /// Whether this is a configuration value the server cannot run with.
+    /// Whether this is a configuration value the server cannot run with,
+    /// or something it inherited from the service manager that it cannot
+    /// use (a socket of the wrong kind, a malformed variable): either way,
+    /// starting again unchanged would fail again.
     pub fn is_config(&self) -> bool {
-        matches!(self.kind, ErrorKind::Config(_))
+        matches!(self.kind, ErrorKind::Config(_) | ErrorKind::Inherited(_))
     }
 
     /// Whether the client gave up waiting for a reply.
@@ -158,6 +173,9 @@ impl fmt::Display for Error {
         match &self.kind {
             ErrorKind::Bind { what, addr, err } => write!(f, "cannot bind {what} {addr}: {err}"),
             ErrorKind::Config(msg) => write!(f, "invalid configuration: {msg}"),
+            ErrorKind::Inherited(msg) => {
+                write!(f, "cannot use what the service manager passed: {msg}")
+            }
             ErrorKind::Spawn { thread, err } => {
                 write!(f, "cannot start thread {thread}: {err}")
             }
@@ -231,5 +249,16 @@ mod tests {
             "no reply from [::1]:7 after 1 try (2 datagrams came back that were not the greeting)"
         );
         assert!(Error::refused(addr).is_refused());
+    }
+
+    #[test]
+    fn inherited() {
+        let err = Error::inherited("inherited fd 3 is a stream socket, not a UDP socket");
+        assert_eq!(
+            err.to_string(),
+            "cannot use what the service manager passed: \
+             inherited fd 3 is a stream socket, not a UDP socket"
+        );
+        assert!(err.is_config() && err.io_error().is_none());
     }
 }

@@ -151,6 +151,9 @@ mod error;
 mod handler;
 mod protocol;
 mod server;
+// Socket activation, sd_notify, the socket handed on to an upgrade.
+#[cfg(target_os = "linux")]
+pub mod service;
 
 pub use crate::client::{Client, DEFAULT_RETRIES, DEFAULT_TIMEOUT};
 pub use crate::config::{

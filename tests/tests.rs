@@ -2,6 +2,10 @@
 // HTTP and JSON, and waits that are always bounded.
 mod support;
 
+// The socket handed to a child as descriptor 3 and taken there; sd_notify;
+// why shutting the reading side breaks every copy of a socket.
+#[cfg(target_os = "linux")]
+mod activation;
 // The load generator behind `udp-greeter-client bench`, and its command line.
 mod bench_client;
 // Floods, rate limits, oversize datagrams and panics at once, then a shutdown.

@@ -34,6 +34,18 @@ pub(crate) mod signal;
 #[cfg(feature = "metrics")]
 pub(crate) mod process;
 
+// The descriptors of socket activation; `crate::service` reads the
+// protocol's variables and calls these.
+#[cfg(target_os = "linux")]
+pub(crate) mod activation;
+
+// Waking a blocked reader without shutting the socket's reading side, which
+// every copy of the socket would see. The receiver is to use it; until then
+// only the tests do.
+#[cfg(target_os = "linux")]
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) mod wake;
+
 #[cfg(feature = "bench")]
 pub(crate) use datagram::retry_if_interrupted;
 pub(crate) use datagram::{is_closed, is_timeout, is_transient, Meta, Outgoing, BATCH};
