@@ -50,6 +50,10 @@ mod scale_out;
 mod server_cli;
 // The slow_greeter example: a pool of workers whose handler sleeps.
 mod slow_greeter;
+// Under a service manager, in-process: sd_notify, the watchdog's probe, a
+// socket that serves the next server.
+#[cfg(target_os = "linux")]
+mod service;
 // Graceful shutdown, in-process and of the server binary under signals.
 mod shutdown;
 // Replies from the address each request was sent to, on wildcard binds.

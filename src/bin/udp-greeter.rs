@@ -17,8 +17,8 @@ use server::signals::Announced;
 use simplelog::{ColorChoice, CombinedLogger, SharedLogger, TermLogger, TerminalMode, WriteLogger};
 use udp_greeter::cli::{self, Addr, DAY};
 use udp_greeter::{
-    signals, Config, Counters, Server, Shutdown, DEFAULT_BIND, DEFAULT_QUEUE,
-    MAX_DATAGRAM, MAX_QUEUE, MAX_WORKERS, RECEIVED_TARGET,
+    signals, Config, Counters, Server, Shutdown, DEFAULT_BIND, DEFAULT_QUEUE, MAX_DATAGRAM,
+    MAX_QUEUE, MAX_WORKERS, RECEIVED_TARGET,
 };
 
 /// Answers every UDP datagram `data` with `Hello, data!`.

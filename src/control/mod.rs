@@ -6,7 +6,10 @@ pub(crate) mod shutdown;
 pub(crate) mod stats;
 pub(crate) mod throttle;
 
+pub(crate) mod probe;
 pub(crate) mod reporter;
+#[cfg(target_os = "linux")]
+pub(crate) mod watchdog;
 
 #[cfg(feature = "metrics")]
 pub(crate) mod metrics;

@@ -8,11 +8,28 @@ use crossbeam_channel::{select, tick};
 
 use super::shutdown::Shutdown;
 use super::stats::{Snapshot, Stats};
+#[cfg(target_os = "linux")]
+use crate::service::Notifier;
+
+/// Where no service manager listens (not Linux), nothing is told.
+#[cfg(not(target_os = "linux"))]
+#[derive(Debug)]
+pub(crate) enum Notifier {}
+
+#[cfg(not(target_os = "linux"))]
+impl Notifier {
+    pub(crate) fn notify(&self, _: &str) -> std::io::Result<()> {
+        match *self {}
+    }
+}
 
 pub(crate) struct Reporter {
     pub stats: Arc<Stats>,
     pub shutdown: Shutdown,
     pub every: Duration,
+    /// Also told the counters at each report, when a service manager
+    /// listens.
+    pub notifier: Option<Arc<Notifier>>,
 }
 
 impl Reporter {
@@ -29,12 +46,26 @@ impl Reporter {
                 recv(ticks) -> _ => {
                     let now = self.stats.snapshot();
                     log::info!("{}", report(&now, &now.since(&last), last_at.elapsed()));
+                    if let Some(notifier) = &self.notifier {
+                        let _ = notifier.notify(&format!("STATUS={}", status(&now)));
+                    }
                     last = now;
                     last_at = Instant::now();
                 }
             }
         }
     }
+}
+
+/// The service manager's one-line status (`systemctl status`): the
+/// counters that matter at a glance.
+pub(crate) fn status(s: &Snapshot) -> String {
+    format!(
+        "received={} replied={} dropped={}",
+        s.received,
+        s.replied,
+        s.settled() - s.replied - s.declined
+    )
 }
 
 /// One `key=value` line: the totals, then the rates per second since the
@@ -53,6 +84,18 @@ pub(crate) fn report(total: &Snapshot, delta: &Snapshot, elapsed: Duration) -> S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn status_line() {
+        let s = Snapshot {
+            received: 10,
+            replied: 7,
+            declined: 1,
+            dropped_queue_full: 2,
+            ..Snapshot::default()
+        };
+        assert_eq!(status(&s), "received=10 replied=7 dropped=2");
+    }
 
     #[test]
     fn line() {

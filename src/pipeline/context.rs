@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::buffer::BufferPool;
 use super::loopguard::LoopGuard;
 use super::wait::Pace;
+use crate::control::probe::Probe;
 use crate::control::shutdown::Shutdown;
 use crate::control::stats::Stats;
 use crate::control::throttle::{Admission, Throttle};
@@ -27,6 +28,8 @@ pub(crate) struct ServerContext {
     pub loop_guard: Option<LoopGuard>,
     /// How long the handler's requests take: how many a worker takes.
     pub pace: Pace,
+    /// The watchdog's probe, asked for beside the pipeline.
+    pub probe: Arc<Probe>,
 }
 
 impl fmt::Debug for ServerContext {

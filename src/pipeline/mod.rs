@@ -27,6 +27,15 @@ use ratelimit::{RateLimiter, DEFAULT_SLOTS};
 use receiver::ReceiverThread;
 use worker::Worker;
 
+/// What the queue carries to the workers.
+#[derive(Debug)]
+pub(crate) enum Job {
+    /// A datagram to answer.
+    Datagram(Datagram),
+    /// The watchdog's probe: a worker that takes it proves the queue moves.
+    Probe,
+}
+
 /// One received datagram on its way from the receiver to a worker.
 #[derive(Debug)]
 pub(crate) struct Datagram {
@@ -50,11 +59,13 @@ pub(crate) struct Pipeline {
     receiver: Option<JoinHandle<Result<()>>>,
     workers: Vec<JoinHandle<()>>,
     warnings: Arc<Warnings>,
+    /// The receiver's wake, for the watchdog's nudge.
+    wake: Option<Arc<sys::Wake>>,
     /// The workers' end of the queue, kept only to read its depth: a
     /// receiver of the queue never keeps it open, so the workers still see
     /// it close when the receiver thread ends.
     #[cfg(feature = "metrics")]
-    queue: Receiver<Datagram>,
+    queue: Receiver<Job>,
 }
 
 impl Pipeline {
@@ -74,6 +85,7 @@ impl Pipeline {
             receiver: None,
             workers: Vec::with_capacity(handlers.len()),
             warnings: ctx.warnings.clone(),
+            wake: None,
             #[cfg(feature = "metrics")]
             queue: rx.clone(),
         };
@@ -105,20 +117,24 @@ impl Pipeline {
                 }
             }
         }
-        let socket = Arc::new(socket);
-        // A blocked read wakes when the socket's reading side is shut. The
-        // waker holds the socket weakly: once the receiver has ended, the
-        // socket closes with the last worker's clone.
-        let reading = Arc::downgrade(&socket);
-        ctx.shutdown.on_trigger(move || {
-            if let Some(socket) = reading.upgrade() {
-                sys::wake_reader(&socket);
+        // The receiver sleeps on its socket and a wake of its own, which the
+        // shutdown wakes: the socket is never shut, so a copy of it held by
+        // a service manager or the next process reads on.
+        let wake = match sys::Wake::new() {
+            Ok(wake) => Arc::new(wake),
+            Err(e) => {
+                drop(tx);
+                pipeline.join();
+                return Err(Error::io("make the receiver's wake", e));
             }
-        });
+        };
+        let waker = wake.clone();
+        ctx.shutdown.on_trigger(move || waker.wake());
+        pipeline.wake = Some(wake.clone());
         let limiter = config
             .rate_limit
             .map(|rate| RateLimiter::new(rate, config.rate_burst.unwrap_or(rate), DEFAULT_SLOTS));
-        let receiver = ReceiverThread::new(ctx.clone(), socket, tx, limiter);
+        let receiver = ReceiverThread::new(ctx.clone(), socket, wake, tx, limiter);
         match spawn("receiver", move || receiver.run()) {
             Ok(handle) => pipeline.receiver = Some(handle),
             Err(e) => {
@@ -135,6 +151,17 @@ impl Pipeline {
     pub(crate) fn depth(&self) -> impl Fn() -> usize + Send + Sync + 'static {
         let queue = self.queue.clone();
         move || queue.len()
+    }
+
+    /// What wakes the receiver from its sleep to look at a probe asked for.
+    #[cfg(target_os = "linux")]
+    pub(crate) fn nudge(&self) -> impl Fn() + Send + 'static {
+        let wake = self.wake.clone();
+        move || {
+            if let Some(wake) = &wake {
+                wake.nudge();
+            }
+        }
     }
 
     /// Waits for the receiver, then for every worker, which drain what is

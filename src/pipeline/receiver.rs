@@ -7,37 +7,41 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Instant;
 
-use crossbeam_channel::{Sender, TrySendError};
+use crossbeam_channel::Sender;
 use log::Level;
 
 use super::context::{ServerContext, Warning};
 use super::ratelimit::RateLimiter;
 use super::wait::{read_size, WaitPolicy, LONE_LOOKS};
-use super::{shown, Datagram};
+use super::{shown, Datagram, Job};
 use crate::control::shutdown::TriggerOnDrop;
 use crate::control::stats::{Count, Pending};
 use crate::error::{Error, Result};
-use crate::sys::{self, Meta, Reader, BATCH};
+use crate::sys::{self, Meta, Reader, Readiness, Wake, BATCH};
 
 /// The receiver thread's state: named apart from the channel's
 /// `Receiver`, which is the workers' end of the queue.
 pub(crate) struct ReceiverThread {
     ctx: Arc<ServerContext>,
-    socket: Arc<UdpSocket>,
-    queue: Sender<Datagram>,
+    socket: UdpSocket,
+    /// What the shutdown wakes it with while it sleeps on the socket.
+    wake: Arc<Wake>,
+    queue: Sender<Job>,
     limiter: Option<RateLimiter>,
 }
 
 impl ReceiverThread {
     pub(crate) fn new(
         ctx: Arc<ServerContext>,
-        socket: Arc<UdpSocket>,
-        queue: Sender<Datagram>,
+        socket: UdpSocket,
+        wake: Arc<Wake>,
+        queue: Sender<Job>,
         limiter: Option<RateLimiter>,
     ) -> ReceiverThread {
         ReceiverThread {
             ctx,
             socket,
+            wake,
             queue,
             limiter,
         }
@@ -55,30 +59,35 @@ impl ReceiverThread {
         let mut slots: Vec<Vec<u8>> = (0..BATCH).map(|_| self.ctx.pool.take()).collect();
         let mut metas: Vec<Meta> = Vec::with_capacity(BATCH);
         let mut wait = WaitPolicy::with_lone_looks(LONE_LOOKS);
-        // A blocking read sleeps until a datagram comes, or until the
-        // shutdown's waker shuts the socket's reading side.
+        // A read sleeps until a datagram comes or the shutdown wakes it.
         while !self.ctx.shutdown.is_triggered() {
+            if self.ctx.probe.is_requested() {
+                self.send_probe();
+            }
             // Right after a read, look again without sleeping (yielding the
             // CPU between looks) as long as the wait policy says that is
             // cheaper than a sleep and a wake-up.
             let awake = wait.awake();
             let slots = &mut slots[..read_size(self.queue.len())];
             let read = if awake {
-                reader.try_read(&self.socket, slots, &mut metas)
+                reader
+                    .try_read(&self.socket, slots, &mut metas)
+                    .map(|()| Readiness::Socket)
             } else {
-                reader.read(&self.socket, slots, &mut metas)
+                reader.read_or_wake(&self.socket, slots, &mut metas, &self.wake)
             };
             match read {
-                Ok(()) => {
+                Ok(Readiness::Socket) => {
                     wait.record(metas.len());
                     self.dispatch(slots, &metas)?;
                 }
+                Ok(Readiness::Woken) => break,
+                Ok(Readiness::Nudged) => {}
                 Err(e) if sys::is_timeout(&e) => {
                     if awake {
                         thread::yield_now();
                     }
                 }
-                Err(e) if sys::is_closed(&e) && self.ctx.shutdown.is_triggered() => break,
                 Err(e) if sys::is_transient(&e) => self.ctx.warnings.log(
                     Warning::ReceiveError,
                     Level::Warn,
@@ -91,6 +100,14 @@ impl ReceiverThread {
             }
         }
         Ok(())
+    }
+
+    /// Queues the watchdog's probe; while the queue is full it stays asked
+    /// for, and goes once a worker has made room.
+    fn send_probe(&self) {
+        if self.queue.try_send(Job::Probe).is_ok() {
+            self.ctx.probe.sent();
+        }
     }
 
     /// Settles or queues each datagram of one read, and counts them.
@@ -187,21 +204,25 @@ impl ReceiverThread {
             peer: meta.peer,
             local: meta.local,
         };
-        let back = match self.queue.try_send(datagram) {
-            Ok(()) => return None,
-            Err(TrySendError::Full(d)) => {
+        let Err(refused) = self.queue.try_send(Job::Datagram(datagram)) else {
+            return None;
+        };
+        let full = refused.is_full();
+        // The job refused is the datagram just sent: its buffer goes back
+        // to the pool and the slot keeps the fresh one.
+        if let Job::Datagram(d) = refused.into_inner() {
+            if full {
                 self.ctx.warnings.log(
                     Warning::QueueFull,
                     Level::Warn,
                     format_args!("queue full: dropped a datagram from {}", shown(d.peer)),
                 );
-                d
             }
-            // No worker is left. A worker that dies triggers the shutdown
-            // (see `Worker::run`), so this ends with the receiver's loop.
-            Err(TrySendError::Disconnected(d)) => d,
-        };
-        self.ctx.pool.give(mem::replace(slot, back.buf));
+            // Disconnected, no worker is left: a worker that dies triggers
+            // the shutdown (see `Worker::run`), so this ends with the
+            // receiver's loop.
+            self.ctx.pool.give(mem::replace(slot, d.buf));
+        }
         Some(Count::DroppedQueueFull)
     }
 }
@@ -223,6 +244,7 @@ mod tests {
             max_datagram: 63,
             loop_guard: None,
             pace: Default::default(),
+            probe: Default::default(),
         })
     }
 
@@ -236,8 +258,8 @@ mod tests {
         let (queue, _rx) = crossbeam_channel::bounded(4);
         let shutdown = Shutdown::new();
         let stats = Arc::new(Stats::default());
-        let receiver =
-            ReceiverThread::new(context(&shutdown, &stats), Arc::new(socket), queue, None);
+        let wake = Arc::new(Wake::new().unwrap());
+        let receiver = ReceiverThread::new(context(&shutdown, &stats), socket, wake, queue, None);
         let err = receiver.run().unwrap_err();
         assert!(shutdown.is_triggered());
         assert!(err.to_string().starts_with("receiving stopped"), "{err}");

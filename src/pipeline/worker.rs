@@ -13,7 +13,7 @@ use log::Level;
 use super::context::{ServerContext, Warning, RECEIVED_TARGET};
 use super::loopguard::Rule;
 use super::wait::WaitPolicy;
-use super::{shown, Datagram};
+use super::{shown, Datagram, Job};
 use crate::control::shutdown::TriggerOnDrop;
 use crate::control::stats::{Count, Pending};
 use crate::handler::{Answer, Handler, Request};
@@ -33,7 +33,7 @@ pub(crate) struct Worker<H> {
     /// This worker's own: no other thread touches it.
     handler: H,
     socket: UdpSocket,
-    queue: Receiver<Datagram>,
+    queue: Receiver<Job>,
     segmentation: Arc<Segmentation>,
 }
 
@@ -68,7 +68,7 @@ impl<H: Handler> Worker<H> {
         ctx: Arc<ServerContext>,
         handler: H,
         socket: UdpSocket,
-        queue: Receiver<Datagram>,
+        queue: Receiver<Job>,
         segmentation: Arc<Segmentation>,
     ) -> Worker<H> {
         Worker {
@@ -93,15 +93,7 @@ impl<H: Handler> Worker<H> {
         let mut wait = WaitPolicy::new();
         while let Some(first) = self.next(&mut wait) {
             batch.push(first);
-            // Take what else is already queued, without waiting for more: a
-            // lone request is answered at once.
-            let take = self.ctx.pace.batch();
-            while batch.len() < take {
-                match self.queue.try_recv() {
-                    Ok(d) => batch.push(d),
-                    Err(_) => break,
-                }
-            }
+            self.take_queued(&mut batch);
             wait.record(batch.len());
             let served = panic::catch_unwind(AssertUnwindSafe(|| {
                 self.serve(&batch, &mut replies, &mut outcomes, &mut writer)
@@ -133,14 +125,46 @@ impl<H: Handler> Worker<H> {
     /// yielding the CPU between looks, as long as the wait policy says that
     /// is the cheaper wait; otherwise it sleeps until one comes.
     fn next(&self, wait: &mut WaitPolicy) -> Option<Datagram> {
+        loop {
+            let job = self.next_job(wait)?;
+            if let Some(d) = self.datagram(job) {
+                return Some(d);
+            }
+        }
+    }
+
+    fn next_job(&self, wait: &mut WaitPolicy) -> Option<Job> {
         while wait.awake() {
             match self.queue.try_recv() {
-                Ok(d) => return Some(d),
+                Ok(job) => return Some(job),
                 Err(TryRecvError::Empty) => thread::yield_now(),
                 Err(TryRecvError::Disconnected) => return None,
             }
         }
         self.queue.recv().ok()
+    }
+
+    /// Adds to `batch` what else is already queued, up to what the pace
+    /// allows, without waiting for more: a lone request is answered at once.
+    fn take_queued(&self, batch: &mut Vec<Datagram>) {
+        let take = self.ctx.pace.batch();
+        while batch.len() < take {
+            match self.queue.try_recv() {
+                Ok(job) => batch.extend(self.datagram(job)),
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// The datagram a job carries; a probe is answered here, and carries none.
+    fn datagram(&self, job: Job) -> Option<Datagram> {
+        match job {
+            Job::Datagram(d) => Some(d),
+            Job::Probe => {
+                self.ctx.probe.answer();
+                None
+            }
+        }
     }
 
     /// Answers one batch and counts the fate of each of its datagrams;

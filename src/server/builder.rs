@@ -4,11 +4,21 @@
 use std::fmt;
 use std::net::UdpSocket;
 
-use super::{start, Server};
+#[cfg(target_os = "linux")]
+use std::sync::Arc;
+#[cfg(target_os = "linux")]
+use std::time::Duration;
+
+#[cfg(target_os = "linux")]
+use super::start::Service;
+use super::start::{self, Parts};
+use super::Server;
 use crate::config::Config;
 use crate::control::shutdown::Shutdown;
 use crate::error::{Error, Result};
 use crate::handler::{Greeter, Handler};
+#[cfg(target_os = "linux")]
+use crate::service::Notifier;
 
 /// Makes the handler of one worker, given its index.
 type Factory<H> = Box<dyn FnMut(usize) -> Result<H>>;
@@ -52,6 +62,8 @@ pub struct Builder<H> {
     socket: Option<UdpSocket>,
     shutdown: Option<Shutdown>,
     factory: Factory<H>,
+    #[cfg(target_os = "linux")]
+    service: Service,
 }
 
 impl Builder<Greeter> {
@@ -61,6 +73,8 @@ impl Builder<Greeter> {
             socket: None,
             shutdown: None,
             factory: Box::new(|_| Ok(Greeter)),
+            #[cfg(target_os = "linux")]
+            service: Service::default(),
         }
     }
 }
@@ -112,6 +126,29 @@ impl<H: Handler> Builder<H> {
         self
     }
 
+    #[cfg(target_os = "linux")]
+    /// Tells the service manager behind `notifier` how the server is
+    /// doing (sd_notify): `READY=1` once every thread serves, `STOPPING=1`
+    /// when the shutdown begins, and a `STATUS=` with the counters at each
+    /// periodic report ([`Config::stats_interval`]) and watchdog ping.
+    pub fn notify(mut self, notifier: Notifier) -> Builder<H> {
+        self.service.notifier = Some(Arc::new(notifier));
+        self
+    }
+
+    #[cfg(target_os = "linux")]
+    /// Pings the service manager's watchdog (`WATCHDOG=1`) every `every`,
+    /// half its timeout ([`watchdog_interval`](crate::service::watchdog_interval)
+    /// gives it): each ping only once a worker has taken a probe through
+    /// the queue since the last, so a pipeline that stopped moving stops
+    /// the pings. Needs [`notify`](Builder::notify). Without a watchdog an
+    /// idle server wakes no thread; with one, a probe goes through every
+    /// `every`.
+    pub fn watchdog(mut self, every: Duration) -> Builder<H> {
+        self.service.watchdog = Some(every);
+        self
+    }
+
     /// Checks the configuration, makes every worker's handler, binds the
     /// socket (or takes the one given) and starts the threads; returns once
     /// they all serve.
@@ -119,15 +156,21 @@ impl<H: Handler> Builder<H> {
     /// Logs `Bind UDP on PORT...` with the port really bound.
     pub fn start(mut self) -> Result<Server> {
         self.config.validate()?;
+        #[cfg(target_os = "linux")]
+        if self.service.watchdog.is_some() && self.service.notifier.is_none() {
+            return Err(Error::config("a watchdog needs a notifier to ping"));
+        }
         let handlers = (0..self.config.workers)
             .map(&mut self.factory)
             .collect::<Result<Vec<H>>>()?;
-        start::start(
-            &self.config,
-            self.socket,
-            self.shutdown.unwrap_or_default(),
+        let parts = Parts {
+            socket: self.socket,
+            shutdown: self.shutdown.unwrap_or_default(),
             handlers,
-        )
+            #[cfg(target_os = "linux")]
+            service: self.service,
+        };
+        start::start(&self.config, parts)
     }
 
     fn with_factory<G>(self, factory: Factory<G>) -> Builder<G> {
@@ -136,6 +179,8 @@ impl<H: Handler> Builder<H> {
             socket: self.socket,
             shutdown: self.shutdown,
             factory,
+            #[cfg(target_os = "linux")]
+            service: self.service,
         }
     }
 }

@@ -58,6 +58,7 @@ struct Threads {
     pipeline: Pipeline,
     reporter: Option<JoinHandle<()>>,
     metrics: Option<JoinHandle<()>>,
+    watchdog: Option<JoinHandle<()>>,
 }
 
 impl Threads {
@@ -71,6 +72,7 @@ impl Threads {
         for (name, handle) in [
             ("stats", self.reporter.take()),
             ("metrics", self.metrics.take()),
+            ("watchdog", self.watchdog.take()),
         ] {
             if let Some(handle) = handle {
                 if handle.join().is_err() && first_error.is_none() {

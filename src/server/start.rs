@@ -3,28 +3,55 @@
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
+#[cfg(target_os = "linux")]
+use std::time::Duration;
 
 use super::{Server, Threads};
 use crate::config::Config;
 use crate::control::reporter::Reporter;
 use crate::control::shutdown::Shutdown;
 use crate::control::stats::Stats;
+#[cfg(target_os = "linux")]
+use crate::control::watchdog::Watchdog;
 use crate::error::{Error, Result};
 use crate::handler::Handler;
 use crate::pipeline::buffer::BufferPool;
 use crate::pipeline::context::ServerContext;
 use crate::pipeline::loopguard::LoopGuard;
 use crate::pipeline::{spawn, Pipeline};
+#[cfg(target_os = "linux")]
+use crate::service::Notifier;
 use crate::sys::{self, BATCH};
 
-/// Starts a server of `config` on `socket` (or one bound from
-/// `config.bind`), a worker for each of `handlers`, stopping on `shutdown`.
-pub(super) fn start<H: Handler>(
-    config: &Config,
-    socket: Option<UdpSocket>,
-    shutdown: Shutdown,
-    handlers: Vec<H>,
-) -> Result<Server> {
+/// What the builder gathered beside the configuration.
+pub(super) struct Parts<H> {
+    /// The socket given, or `None` to bind `config.bind`.
+    pub socket: Option<UdpSocket>,
+    pub shutdown: Shutdown,
+    /// One per worker.
+    pub handlers: Vec<H>,
+    #[cfg(target_os = "linux")]
+    pub service: Service,
+}
+
+/// Telling a service manager how the server is doing.
+#[cfg(target_os = "linux")]
+#[derive(Debug, Default)]
+pub(super) struct Service {
+    pub notifier: Option<Arc<Notifier>>,
+    /// How often the watchdog wants a ping, if it does.
+    pub watchdog: Option<Duration>,
+}
+
+/// Starts a server of `config` from `parts`.
+pub(super) fn start<H: Handler>(config: &Config, parts: Parts<H>) -> Result<Server> {
+    let Parts {
+        socket,
+        shutdown,
+        handlers,
+        #[cfg(target_os = "linux")]
+        service,
+    } = parts;
     let socket = match socket {
         Some(given) => sys::adopt(given)?,
         None => sys::bind(config)?,
@@ -40,7 +67,7 @@ pub(super) fn start<H: Handler>(
     announce(config, local_addr);
     let stats = Arc::new(Stats::default());
     let ctx = Arc::new(context(config, local_addr, &stats, &shutdown));
-    let pipeline = Pipeline::start(config, socket, ctx, handlers)?;
+    let pipeline = Pipeline::start(config, socket, ctx.clone(), handlers)?;
     let mut server = Server {
         local_addr,
         metrics_addr: None,
@@ -51,6 +78,7 @@ pub(super) fn start<H: Handler>(
             pipeline,
             reporter: None,
             metrics: None,
+            watchdog: None,
         },
     };
     // If a control thread cannot start, the server stops and joins what
@@ -59,15 +87,51 @@ pub(super) fn start<H: Handler>(
     if let Some(endpoint) = endpoint {
         start_metrics(&mut server, config, endpoint)?;
     }
+    #[cfg(target_os = "linux")]
+    let notifier = service.notifier.clone();
+    #[cfg(not(target_os = "linux"))]
+    let notifier = None;
     if let Some(every) = config.stats_interval {
         let reporter = Reporter {
             stats: server.stats.clone(),
             shutdown: server.shutdown.clone(),
             every,
+            notifier,
         };
         server.threads.reporter = Some(spawn("stats", move || reporter.run())?);
     }
+    #[cfg(target_os = "linux")]
+    notify_service(&mut server, &ctx, service)?;
     Ok(server)
+}
+
+/// Tells the service manager the server is ready, and that it stops when
+/// it does; starts the watchdog if it wants pings.
+#[cfg(target_os = "linux")]
+fn notify_service(server: &mut Server, ctx: &ServerContext, service: Service) -> Result<()> {
+    let Some(notifier) = service.notifier else {
+        return Ok(());
+    };
+    if let Some(every) = service.watchdog {
+        let watchdog = Watchdog {
+            probe: ctx.probe.clone(),
+            nudge: Box::new(server.threads.pipeline.nudge()),
+            notifier: notifier.clone(),
+            stats: server.stats.clone(),
+            shutdown: server.shutdown.clone(),
+            every,
+        };
+        server.threads.watchdog = Some(spawn("watchdog", move || watchdog.run())?);
+    }
+    let at_stop = notifier.clone();
+    server.shutdown.on_trigger(move || {
+        let _ = at_stop.notify("STOPPING=1\nSTATUS=stopping: answering what is queued");
+    });
+    let ready = format!("READY=1\nSTATUS=serving on {}", server.local_addr);
+    if let Err(e) = notifier.notify(&ready) {
+        log::warn!("cannot tell the service manager the server is ready: {e}");
+    }
+    Ok(())
 }
 
 /// The start's lines: the port, and a warning where replies can be aimed.
@@ -105,6 +169,7 @@ fn context(
             .loop_guard
             .then(|| LoopGuard::new(local, &config.service_ports)),
         pace: Default::default(),
+        probe: Default::default(),
     }
 }
 

@@ -75,19 +75,14 @@ pub(crate) fn retry_if_interrupted<T>(mut f: impl FnMut() -> io::Result<T>) -> i
     }
 }
 
-/// The error a read gives once the socket's reading side was shut
-/// ([`wake_reader`](super::wake_reader)): what the shutdown uses to wake
-/// the receiver.
+/// The error a read gives when the socket's reading side was shut
+/// (`shutdown(SHUT_RD)`), by whichever process holds a copy of it: every
+/// read then returns at once with nothing, so no reader can go on.
 pub(crate) fn closed() -> io::Error {
     io::Error::new(
         io::ErrorKind::NotConnected,
-        "the socket's reading side is shut",
+        "the socket's reading side was shut",
     )
-}
-
-/// Whether a read failed because the socket's reading side was shut.
-pub(crate) fn is_closed(err: &io::Error) -> bool {
-    err.kind() == io::ErrorKind::NotConnected
 }
 
 /// Whether the error is only a read timeout running out.
@@ -124,7 +119,7 @@ mod tests {
         }
         assert!(is_timeout(&WouldBlock.into()));
         assert!(!is_timeout(&Interrupted.into()));
-        assert!(is_closed(&closed()) && !is_transient(&closed()));
+        assert!(!is_transient(&closed()));
     }
 
     #[test]

@@ -40,25 +40,25 @@ pub(crate) mod process;
 pub(crate) mod activation;
 
 // Waking a blocked reader without shutting the socket's reading side, which
-// every copy of the socket would see. The receiver is to use it; until then
-// only the tests do.
+// every copy of the socket would see.
 #[cfg(target_os = "linux")]
-#[cfg_attr(not(test), allow(dead_code))]
-pub(crate) mod wake;
+mod wake;
 
 #[cfg(feature = "bench")]
 pub(crate) use datagram::retry_if_interrupted;
-pub(crate) use datagram::{is_closed, is_timeout, is_transient, Meta, Outgoing, BATCH};
+pub(crate) use datagram::{is_timeout, is_transient, Meta, Outgoing, BATCH};
 #[cfg(feature = "bench")]
 pub(crate) use poll::wait_readable;
-pub(crate) use socket::{adopt, bind, wake_reader};
+pub(crate) use socket::{adopt, bind};
 #[cfg(feature = "bench")]
 pub(crate) use socket::{client_socket, TimerSlack};
 
 #[cfg(target_os = "linux")]
 pub(crate) use linux::{Reader, Segmentation, Writer};
 #[cfg(not(target_os = "linux"))]
-pub(crate) use portable::{Reader, Segmentation, Writer};
+pub(crate) use portable::{Reader, Readiness, Segmentation, Wake, Writer};
+#[cfg(target_os = "linux")]
+pub(crate) use wake::{Readiness, Wake};
 
 #[cfg(all(test, unix))]
 pub(crate) use socket::break_for_test;

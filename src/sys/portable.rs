@@ -14,9 +14,43 @@ pub(crate) struct Segmentation;
 /// Reads one datagram per call.
 pub(crate) struct Reader;
 
+/// What ended a [`Reader::read_or_wake`], as on Linux.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Readiness {
+    Socket,
+    Woken,
+    Nudged,
+}
+
+/// Here a blocked read ends on the socket's read timeout, and the receiver
+/// then sees the shutdown's flag and any probe asked for: nothing to wake.
+#[derive(Debug)]
+pub(crate) struct Wake;
+
+impl Wake {
+    pub(crate) fn new() -> io::Result<Wake> {
+        Ok(Wake)
+    }
+
+    pub(crate) fn wake(&self) {}
+
+    pub(crate) fn nudge(&self) {}
+}
+
 impl Reader {
     pub(crate) fn new(_batch: usize) -> Reader {
         Reader
+    }
+
+    /// A blocking read, ended by the socket's read timeout at the latest.
+    pub(crate) fn read_or_wake(
+        &mut self,
+        sock: &UdpSocket,
+        bufs: &mut [Vec<u8>],
+        out: &mut Vec<Meta>,
+        _wake: &Wake,
+    ) -> io::Result<Readiness> {
+        self.read(sock, bufs, out).map(|()| Readiness::Socket)
     }
 
     pub(crate) fn read(

@@ -18,15 +18,15 @@ use crate::error::{Error, Result};
 /// all block may take this once per run).
 const SEND_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// How long a read blocks where shutting the reading side is not known to
-/// wake it (elsewhere than Linux), so the receiver still sees the shutdown
+/// How long a read blocks where the receiver cannot sleep on the socket and
+/// a wake together (elsewhere than Linux), so it still sees the shutdown's
 /// flag within this.
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 const READ_TIMEOUT: Duration = Duration::from_millis(50);
 
-/// Creates, configures and binds the server's socket. On Linux a read
-/// blocks until a datagram comes or [`wake_reader`] is called; elsewhere
-/// it also ends after [`READ_TIMEOUT`].
+/// Creates, configures and binds the server's socket. Elsewhere than
+/// Linux a blocking read also ends after [`READ_TIMEOUT`], so the receiver
+/// sees the shutdown's flag.
 pub(crate) fn bind(config: &Config) -> Result<UdpSocket> {
     let addr = config.bind;
     let fail = |e| Error::bind("UDP", addr, e);
@@ -56,8 +56,7 @@ pub(crate) fn bind(config: &Config) -> Result<UdpSocket> {
 }
 
 /// Takes a socket the caller bound and configured, and changes only what
-/// serving needs: reads that block (between the waits of
-/// [`wake_reader`]), a send timeout where none is set, and destination
+/// serving needs: reads that block, a send timeout where none is set, and destination
 /// addresses on a wildcard bind. Its buffers, `SO_REUSEPORT` and any other
 /// option stay as the caller set them.
 pub(crate) fn adopt(socket: UdpSocket) -> Result<UdpSocket> {
@@ -95,8 +94,8 @@ fn prepare(socket: &Socket, addr: SocketAddr) -> io::Result<()> {
     prepare_reads(socket, addr)
 }
 
-/// Destination addresses on a wildcard bind, and the read timeout where
-/// shutting the reading side is not known to wake a read.
+/// Destination addresses on a wildcard bind, and the read timeout where a
+/// wake cannot end a read.
 fn prepare_reads(socket: &Socket, addr: SocketAddr) -> io::Result<()> {
     if addr.ip().is_unspecified() {
         if let Err(e) = enable_pktinfo(socket, addr) {
@@ -106,16 +105,6 @@ fn prepare_reads(socket: &Socket, addr: SocketAddr) -> io::Result<()> {
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
     socket.set_read_timeout(Some(READ_TIMEOUT))?;
     Ok(())
-}
-
-/// Wakes a thread blocked reading `socket`, and makes every later read
-/// fail at once with [`closed`](super::datagram::closed), by shutting the
-/// socket's reading side; sending is untouched, so the workers still
-/// answer what was read. Linux wakes the reader even on an unconnected UDP
-/// socket, though it reports `ENOTCONN`; where that is not known to hold,
-/// the read timeout bounds the wait instead.
-pub(crate) fn wake_reader(socket: &UdpSocket) {
-    let _ = socket2::SockRef::from(socket).shutdown(std::net::Shutdown::Read);
 }
 
 #[cfg(target_os = "linux")]

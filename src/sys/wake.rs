@@ -15,14 +15,16 @@ use std::io;
 use std::net::UdpSocket;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-use super::datagram::retry_if_interrupted;
+use super::datagram::{closed, retry_if_interrupted};
 
-/// A latch that a thread sleeping in [`wait_readable`] sees at once: once
-/// [`Wake::wake`] is called, every wait, then and later, returns
-/// [`Readiness::Woken`].
+/// Two eventfds a reader polls beside its socket: `stop`, a latch that
+/// once set ends every wait, then and later; and `nudge`, which ends one
+/// wait and is taken by it, to ask the reader to look up from its socket
+/// (the watchdog's probe).
 #[derive(Debug)]
 pub(crate) struct Wake {
-    event: OwnedFd,
+    stop: OwnedFd,
+    nudge: OwnedFd,
 }
 
 /// What ended a [`wait_readable`].
@@ -32,55 +34,94 @@ pub(crate) enum Readiness {
     Socket,
     /// [`Wake::wake`] was called.
     Woken,
+    /// [`Wake::nudge`] was called since the last wait.
+    Nudged,
+}
+
+/// A non-blocking eventfd whose counter starts at 0.
+fn eventfd() -> io::Result<OwnedFd> {
+    // SAFETY: eventfd takes two integers and touches no memory.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: eventfd just returned `fd`, open and owned by no one else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Adds one to an eventfd's counter, making it readable. A write that
+/// fails (the counter full, after 2^64 - 2 adds) leaves it readable too.
+fn add_one(event: &OwnedFd) {
+    let one: u64 = 1;
+    // SAFETY: `one` is 8 readable bytes, the size an eventfd write takes,
+    // and outlives the call.
+    let _ = unsafe {
+        libc::write(
+            event.as_raw_fd(),
+            (&one as *const u64).cast(),
+            std::mem::size_of::<u64>(),
+        )
+    };
+}
+
+/// Takes an eventfd's counter back to 0, so it is no longer readable.
+fn drain(event: &OwnedFd) {
+    let mut count: u64 = 0;
+    // SAFETY: `count` is 8 writable bytes, the size an eventfd read takes,
+    // and outlives the call; the fd is non-blocking, so an empty counter
+    // returns EAGAIN, which leaves nothing to do.
+    let _ = unsafe {
+        libc::read(
+            event.as_raw_fd(),
+            (&mut count as *mut u64).cast(),
+            std::mem::size_of::<u64>(),
+        )
+    };
 }
 
 impl Wake {
-    /// A latch not yet woken.
+    /// A wake neither woken nor nudged.
     pub(crate) fn new() -> io::Result<Wake> {
-        // SAFETY: eventfd takes two integers and touches no memory.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: eventfd just returned `fd`, open and owned by no one else.
-        let event = unsafe { OwnedFd::from_raw_fd(fd) };
-        Ok(Wake { event })
+        Ok(Wake {
+            stop: eventfd()?,
+            nudge: eventfd()?,
+        })
     }
 
     /// Wakes every thread waiting now and every later wait. The counter is
-    /// never read, so it stays readable; a write that fails (the counter
-    /// full, after 2^64 - 2 wakes) leaves it readable too.
+    /// never read, so it stays readable.
     pub(crate) fn wake(&self) {
-        let one: u64 = 1;
-        // SAFETY: `one` is 8 readable bytes, the size an eventfd write
-        // takes, and outlives the call.
-        let _ = unsafe {
-            libc::write(
-                self.event.as_raw_fd(),
-                (&one as *const u64).cast(),
-                std::mem::size_of::<u64>(),
-            )
-        };
+        add_one(&self.stop);
+    }
+
+    /// Ends the next wait (or the current one) with [`Readiness::Nudged`].
+    pub(crate) fn nudge(&self) {
+        add_one(&self.nudge);
     }
 }
 
-/// Sleeps, with no timeout, until `socket` has something to read or `wake`
-/// is woken; a woken latch wins when both are ready, so a reader told to
-/// stop leaves what is queued to the socket's next reader. A signal that
-/// interrupts the wait does not end it.
+/// Sleeps, with no timeout, until `socket` has something to read, or
+/// `wake` is woken or nudged. A woken latch wins over both others, so a
+/// reader told to stop leaves what is queued to the socket's next reader;
+/// a nudge is taken by the wait it ends. A signal that interrupts the wait
+/// does not end it. A socket whose reading side was shut (by another
+/// process holding it: this one never does) fails with
+/// [`closed`](super::datagram::closed): every wait would end at once and
+/// every read find nothing.
 pub(crate) fn wait_readable(socket: &UdpSocket, wake: &Wake) -> io::Result<Readiness> {
     let mut fds = [
-        libc::pollfd {
-            fd: socket.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        },
-        libc::pollfd {
-            fd: wake.event.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        },
-    ];
+        socket.as_raw_fd(),
+        wake.stop.as_raw_fd(),
+        wake.nudge.as_raw_fd(),
+    ]
+    .map(|fd| libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    });
+    // A socket whose reading side another holder shut stays readable to
+    // poll while reads find nothing: asked for, that shows as POLLRDHUP.
+    fds[0].events |= libc::POLLRDHUP;
     retry_if_interrupted(|| {
         // SAFETY: `fds` outlives the call and the length is its own.
         let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
@@ -94,6 +135,13 @@ pub(crate) fn wait_readable(socket: &UdpSocket, wake: &Wake) -> io::Result<Readi
     }
     if fds[1].revents != 0 {
         return Ok(Readiness::Woken);
+    }
+    if fds[2].revents != 0 {
+        drain(&wake.nudge);
+        return Ok(Readiness::Nudged);
+    }
+    if fds[0].revents & libc::POLLRDHUP != 0 {
+        return Err(closed());
     }
     // POLLIN, or POLLERR for an error the next read reports.
     Ok(Readiness::Socket)
@@ -185,5 +233,23 @@ mod tests {
             (&buf[..n], from),
             (&b"after"[..], sender.local_addr().unwrap())
         );
+    }
+
+    #[test]
+    fn a_nudge_ends_one_wait() {
+        let socket = crate::sys::test_support::loopback();
+        let wake = Arc::new(Wake::new().unwrap());
+        assert_eq!(waited(&socket, &wake, || wake.nudge()), Readiness::Nudged);
+        // Taken by the wait it ended: the next one sleeps until a datagram.
+        let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = socket.local_addr().unwrap();
+        let r = waited(&socket, &wake, || {
+            sender.send_to(b"x", to).unwrap();
+        });
+        assert_eq!(r, Readiness::Socket);
+        // A stop wins over a nudge.
+        wake.nudge();
+        wake.wake();
+        assert_eq!(wait_readable(&socket, &wake).unwrap(), Readiness::Woken);
     }
 }

@@ -9,7 +9,8 @@ use std::ptr;
 use super::addr;
 use super::cmsg::{space, Buf, Decoder};
 use super::{empty_iovec, zeroed_mmsghdr};
-use crate::sys::datagram::{closed, Meta};
+use crate::sys::datagram::{closed, is_timeout, Meta};
+use crate::sys::wake::{wait_readable, Readiness, Wake};
 
 /// Room for every control message a datagram may bring: a dual-stack socket
 /// asks for both `IPV6_PKTINFO` and `IP_PKTINFO`, and an IPv4 request gets
@@ -42,9 +43,10 @@ impl Reader {
 
     /// Fills `bufs` from the front with datagrams (each buffer's length
     /// becomes the bytes received, up to its capacity) and describes each
-    /// in `out`. Blocks for the first only, then takes whatever else is
-    /// already waiting. Once the reading side is shut it fails with
-    /// [`closed`](crate::sys::datagram::closed).
+    /// in `out`. Blocks for the first only (on a blocking socket), then
+    /// takes whatever else is already waiting. Once the reading side is
+    /// shut it fails with [`closed`](crate::sys::datagram::closed).
+    #[cfg(any(feature = "bench", test))]
     pub(crate) fn read(
         &mut self,
         sock: &UdpSocket,
@@ -62,6 +64,29 @@ impl Reader {
         out: &mut Vec<Meta>,
     ) -> io::Result<()> {
         self.read_with(sock, bufs, out, libc::MSG_DONTWAIT)
+    }
+
+    /// Like [`try_read`](Reader::try_read), but when nothing is there it
+    /// sleeps until something is ([`Readiness::Socket`], with `out` filled),
+    /// or until `wake` is woken or nudged, which it says, reading nothing.
+    /// The socket itself is never touched, so its other copies read on.
+    pub(crate) fn read_or_wake(
+        &mut self,
+        sock: &UdpSocket,
+        bufs: &mut [Vec<u8>],
+        out: &mut Vec<Meta>,
+        wake: &Wake,
+    ) -> io::Result<Readiness> {
+        loop {
+            match self.try_read(sock, bufs, out) {
+                Ok(()) => return Ok(Readiness::Socket),
+                Err(e) if is_timeout(&e) => match wait_readable(sock, wake)? {
+                    Readiness::Socket => continue,
+                    other => return Ok(other),
+                },
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     fn read_with(
@@ -222,37 +247,35 @@ mod tests {
     }
 
     #[test]
-    fn shut_reading_side() {
-        // What the shutdown does to wake a blocked receiver: the read in
-        // progress returns, and every later one fails at once, while a
-        // datagram queued before still comes first.
-        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
-        // Bounds the wait should the wake fail: the test then fails.
-        server
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
+    fn woken_reader_leaves_the_socket_alone() {
+        // What the shutdown does to stop a receiver asleep on an idle
+        // socket: the read returns, says it was woken, and the socket still
+        // delivers to another copy what arrives after.
+        let server = crate::sys::test_support::loopback();
         let client = UdpSocket::bind("127.0.0.1:0").unwrap();
-        client
-            .send_to(b"queued", server.local_addr().unwrap())
-            .unwrap();
+        let to = server.local_addr().unwrap();
+        client.send_to(b"queued", to).unwrap();
+        let wake = std::sync::Arc::new(Wake::new().unwrap());
         let mut reader = Reader::new(4);
         let mut bufs: Vec<Vec<u8>> = (0..4).map(|_| Vec::with_capacity(64)).collect();
         let mut metas = Vec::new();
-        reader.read(&server, &mut bufs, &mut metas).unwrap();
-        assert_eq!(metas.len(), 1);
+        let r = reader.read_or_wake(&server, &mut bufs, &mut metas, &wake);
+        assert_eq!(r.unwrap(), Readiness::Socket);
         assert_eq!(bufs[0], b"queued");
-        // A clone is the same socket: shutting it shuts the original.
-        let waker = server.try_clone().unwrap();
+        let copy = server.try_clone().unwrap();
+        let waker = wake.clone();
         let blocked = std::thread::spawn(move || {
-            let r = reader.read(&server, &mut bufs, &mut metas);
-            (r.map_err(|e| e.kind()), reader, server, bufs, metas)
+            let r = reader.read_or_wake(&server, &mut bufs, &mut metas, &waker);
+            (r.map_err(|e| e.kind()), metas.len())
         });
         std::thread::sleep(Duration::from_millis(50));
-        crate::sys::wake_reader(&waker);
-        let (r, mut reader, server, mut bufs, mut metas) = blocked.join().unwrap();
-        assert_eq!(r, Err(io::ErrorKind::NotConnected));
-        let again = reader.read(&server, &mut bufs, &mut metas).unwrap_err();
-        assert!(crate::sys::is_closed(&again));
+        wake.wake();
+        let (r, read) = blocked.join().unwrap();
+        assert_eq!((r, read), (Ok(Readiness::Woken), 0));
+        client.send_to(b"after", to).unwrap();
+        let mut buf = [0u8; 16];
+        let (n, _) = copy.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"after");
     }
 
     #[test]
