@@ -52,7 +52,9 @@
 #     to; an earlier run's id adds shapes to it
 #   SERVERS ["ours std handoff batched tokio tokio-spawn-blocking threads
 #     python"]; a server `alt-NAME` runs the binary $ALT_DIR/NAME like ours,
-#     to try a change side by side (not in the shapes with per-request work)
+#     to try a change side by side; in the shapes with per-request work it
+#     runs $ALT_DIR/slow-NAME (that build's slow_greeter), and sits them
+#     out without one
 #   SHAPES [all]: the matrix shapes to run, by name (window-8 paced-20000 ...)
 #   PHASES ["matrix memory"]; also: unpinned pinned latency cpu sweep
 # A quick run: MATRIX_ROUNDS=1 MATRIX_SECS=1 MEM_SECS=2 benches/compare.sh
@@ -153,12 +155,14 @@ port_of() {
 
 # takes_part NAME COST: whether server NAME runs when each request costs
 # COST (the baselines' flags; empty for nothing). Python cannot block per
-# request, and alt-NAME is a build of udp-greeter, which has no per-request
-# work; the spawn_blocking variant and the threads are only there for that
-# work.
+# request, and alt-NAME needs its own slow_greeter for that; the
+# spawn_blocking variant and the threads are only there for that work.
 takes_part() {
   case $1 in
-    python | alt-*) [ -z "$2" ] ;;
+    python) [ -z "$2" ] ;;
+    # A variant takes part in the shapes with work when its slow_greeter
+    # was built beside it, as slow-NAME.
+    alt-*) [ -z "$2" ] || [ -x "${ALT_DIR:-}/slow-${1#alt-}" ] ;;
     tokio-spawn-blocking | threads) [ -n "$2" ] ;;
     *) true ;;
   esac
@@ -190,7 +194,12 @@ start() {
       "${pre[@]}" "$BIN/baseline_threads" ${pool:+--threads "$pool"} --bind 127.0.0.1:0 $cost >"$WORK/$name.log" 2>&1 & ;;
     python) "${pre[@]}" python3 "$PY_SERVER" 0 >/dev/null 2>"$WORK/$name.log" & ;;
     # A variant of ours, built elsewhere, for a side-by-side trial of a change.
-    alt-*) "${pre[@]}" "$ALT_DIR/${name#alt-}" --bind 127.0.0.1:0 --log-level warn >"$WORK/$name.log" 2>&1 & ;;
+    alt-*)
+      if [ -n "$cost" ]; then
+        "${pre[@]}" "$ALT_DIR/slow-${name#alt-}" ${pool:+--workers "$pool"} $cost --bind 127.0.0.1:0 >"$WORK/$name.log" 2>&1 &
+      else
+        "${pre[@]}" "$ALT_DIR/${name#alt-}" --bind 127.0.0.1:0 --log-level warn >"$WORK/$name.log" 2>&1 &
+      fi ;;
     *) echo "error: unknown server: $name" >&2; exit 2 ;;
   esac
   PID=$!

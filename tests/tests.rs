@@ -62,3 +62,7 @@ mod source_address;
 mod stress;
 // The shipped systemd unit (`systemd-analyze verify` is ignored).
 mod systemd;
+// The unit under a real systemd in a container, and systemd-socket-activate
+// (root, debootstrap and systemd-nspawn; ignored).
+#[cfg(target_os = "linux")]
+mod systemd_live;

@@ -113,12 +113,16 @@ pub fn assert_balanced(s: &Snapshot) {
 mod net;
 #[cfg(target_os = "linux")]
 mod netns;
+#[cfg(target_os = "linux")]
+mod nspawn;
 mod process;
 mod tools;
 
 pub use net::*;
 #[cfg(target_os = "linux")]
 pub use netns::*;
+#[cfg(target_os = "linux")]
+pub use nspawn::*;
 pub use process::*;
 pub use tools::*;
 

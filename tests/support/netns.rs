@@ -18,13 +18,14 @@ pub const IP: Tool = ("ip", "-V", "iproute2");
 pub const NFT: Tool = ("nft", "--version", "nftables");
 pub const PYTHON: Tool = ("python3", "--version", "python3");
 
-/// Fails the test, saying what is missing, unless it runs as root with
-/// `tools` at hand; `module` names the tests, for the command to rerun them.
-fn require(module: &str, tools: &[Tool]) {
+/// Fails the test, saying what is missing, unless it runs as root (which
+/// `root_for` says what for) with `tools` at hand; `module` names the
+/// tests, for the command to rerun them.
+pub(super) fn require(module: &str, root_for: &str, tools: &[Tool]) {
     let mut missing = Vec::new();
     // SAFETY: geteuid(2) cannot fail and touches no memory.
     if unsafe { libc::geteuid() } != 0 {
-        missing.push("root (network namespaces need it)".to_string());
+        missing.push(format!("root ({root_for} need it)"));
     }
     for (tool, arg, package) in tools {
         if let Err(why) = quietly(Command::new(tool).arg(arg)) {
@@ -74,7 +75,7 @@ impl Netns {
     pub fn new(module: &str, tools: &[Tool]) -> Netns {
         let mut needed = vec![IP];
         needed.extend_from_slice(tools);
-        require(module, &needed);
+        require(module, "network namespaces", &needed);
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let name = format!(
             "udpg-{module}-{}-{}",
