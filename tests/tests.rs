@@ -62,3 +62,7 @@ mod source_address;
 mod stress;
 // The shipped systemd unit (`systemd-analyze verify` is ignored).
 mod systemd;
+// The server binary under a service manager: the socket passed, sd_notify,
+// the watchdog; upgrades in place on SIGUSR2, and one that fails.
+#[cfg(target_os = "linux")]
+mod upgrade;
