@@ -176,7 +176,10 @@ pub use crate::server::{Builder, Server};
 /// itself never installs a handler.
 #[cfg(unix)]
 pub mod signals {
-    pub use crate::sys::signal::{hangup_ignored, ignore_hangup};
+    pub use crate::sys::signal::{
+        block_sigusr2, block_sigusr2_in_child, hangup_ignored, ignore_hangup, take_pending_sigusr2,
+        wait_sigusr2,
+    };
 }
 
 #[cfg(test)]

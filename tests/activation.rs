@@ -1,6 +1,6 @@
 //! The socket that outlives a process: handed to a child as descriptor 3
-//! and read there (by Python, and by this binary run again), refused when
-//! it is not a UDP socket; sd_notify's datagrams; and why shutting the
+//! and read there (by Python, and by the server binary), refused when it
+//! is not a UDP socket; sd_notify's datagrams; and why shutting the
 //! reading side cannot be how a reader is woken once copies are shared.
 //!
 //! python3 is required, as for the interop tests: without it these fail.
@@ -8,67 +8,22 @@
 use std::net::{SocketAddr, UdpSocket};
 use std::os::unix::net::UnixDatagram;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use udp_greeter::service::{inherited_socket, pass_socket, Notifier};
+use udp_greeter::service::{pass_socket, Notifier};
 
-use crate::support::{command, recv_within, socket_on, Proc, TempDir, PATIENCE, V4};
+use crate::support::{
+    command, recv_within, run_with, server_with, socket_on, Proc, TempDir, PATIENCE, SERVER_BIN, V4,
+};
 
-/// Set in the environment of this binary run again as a child: the name
-/// to ask `inherited_socket` for (empty for none). See [`child_side`].
-const CHILD: &str = "UDP_GREETER_TEST_ACTIVATION_CHILD";
-
-/// Not a test of its own: the child's side of the tests that run this
-/// binary again, doing nothing unless [`CHILD`] is set. It takes the
-/// inherited socket, says on stdout what it got, and answers one datagram
-/// with `echo: ` and the datagram.
-#[test]
-fn child_side() {
-    let Some(name) = std::env::var_os(CHILD) else {
-        return;
-    };
-    let name = name.to_str().filter(|n| !n.is_empty());
-    match inherited_socket(name) {
-        Ok(None) => println!("child: none"),
-        Ok(Some(socket)) => {
-            println!("child: socket {}", socket.local_addr().unwrap());
-            let (request, peer) = recv_within(&socket, PATIENCE).expect("a request");
-            socket
-                .send_to(&[b"echo: ", &request[..]].concat(), peer)
-                .unwrap();
-        }
-        Err(e) => println!("child: error: {e} (config: {})", e.is_config()),
-    }
-}
-
-/// This binary, set to run only [`child_side`], asking for `name`.
-fn child(name: &str) -> Command {
-    let mut cmd = command(std::env::current_exe().expect("the test binary's path"));
-    cmd.args(["--exact", "activation::child_side", "--nocapture", "-q"])
-        .env(CHILD, name);
-    cmd
-}
-
-/// The `child: ` line the child printed; fails the test if it printed none
-/// within [`PATIENCE`], or exited with a failure.
-fn child_says(mut p: Proc) -> String {
-    let status = p.finish(PATIENCE);
-    let out = p.stdout_text();
-    assert!(status.success(), "{status}: {out}\n{}", p.stderr_text());
-    out.lines()
-        .find_map(|l| l.strip_prefix("child: "))
-        .unwrap_or_else(|| panic!("no child: line in {out:?}"))
-        .to_string()
-}
-
-/// Sends `payload` to `server`, served by `p`, and returns the echo;
+/// Sends `payload` to `server`, served by `p`, and returns the reply;
 /// fails the test, with what `p` said, if none comes within [`PATIENCE`].
-fn echo_of(p: &Proc, server: SocketAddr, payload: &[u8]) -> Vec<u8> {
+fn reply_of(p: &Proc, server: SocketAddr, payload: &[u8]) -> Vec<u8> {
     let client = socket_on(V4);
     client.send_to(payload, server).unwrap();
     let Some((reply, from)) = recv_within(&client, PATIENCE) else {
         panic!(
-            "no echo; stdout {:?}, stderr {:?}",
+            "no reply; stdout {:?}, stderr {:?}",
             p.stdout_text(),
             p.stderr_text()
         );
@@ -113,7 +68,7 @@ fn python_reads_the_passed_socket() {
     // The copy in `cmd` is what reaches the child.
     drop(socket);
     let mut p = Proc::spawn(&mut cmd);
-    assert_eq!(echo_of(&p, addr, b"Michael"), b"echo: Michael");
+    assert_eq!(reply_of(&p, addr, b"Michael"), b"echo: Michael");
     let status = p.finish(PATIENCE);
     assert!(status.success(), "{status}: {}", p.stderr_text());
     let out = p.stdout_text();
@@ -121,27 +76,43 @@ fn python_reads_the_passed_socket() {
     assert!(out.contains("env 1 None greeter\n"), "{out}");
 }
 
+/// The server binary, given `--bind 127.0.0.1:0`.
+fn server() -> Command {
+    let mut cmd = command(SERVER_BIN);
+    cmd.args(["--bind", "127.0.0.1:0"]);
+    cmd
+}
+
+/// The line of a server that serves the socket passed.
+const PASSED: &str = "serving the socket the service manager passed";
+
 #[test]
-fn child_takes_the_passed_socket() {
-    for name in ["", "greeter"] {
+fn the_server_takes_the_passed_socket() {
+    for name in [None, Some("greeter")] {
         let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
         let addr = socket.local_addr().unwrap();
-        let mut cmd = child(name);
-        pass_socket(&mut cmd, &socket, (!name.is_empty()).then_some(name)).unwrap();
-        let p = Proc::spawn(&mut cmd);
-        assert_eq!(echo_of(&p, addr, b"Tracy"), b"echo: Tracy");
-        assert_eq!(child_says(p), format!("socket {addr}"), "name {name:?}");
+        let mut cmd = server();
+        pass_socket(&mut cmd, &socket, name).unwrap();
+        let (mut p, port) = server_with(&mut cmd);
+        assert_eq!(port, addr.port(), "name {name:?}");
+        assert_eq!(reply_of(&p, addr, b"Tracy"), b"Hello, Tracy!");
+        assert!(p.line_with(PASSED).contains(&addr.to_string()));
+        assert_eq!(p.stop().replied, 1);
     }
 }
 
 #[test]
 fn listen_pid_of_another_process_passes_nothing() {
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let mut cmd = child("");
+    let mut cmd = server();
     pass_socket(&mut cmd, &socket, None).unwrap();
     // Set after: as a service manager would for a parent of ours.
     cmd.env("LISTEN_PID", "1");
-    assert_eq!(child_says(Proc::spawn(&mut cmd)), "none");
+    let (mut p, port) = server_with(&mut cmd);
+    // It bound a port of its own.
+    assert_ne!(port, socket.local_addr().unwrap().port());
+    p.stop();
+    assert!(!p.stderr_text().contains(PASSED), "{}", p.stderr_text());
 }
 
 /// Puts sockets of the kinds in argv[2] ("tcp", "udp", comma-separated) at
@@ -169,50 +140,42 @@ if names:
 os.execv(argv[0], argv)
 "#;
 
-/// [`child`] asking for `name`, started by [`PY_LAUNCHER`] with sockets
-/// of `kinds` named `names`.
-fn launched(kinds: &str, names: &str, name: &str) -> Command {
-    let inner = child(name);
+/// The server, started by [`PY_LAUNCHER`] with sockets of `kinds` named
+/// `names`.
+fn launched(kinds: &str, names: &str) -> Command {
     let mut cmd = command("python3");
-    cmd.envs(inner.get_envs().filter_map(|(k, v)| Some((k, v?))))
-        .args(["-c", PY_LAUNCHER, kinds, names])
-        .arg(inner.get_program())
-        .args(inner.get_args());
+    cmd.args(["-c", PY_LAUNCHER, kinds, names, SERVER_BIN])
+        .args(["--bind", "127.0.0.1:0"]);
     cmd
 }
 
 #[test]
 fn stream_socket_is_refused() {
-    let said = child_says(Proc::spawn(&mut launched("tcp", "", "")));
+    let out = run_with(&mut launched("tcp", ""), PATIENCE);
+    assert_eq!(out.code(), Some(2), "{out:?}");
     assert_eq!(
-        said,
-        "error: cannot use what the service manager passed: \
-         inherited fd 3 is a stream socket, not a UDP socket (config: true)"
+        out.stderr_lines(),
+        ["error: cannot use what the service manager passed: \
+          inherited fd 3 is a stream socket, not a UDP socket"]
     );
 }
 
 #[test]
-fn named_socket_among_several() {
-    let p = Proc::spawn(&mut launched(
-        "tcp,udp,udp",
-        "metrics:greeter:other",
-        "greeter",
-    ));
-    let deadline = Instant::now() + PATIENCE;
-    let port: u16 = loop {
-        let out = p.stdout_text();
-        if let Some(line) = out.lines().find(|l| l.starts_with("udp port ")) {
-            break line["udp port ".len()..].parse().unwrap();
-        }
-        assert!(Instant::now() < deadline, "no port: {out:?}");
-        std::thread::sleep(Duration::from_millis(5));
-    };
+fn the_one_udp_socket_among_several() {
+    let (mut p, port) = server_with(&mut launched("tcp,udp", "metrics:greeter"));
+    let out = p.stdout_text();
+    assert_eq!(out, format!("udp port {port}\n"));
     let addr = SocketAddr::new(V4, port);
-    assert_eq!(echo_of(&p, addr, b"Sarah"), b"echo: Sarah");
-    assert_eq!(child_says(p), format!("socket {addr}"));
-    // Without a name, two UDP sockets are one too many.
-    let said = child_says(Proc::spawn(&mut launched("udp,udp", "a:b", "")));
-    assert!(said.contains("a name is needed"), "{said}");
+    assert_eq!(reply_of(&p, addr, b"Sarah"), b"Hello, Sarah!");
+    assert_eq!(p.stop().replied, 1);
+    // Two UDP sockets are one too many: the server takes no name.
+    let out = run_with(&mut launched("udp,udp", "a:b"), PATIENCE);
+    assert_eq!(out.code(), Some(2), "{out:?}");
+    let lines = out.stderr_lines();
+    assert!(
+        lines.len() == 1 && lines[0].contains("a name is needed"),
+        "{lines:?}"
+    );
 }
 
 /// Why the reader is not woken by `shutdown(SHUT_RD)`: the mark is on the

@@ -1,6 +1,7 @@
-//! The shipped systemd unit, contrib/udp-greeter.service: the settings it
-//! must keep, the check docs/operations.md gives for it before installing,
-//! and what `systemd-analyze verify` says of it.
+//! The shipped systemd units, contrib/udp-greeter.service and its
+//! udp-greeter.socket: the settings they must keep, the check
+//! docs/operations.md gives for them before installing, and what
+//! `systemd-analyze verify` says of them.
 
 use std::path::Path;
 use std::time::Duration;
@@ -22,10 +23,30 @@ fn systemd_unit() {
         "ProtectSystem=strict",
         "ProtectHome=yes",
         "PrivateTmp=yes",
+        // Restarts and upgrades that keep the socket (docs/operations.md).
+        "Type=notify\n",
+        "NotifyAccess=all\n",
+        "WatchdogSec=",
+        "ExecReload=/bin/kill -USR2 $MAINPID\n",
+        "Sockets=udp-greeter.socket\n",
+        "Requires=udp-greeter.socket\n",
+        "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX\n",
     ] {
         assert!(
             unit.contains(needed),
             "contrib/udp-greeter.service lacks {needed:?}"
+        );
+    }
+    let socket = shipped("contrib/udp-greeter.socket");
+    for needed in [
+        // The service's own default address.
+        "ListenDatagram=0.0.0.0:9999\n",
+        "ReceiveBuffer=",
+        "WantedBy=sockets.target",
+    ] {
+        assert!(
+            socket.contains(needed),
+            "contrib/udp-greeter.socket lacks {needed:?}"
         );
     }
 }
@@ -118,8 +139,12 @@ fn systemd_unit_verifies() {
         .expect("systemd-analyze is not installed: apt-get install systemd");
     // The installed path need not exist here: the documented check points
     // a copy at the built binary.
-    let out = run_documented_check(&format!(r#"'{}' verify "$unit""#, analyze.display()));
+    let out = run_documented_check(&format!(
+        r#"'{}' verify "$unit" "$socket""#,
+        analyze.display()
+    ));
     let text = format!("{}{}", out.stdout_text(), out.stderr);
+    // About either unit; the socket is checked for its own sake too.
     let about_unit: Vec<&str> = text.lines().filter(|l| l.contains("udp-greeter")).collect();
     assert!(
         out.status.success() && about_unit.is_empty(),

@@ -66,3 +66,7 @@ mod systemd;
 // (root, debootstrap and systemd-nspawn; ignored).
 #[cfg(target_os = "linux")]
 mod systemd_live;
+// The server binary under a service manager: the socket passed, sd_notify,
+// the watchdog; upgrades in place on SIGUSR2, and one that fails.
+#[cfg(target_os = "linux")]
+mod upgrade;

@@ -1,5 +1,7 @@
 //! The greeting server: parses arguments, sets up logging and signals, and
-//! runs the library's server until SIGINT, SIGTERM or SIGHUP.
+//! runs the library's server until SIGINT, SIGTERM or SIGHUP. On Linux it
+//! also serves a socket the service manager passed, tells the manager how
+//! it is doing (sd_notify), and upgrades in place on SIGUSR2.
 
 mod server;
 
@@ -13,7 +15,11 @@ use std::time::Duration;
 use clap::{ArgAction, Parser, ValueEnum};
 use log::LevelFilter;
 use server::log_file::{self, LogFile, Lost};
+#[cfg(target_os = "linux")]
+use server::service::{Inherited, Passer};
 use server::signals::Announced;
+#[cfg(target_os = "linux")]
+use server::upgrade::{self, Upgrader};
 use simplelog::{ColorChoice, CombinedLogger, SharedLogger, TermLogger, TerminalMode, WriteLogger};
 use udp_greeter::cli::{self, Addr, DAY};
 use udp_greeter::{
@@ -132,6 +138,13 @@ impl From<Level> for LevelFilter {
 }
 
 fn main() -> ExitCode {
+    // Before any thread starts, so that every thread inherits the mask and
+    // a SIGUSR2 waits for the thread that takes it (server::upgrade).
+    #[cfg(target_os = "linux")]
+    if let Err(e) = signals::block_sigusr2() {
+        cli::error(format_args!("cannot block SIGUSR2: {e}"));
+        return ExitCode::from(1);
+    }
     let args: Args = cli::parse();
     let lost = match init_logging(&args) {
         Ok(lost) => lost,
@@ -158,7 +171,20 @@ fn report_lost(lost: &Option<(Lost, PathBuf)>) {
 }
 
 fn run(args: Args, lost: Option<(Lost, PathBuf)>) -> ExitCode {
-    log_resolved(&args);
+    #[cfg(target_os = "linux")]
+    let upgrade = Upgrade::at_start();
+    #[cfg(target_os = "linux")]
+    let inherited = match Inherited::from_env() {
+        Ok(inherited) => inherited,
+        Err(failure) => {
+            cli::error(failure.message);
+            return ExitCode::from(failure.code);
+        }
+    };
+    #[cfg(target_os = "linux")]
+    log_resolved(&args, inherited.socket.is_none());
+    #[cfg(not(target_os = "linux"))]
+    log_resolved(&args, true);
     let config = config_of(args);
     // Signals are wired before the socket is bound: a signal that arrives
     // right after `Bind UDP on` must still stop the server gracefully.
@@ -171,7 +197,11 @@ fn run(args: Args, lost: Option<(Lost, PathBuf)>) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let server = match start(config, shutdown) {
+    #[cfg(target_os = "linux")]
+    let started = start(config, shutdown, inherited, upgrade);
+    #[cfg(not(target_os = "linux"))]
+    let started = start(config, shutdown);
+    let server = match started {
         Ok(server) => server,
         Err(e) => {
             cli::error(&e);
@@ -192,10 +222,11 @@ fn run(args: Args, lost: Option<(Lost, PathBuf)>) -> ExitCode {
     }
 }
 
-/// Logs what each address given as a host name resolved to.
-fn log_resolved(args: &Args) {
+/// Logs what each address given as a host name resolved to (`--bind`
+/// only if it is `used`).
+fn log_resolved(args: &Args, bind_used: bool) {
     for (flag, addr) in [
-        ("--bind", Some(&args.bind)),
+        ("--bind", Some(&args.bind).filter(|_| bind_used)),
         ("--metrics-addr", args.metrics_addr.as_ref()),
     ] {
         if let Some(Addr {
@@ -247,8 +278,97 @@ fn wire_signals(
 }
 
 /// Binds and starts the server, to stop on `shutdown`.
+#[cfg(not(target_os = "linux"))]
 fn start(config: Config, shutdown: Shutdown) -> udp_greeter::Result<Server> {
     Server::builder(config).shutdown(shutdown).start()
+}
+
+/// What an upgrade needs to know of how the process started: its program
+/// and arguments, read before anything else can change the directory.
+#[cfg(target_os = "linux")]
+struct Upgrade {
+    program: Result<PathBuf, String>,
+    args: Vec<std::ffi::OsString>,
+}
+
+#[cfg(target_os = "linux")]
+impl Upgrade {
+    fn at_start() -> Upgrade {
+        let mut argv = std::env::args_os();
+        let argv0 = argv.next().unwrap_or_default();
+        let path = std::env::var_os("PATH");
+        Upgrade {
+            program: upgrade::resolve(&argv0, std::env::current_dir(), path.as_deref()),
+            args: argv.collect(),
+        }
+    }
+}
+
+/// Starts the server, to stop on `shutdown`, on the socket `inherited`
+/// holds or one it binds; tells the service manager about it if there is
+/// one, and the previous process if this is an upgrade; then waits for
+/// SIGUSR2 to upgrade.
+#[cfg(target_os = "linux")]
+fn start(
+    config: Config,
+    shutdown: Shutdown,
+    inherited: Inherited,
+    upgrade: Upgrade,
+) -> udp_greeter::Result<Server> {
+    let socket = match inherited.socket {
+        Some((socket, passer)) => {
+            announce_inherited(&socket, passer);
+            socket
+        }
+        None => udp_greeter::service::bind(&config)?,
+    };
+    let kept = socket
+        .try_clone()
+        .map_err(|e| format!("cannot keep a copy of the socket to pass on: {e}"));
+    let mut builder = Server::builder(config)
+        .socket(socket)
+        .shutdown(shutdown.clone());
+    let silencer = inherited.notifier.as_ref().map(|n| n.silencer());
+    if let Some(notifier) = inherited.notifier {
+        builder = builder.notify(notifier);
+    }
+    if let Some(every) = inherited.watchdog {
+        builder = builder.watchdog(every);
+    }
+    let server = builder.start()?;
+    if let Some(previous) = &inherited.previous {
+        previous.ready();
+    }
+    let upgrader = Upgrader {
+        program: upgrade.program,
+        args: upgrade.args,
+        socket: kept,
+        shutdown,
+        manager: inherited.manager,
+        silencer,
+        attempts: 0,
+    };
+    if let Err(e) = upgrader.spawn() {
+        log::warn!("cannot wait for SIGUSR2: {e}; no upgrade in place");
+    }
+    Ok(server)
+}
+
+/// Says that the socket was passed, and so the flags that make one are
+/// not used.
+#[cfg(target_os = "linux")]
+fn announce_inherited(socket: &std::net::UdpSocket, passer: Passer) {
+    let who = match passer {
+        Passer::ServiceManager => "the service manager",
+        Passer::PreviousProcess => "the previous process",
+    };
+    let addr = socket
+        .local_addr()
+        .map_or_else(|e| format!("address unknown: {e}"), |a| a.to_string());
+    log::info!(
+        "serving the socket {who} passed ({addr}); \
+         --bind, --reuse-port and --recv-buffer are not used"
+    );
 }
 
 /// Sets up the log: stderr, and the `--log-file` if given, whose count of

@@ -15,7 +15,9 @@
 //! - [`Notifier`]: the sd_notify(3) protocol (`NOTIFY_SOCKET`): `READY=1`,
 //!   `STOPPING=1`, `STATUS=`, `WATCHDOG=1`, `MAINPID=`;
 //! - [`watchdog_interval`]: how often the watchdog wants a ping
-//!   (`WATCHDOG_USEC`, `WATCHDOG_PID`).
+//!   (`WATCHDOG_USEC`, `WATCHDOG_PID`);
+//! - [`bind`]: the socket a server would bind, bound ahead, for a caller
+//!   that keeps a copy to hand on.
 //!
 //! Both protocols are written by hand, a few lines each, rather than with
 //! a crate (libsystemd's own C, or a binding). Nothing here starts a thread
@@ -26,5 +28,38 @@
 mod activation;
 mod notify;
 
+use std::net::UdpSocket;
+
+use crate::config::Config;
+use crate::error::Result;
+
 pub use activation::{inherited_socket, pass_socket};
-pub use notify::{watchdog_interval, Notifier};
+pub use notify::{watchdog_interval, Notifier, Silencer};
+
+/// Binds the socket `config` describes, with the options the server sets
+/// when it binds one itself (its address, `SO_REUSEPORT`, the receive
+/// buffer), for a caller that keeps a copy of it: to hand it on to an
+/// upgrade ([`pass_socket`]) while the server serves it
+/// ([`Builder::socket`](crate::Builder::socket)).
+///
+/// # Errors
+///
+/// An invalid `config` ([`Error::is_config`](crate::Error::is_config)), or
+/// the bind failed, as [`Builder::start`](crate::Builder::start) fails.
+///
+/// ```
+/// use udp_greeter::{service, Config, Server};
+///
+/// let socket = service::bind(&Config::new("127.0.0.1:0".parse()?))?;
+/// let kept = socket.try_clone()?;
+/// let server = Server::builder(Config::new("127.0.0.1:0".parse()?))
+///     .socket(socket)
+///     .start()?;
+/// assert_eq!(server.local_addr(), kept.local_addr()?);
+/// server.shutdown()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn bind(config: &Config) -> Result<UdpSocket> {
+    config.validate()?;
+    crate::sys::bind(config)
+}

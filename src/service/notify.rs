@@ -7,6 +7,8 @@ use std::os::linux::net::SocketAddrExt;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
@@ -36,6 +38,25 @@ use crate::error::{Error, Result};
 pub struct Notifier {
     socket: UnixDatagram,
     to: SocketAddr,
+    silenced: Arc<AtomicBool>,
+}
+
+/// Silences a [`Notifier`] from elsewhere, once it has been moved into a
+/// server: made by [`Notifier::silencer`].
+///
+/// A process that has handed the service to another (an upgrade, after
+/// [`Notifier::main_pid`]) must tell the manager nothing more: where it
+/// accepts messages from every process of the service, a `STOPPING=1`
+/// from the old process would stop the service, new process and all.
+#[derive(Debug, Clone)]
+pub struct Silencer(Arc<AtomicBool>);
+
+impl Silencer {
+    /// From now on the notifier sends nothing; each message it is asked
+    /// to send counts as sent.
+    pub fn silence(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
 }
 
 impl Notifier {
@@ -76,7 +97,13 @@ impl Notifier {
         Ok(Notifier {
             socket: UnixDatagram::unbound()?,
             to,
+            silenced: Arc::default(),
         })
+    }
+
+    /// A switch that silences this notifier, for good, from any thread.
+    pub fn silencer(&self) -> Silencer {
+        Silencer(self.silenced.clone())
     }
 
     /// Sends `message`, one or more `VARIABLE=value` lines, as one
@@ -86,6 +113,9 @@ impl Notifier {
     ///
     /// The send failed: nobody listens at the address any more, say.
     pub fn notify(&self, message: &str) -> io::Result<()> {
+        if self.silenced.load(Ordering::SeqCst) {
+            return Ok(());
+        }
         let sent = self.socket.send_to_addr(message.as_bytes(), &self.to)?;
         if sent != message.len() {
             return Err(io::Error::new(
@@ -217,6 +247,24 @@ mod tests {
         }
         let e = period(Some("3000000"), Some("pid")).unwrap_err();
         assert_eq!(e, "WATCHDOG_PID is \"pid\", not a process id");
+    }
+
+    #[test]
+    fn a_silenced_notifier_sends_nothing() {
+        let name = format!("udp-greeter-unit-silenced-{}", std::process::id());
+        let addr = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+        let listener = UnixDatagram::bind_addr(&addr).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let notifier = Notifier::new(format!("@{name}")).unwrap();
+        let silencer = notifier.silencer();
+        notifier.ready().unwrap();
+        silencer.silence();
+        notifier.stopping().unwrap();
+        let mut buf = [0u8; 64];
+        let n = listener.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"READY=1");
+        let e = listener.recv(&mut buf).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock, "STOPPING=1 was sent");
     }
 
     #[test]

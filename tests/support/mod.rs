@@ -46,6 +46,20 @@ pub const ENV_VARS: &[&str] = &[
     "UDP_GREETER_SERVER",
 ];
 
+/// What a service manager, or the previous process of an upgrade, passes
+/// the server: removed too, so that tests run under a service manager do
+/// not hand its socket or its notify socket to the servers they start.
+pub const SERVICE_VARS: &[&str] = &[
+    "LISTEN_PID",
+    "LISTEN_FDS",
+    "LISTEN_FDNAMES",
+    "NOTIFY_SOCKET",
+    "WATCHDOG_USEC",
+    "WATCHDOG_PID",
+    "UDP_GREETER_UPGRADE_NOTIFY",
+    "UDP_GREETER_UPGRADE_TOKEN",
+];
+
 // ---------------------------------------------------------------------------
 // In-process servers
 

@@ -7,7 +7,7 @@ use super::*;
 /// caller's `UDP_GREETER_*` variables.
 pub fn command(bin: impl AsRef<OsStr>) -> Command {
     let mut c = Command::new(bin);
-    for var in ENV_VARS {
+    for var in ENV_VARS.iter().chain(SERVICE_VARS) {
         c.env_remove(var);
     }
     c.stdin(Stdio::null());
