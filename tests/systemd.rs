@@ -27,7 +27,7 @@ fn systemd_unit() {
         "Type=notify\n",
         "NotifyAccess=all\n",
         "WatchdogSec=",
-        "ExecReload=/bin/kill -USR2 $MAINPID\n",
+        "ExecReload=/bin/sh -c 'kill -s USR2 \"$$MAINPID\"'\n",
         "Sockets=udp-greeter.socket\n",
         "Requires=udp-greeter.socket\n",
         "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX\n",
