@@ -38,7 +38,7 @@ pub const DEFAULT_QUEUE: usize = 1024;
 /// thousand covers, say, 10,000 requests a second that wait 100 ms each.
 /// Each worker is a thread with its own stack, and adds its batch of 32
 /// buffers to the memory bound (`queue + (workers + 1) × 32` buffers), so
-/// the cap keeps a mistyped `--workers` from starting thousands of threads.
+/// the cap keeps a mistyped worker count from starting thousands of threads.
 /// The greeting never waits: the default, [`default_workers`], is enough
 /// for it.
 pub const MAX_WORKERS: usize = 1024;
@@ -48,7 +48,7 @@ pub const MAX_WORKERS: usize = 1024;
 /// Each waiting datagram holds a buffer of `max_datagram` + 1 bytes of
 /// address space, 64 KiB by default (only the pages a datagram fills
 /// become resident), so a full queue of this size would hold 64 GiB. The
-/// cap keeps a mistyped `--queue` from setting a memory bound no machine
+/// cap keeps a mistyped queue length from setting a memory bound no machine
 /// meets; a queue that long would answer far too late to be of use anyway.
 pub const MAX_QUEUE: usize = 1 << 20;
 

@@ -1,5 +1,5 @@
 //! The optional `stats` thread: logs the counters and the rates since its
-//! last report, every `--stats-interval`.
+//! last report, every `Config::stats_interval`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -6,7 +6,6 @@ use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 
-#[cfg(feature = "metrics")]
 use crossbeam_channel::Receiver;
 
 use crate::config::Config;
@@ -60,7 +59,8 @@ pub(crate) struct Pipeline {
     workers: Vec<JoinHandle<()>>,
     warnings: Arc<Warnings>,
     /// The receiver's wake, for the watchdog's nudge.
-    wake: Option<Arc<sys::Wake>>,
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    wake: Arc<sys::Wake>,
     /// The workers' end of the queue, kept only to read its depth: a
     /// receiver of the queue never keeps it open, so the workers still see
     /// it close when the receiver thread ends.
@@ -80,57 +80,29 @@ impl Pipeline {
         ctx: Arc<ServerContext>,
         handlers: Vec<H>,
     ) -> Result<Pipeline> {
+        // The receiver sleeps on its socket and a wake of its own, which the
+        // shutdown wakes: the socket is never shut, so a copy of it held by
+        // a service manager or the next process reads on.
+        let wake = sys::Wake::new().map_err(|e| Error::io("make the receiver's wake", e))?;
+        let wake = Arc::new(wake);
         let (tx, rx) = crossbeam_channel::bounded(config.queue);
         let mut pipeline = Pipeline {
             receiver: None,
             workers: Vec::with_capacity(handlers.len()),
             warnings: ctx.warnings.clone(),
-            wake: None,
+            wake: wake.clone(),
             #[cfg(feature = "metrics")]
             queue: rx.clone(),
         };
-        // What the kernel can segment is learned once, by the first send,
-        // for every clone of the socket.
-        let segmentation = Arc::new(Segmentation::default());
-        for (i, handler) in handlers.into_iter().enumerate() {
-            let started = socket
-                .try_clone()
-                .map_err(|e| Error::io("clone the server's socket", e))
-                .and_then(|clone| {
-                    let worker = Worker::new(
-                        ctx.clone(),
-                        handler,
-                        clone,
-                        rx.clone(),
-                        segmentation.clone(),
-                    );
-                    spawn(&format!("worker-{i}"), move || worker.run())
-                });
-            match started {
-                Ok(handle) => pipeline.workers.push(handle),
-                Err(e) => {
-                    // The sender goes with this frame: the workers started
-                    // see the queue close, and stop.
-                    drop(tx);
-                    pipeline.join();
-                    return Err(e);
-                }
-            }
+        if let Err(e) = pipeline.start_workers(&socket, &ctx, &rx, handlers) {
+            // The sender goes with this frame: the workers started see the
+            // queue close, and stop.
+            drop(tx);
+            pipeline.join();
+            return Err(e);
         }
-        // The receiver sleeps on its socket and a wake of its own, which the
-        // shutdown wakes: the socket is never shut, so a copy of it held by
-        // a service manager or the next process reads on.
-        let wake = match sys::Wake::new() {
-            Ok(wake) => Arc::new(wake),
-            Err(e) => {
-                drop(tx);
-                pipeline.join();
-                return Err(Error::io("make the receiver's wake", e));
-            }
-        };
         let waker = wake.clone();
         ctx.shutdown.on_trigger(move || waker.wake());
-        pipeline.wake = Some(wake.clone());
         let limiter = config
             .rate_limit
             .map(|rate| RateLimiter::new(rate, config.rate_burst.unwrap_or(rate), DEFAULT_SLOTS));
@@ -146,6 +118,34 @@ impl Pipeline {
         Ok(pipeline)
     }
 
+    /// Starts `worker-0` ... on clones of `socket`, one per handler.
+    fn start_workers<H: Handler>(
+        &mut self,
+        socket: &UdpSocket,
+        ctx: &Arc<ServerContext>,
+        queue: &Receiver<Job>,
+        handlers: Vec<H>,
+    ) -> Result<()> {
+        // What the kernel can segment is learned once, by the first send,
+        // for every clone of the socket.
+        let segmentation = Arc::new(Segmentation::default());
+        for (i, handler) in handlers.into_iter().enumerate() {
+            let clone = socket
+                .try_clone()
+                .map_err(|e| Error::io("clone the server's socket", e))?;
+            let worker = Worker::new(
+                ctx.clone(),
+                handler,
+                clone,
+                queue.clone(),
+                segmentation.clone(),
+            );
+            self.workers
+                .push(spawn(&format!("worker-{i}"), move || worker.run())?);
+        }
+        Ok(())
+    }
+
     /// A probe of how many datagrams wait for a worker.
     #[cfg(feature = "metrics")]
     pub(crate) fn depth(&self) -> impl Fn() -> usize + Send + Sync + 'static {
@@ -157,11 +157,7 @@ impl Pipeline {
     #[cfg(target_os = "linux")]
     pub(crate) fn nudge(&self) -> impl Fn() + Send + 'static {
         let wake = self.wake.clone();
-        move || {
-            if let Some(wake) = &wake {
-                wake.nudge();
-            }
-        }
+        move || wake.nudge()
     }
 
     /// Waits for the receiver, then for every worker, which drain what is
