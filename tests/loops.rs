@@ -134,7 +134,7 @@ mod forged {
         let (mut a, port_a) = start(&ns, &[]);
         let (mut b, port_b) = start(&ns, &[]);
         forge(&ns, port_b, port_a, "x");
-        logged(&b, "it is itself a greeting");
+        logged(&b, "it looks like one of this service's replies");
         let (a, b) = (a.stop(), b.stop());
         assert_balanced(&a);
         assert_balanced(&b);

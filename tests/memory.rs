@@ -120,3 +120,62 @@ fn default_max_datagram() {
         "VmHWM {peak} bytes over the bound of {bound}"
     );
 }
+
+/// A burst of the largest requests through 64 workers: each greeting is a
+/// 65,507-byte datagram, so while a worker answers a batch its reply
+/// buffers hold up to 32 of them (shrunk back after the batch). The peak
+/// stays within the documented bound, which counts those replies beside
+/// the request buffers.
+#[test]
+fn largest_replies_through_64_workers() {
+    const WORKERS: u64 = 64;
+    const BURST: usize = 3_000;
+    let (queue, workers) = (QUEUE.to_string(), WORKERS.to_string());
+    let (mut server, port) = server_proc(&[
+        "--bind",
+        "127.0.0.1:0",
+        "--queue",
+        &queue,
+        "--workers",
+        &workers,
+        "--log-requests=false",
+    ]);
+    support::wait_signal_handlers(server.pid());
+    let addr = SocketAddr::new(V4, port);
+    // The replies are not wanted: the smallest receive buffer drops them.
+    let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).unwrap();
+    s.set_recv_buffer_size(1).unwrap();
+    s.bind(&SocketAddr::new(V4, 0).into()).unwrap();
+    let sock: UdpSocket = s.into();
+    let payload = vec![b'm'; udp_greeter::MAX_GREETABLE];
+    let mut sent = 0u64;
+    // In bursts of 100 (6.5 MB), which the server's receive buffer holds.
+    for i in 0..BURST {
+        sent += u64::from(sock.send_to(&payload, addr).is_ok());
+        if i % 100 == 99 {
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+    thread::sleep(Duration::from_millis(500));
+    let peak = server.peak_rss();
+    let stats = server.stop();
+    assert!(
+        stats.replied > 0 && stats.received <= sent,
+        "sent {sent}; {stats}"
+    );
+    assert!(stats.is_balanced(), "{stats}");
+    let max = udp_greeter::MAX_DATAGRAM as u64;
+    let requests = (QUEUE + (WORKERS + 1) * BATCH) * (max + 1);
+    let replies = WORKERS * BATCH * max;
+    let bound = requests + replies + OVERHEAD;
+    eprintln!(
+        "{sent} requests of {} bytes through {WORKERS} workers: VmHWM {} KiB, bound {} KiB; {stats}",
+        payload.len(),
+        peak / 1024,
+        bound / 1024
+    );
+    assert!(
+        peak <= bound,
+        "VmHWM {peak} bytes over the bound of {bound}"
+    );
+}

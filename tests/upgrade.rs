@@ -49,6 +49,30 @@ fn serves_the_socket_passed() {
     assert_eq!(p.stop().replied, 1);
 }
 
+/// A server stopped by SIGTERM leaves the socket it was passed as it
+/// found it: the next process passed the same socket answers what arrived
+/// between the two, and what comes after.
+#[test]
+fn a_stopped_servers_socket_serves_the_next_process() {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = socket.local_addr().unwrap();
+    let client = socket_for(addr);
+    let start = |socket: &UdpSocket| {
+        let mut cmd = command(SERVER_BIN);
+        pass_socket(&mut cmd, socket, None).unwrap();
+        server_with(&mut cmd).0
+    };
+    let mut first = start(&socket);
+    assert_eq!(ask(&client, addr, b"one"), b"Hello, one!");
+    assert_eq!(first.stop().replied, 1);
+    client.send_to(b"between", addr).unwrap();
+    let mut second = start(&socket);
+    let (reply, _) = recv_within(&client, PATIENCE).expect("the datagram sent between");
+    assert_eq!(reply, b"Hello, between!");
+    assert_eq!(ask(&client, addr, b"two"), b"Hello, two!");
+    assert_eq!(second.stop().replied, 2);
+}
+
 #[test]
 fn an_inherited_stream_socket_is_refused() {
     let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
