@@ -3,52 +3,17 @@
 //! moves, and a socket that outlives one server to serve the next.
 
 use std::net::UdpSocket;
-use std::os::unix::net::UnixDatagram;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use udp_greeter::service::Notifier;
 use udp_greeter::{greet_into, Config, Request, Server};
 
 use crate::support::*;
 
-/// A socket that stands for the service manager's notify socket.
-struct Manager {
-    _dir: TempDir,
-    listener: UnixDatagram,
-    notifier: Option<Notifier>,
-}
-
-impl Manager {
-    fn new() -> Manager {
-        let dir = TempDir::new("notify");
-        let path = dir.path().join("notify.sock");
-        let listener = UnixDatagram::bind(&path).unwrap();
-        let notifier = Some(Notifier::new(&path).unwrap());
-        Manager {
-            _dir: dir,
-            listener,
-            notifier,
-        }
-    }
-
-    fn notifier(&mut self) -> Notifier {
-        self.notifier.take().expect("one server per manager")
-    }
-
-    /// The next message, or `None` within `timeout`.
-    fn next(&self, timeout: Duration) -> Option<String> {
-        self.listener.set_read_timeout(Some(timeout)).unwrap();
-        let mut buf = [0u8; 512];
-        let n = self.listener.recv(&mut buf).ok()?;
-        Some(String::from_utf8(buf[..n].to_vec()).unwrap())
-    }
-}
-
 #[test]
 fn ready_status_then_stopping() {
-    let mut manager = Manager::new();
+    let manager = Manager::new();
     let server = Server::builder(Config {
         stats_interval: Some(Duration::from_millis(100)),
         ..config(2, 64)
@@ -96,7 +61,7 @@ fn hanging(
 #[test]
 fn the_watchdog_is_fed_only_while_the_pipeline_moves() {
     const EVERY: Duration = Duration::from_millis(50);
-    let mut manager = Manager::new();
+    let manager = Manager::new();
     let (release, held) = mpsc::channel();
     let server = Server::builder(config(1, 64))
         .handler(hanging(Arc::new(Mutex::new(held))))

@@ -11,7 +11,6 @@
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -88,32 +87,6 @@ fn an_inherited_stream_socket_is_refused() {
         ["error: cannot use what the service manager passed: \
           inherited fd 3 is a stream socket, not a UDP socket"]
     );
-}
-
-/// A socket that stands for the service manager's notify socket.
-struct Manager {
-    dir: TempDir,
-    listener: UnixDatagram,
-}
-
-impl Manager {
-    fn new() -> Manager {
-        let dir = TempDir::new("upgrade-notify");
-        let listener = UnixDatagram::bind(dir.path().join("notify.sock")).unwrap();
-        Manager { dir, listener }
-    }
-
-    fn path(&self) -> std::path::PathBuf {
-        self.dir.path().join("notify.sock")
-    }
-
-    /// The next message, or `None` within `timeout`.
-    fn next(&self, timeout: Duration) -> Option<String> {
-        self.listener.set_read_timeout(Some(timeout)).unwrap();
-        let mut buf = [0u8; 512];
-        let n = self.listener.recv(&mut buf).ok()?;
-        Some(String::from_utf8(buf[..n].to_vec()).unwrap())
-    }
 }
 
 #[test]

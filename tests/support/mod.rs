@@ -124,6 +124,8 @@ pub fn assert_balanced(s: &Snapshot) {
     assert_eq!(s.received, fates, "counters do not balance: {s}");
 }
 
+#[cfg(target_os = "linux")]
+mod manager;
 mod net;
 #[cfg(target_os = "linux")]
 mod netns;
@@ -132,6 +134,8 @@ mod nspawn;
 mod process;
 mod tools;
 
+#[cfg(target_os = "linux")]
+pub use manager::*;
 pub use net::*;
 #[cfg(target_os = "linux")]
 pub use netns::*;
