@@ -8,8 +8,7 @@
 //! the processes an upgrade leaves, which are no longer the test's
 //! children, to report how each one exited.
 
-use std::net::{SocketAddr, TcpListener, UdpSocket};
-use std::os::fd::OwnedFd;
+use std::net::{SocketAddr, UdpSocket};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::thread;
@@ -70,23 +69,6 @@ fn a_stopped_servers_socket_serves_the_next_process() {
     assert_eq!(reply, b"Hello, between!");
     assert_eq!(ask(&client, addr, b"two"), b"Hello, two!");
     assert_eq!(second.stop().replied, 2);
-}
-
-#[test]
-fn an_inherited_stream_socket_is_refused() {
-    let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
-    // A descriptor is a descriptor: pass_socket copies it as it is.
-    let not_udp = UdpSocket::from(OwnedFd::from(tcp));
-    let mut cmd = command(SERVER_BIN);
-    cmd.args(["--bind", "127.0.0.1:0"]);
-    pass_socket(&mut cmd, &not_udp, None).unwrap();
-    let out = run_with(&mut cmd, PATIENCE);
-    assert_eq!(out.code(), Some(2), "{out:?}");
-    assert_eq!(
-        out.stderr_lines(),
-        ["error: cannot use what the service manager passed: \
-          inherited fd 3 is a stream socket, not a UDP socket"]
-    );
 }
 
 #[test]
