@@ -4,7 +4,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::pipeline::loopguard::DEFAULT_SERVICE_PORTS;
 use crate::protocol::MAX_DATAGRAM;
 
 /// The address the server binds when none is given: the tutorial's,
@@ -196,6 +195,30 @@ impl Config {
         Ok(())
     }
 }
+
+/// The source ports refused by default: UDP services that answer whatever
+/// they are sent, or whose answers a reply would keep going.
+///
+/// Echo (7), systat (11), daytime (13), quote of the day (17), chargen
+/// (19), time (37), DNS (53), TFTP (69), NTP (123), NetBIOS names (137),
+/// SNMP (161), SSDP (1900) and memcached (11211); `docs/protocol.md` gives
+/// each reason. [`Config::service_ports`]
+/// replaces the list; the server's own port is refused besides these.
+pub const DEFAULT_SERVICE_PORTS: &[u16] = &[
+    7,     // echo
+    11,    // active users (systat)
+    13,    // daytime
+    17,    // quote of the day
+    19,    // chargen
+    37,    // time
+    53,    // DNS
+    69,    // TFTP
+    123,   // NTP
+    137,   // NetBIOS name service
+    161,   // SNMP
+    1900,  // SSDP
+    11211, // memcached
+];
 
 /// What every metric's name starts with by default: `udp_greeter`.
 pub const DEFAULT_METRICS_NAMESPACE: &str = "udp_greeter";

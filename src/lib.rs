@@ -158,14 +158,13 @@ pub mod service;
 pub use crate::client::{Client, DEFAULT_RETRIES, DEFAULT_TIMEOUT};
 pub use crate::config::{
     default_workers, Config, DEFAULT_BIND, DEFAULT_METRICS_NAMESPACE, DEFAULT_QUEUE,
-    DEFAULT_RECV_BUFFER, MAX_QUEUE, MAX_WORKERS,
+    DEFAULT_RECV_BUFFER, DEFAULT_SERVICE_PORTS, MAX_QUEUE, MAX_WORKERS,
 };
 pub use crate::control::shutdown::Shutdown;
 pub use crate::control::stats::{Counters, Snapshot};
 pub use crate::error::{Error, Result};
 pub use crate::handler::{Answer, Greeter, Handler, Request};
 pub use crate::pipeline::context::RECEIVED_TARGET;
-pub use crate::pipeline::loopguard::DEFAULT_SERVICE_PORTS;
 pub use crate::pipeline::ratelimit::{RateLimiter, DEFAULT_SLOTS};
 pub use crate::protocol::{
     greet, greet_into, is_greeting, MAX_DATAGRAM, MAX_GREETABLE, PREFIX, SUFFIX,

@@ -231,12 +231,20 @@ fn exit_code(reaper: &Proc, pid: i32) -> i32 {
 }
 
 /// Three SIGUSR2 upgrades under a paced load: each new process serves the
-/// same socket, each old one exits 0 after answering what it took, and not
-/// one request of the load goes unanswered.
+/// same socket (and the same metrics address), each old one exits 0 after
+/// answering what it took, and not one request of the load goes
+/// unanswered.
 #[test]
 fn three_upgrades_under_load_lose_nothing() {
+    // A metrics address of its own: each new process binds it while the
+    // old one still listens there.
+    let metrics = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .to_string();
     let mut cmd = command("python3");
     cmd.args(["-c", REAPER, SERVER_BIN, "--bind", "127.0.0.1:0"])
+        .args(["--metrics-addr", &metrics])
         .arg("--log-requests=false");
     let (reaper, port) = server_with(&mut cmd);
     let mut pids = Pids::default();

@@ -35,9 +35,15 @@ pub(crate) struct Endpoint {
 impl Endpoint {
     /// Binds the TCP listener, so that a bad or busy address is an error of
     /// [`Server::bind`](crate::Server::bind), not of a thread later.
+    ///
+    /// With `SO_REUSEPORT` where there is one: a server upgraded in place
+    /// binds the same address while the old one still listens there, and
+    /// for that moment the kernel shares the connections between the two.
+    /// A listener of anyone else that lacks the option still makes the
+    /// address busy.
     pub(crate) fn bind(addr: SocketAddr) -> Result<Endpoint> {
         let fail = |e| Error::bind("metrics", addr, e);
-        let listener = TcpListener::bind(addr).map_err(fail)?;
+        let listener = listen(addr).map_err(fail)?;
         let local_addr = listener.local_addr().map_err(fail)?;
         let http = tiny_http::Server::from_listener(listener, None)
             .map_err(|e| fail(io::Error::other(e.to_string())))?;
@@ -48,6 +54,18 @@ impl Endpoint {
     pub(crate) fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }
+}
+
+/// A TCP listener on `addr` that another process may share for a moment.
+fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    #[cfg(any(target_os = "linux", target_os = "macos", target_os = "freebsd"))]
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(128)?;
+    Ok(socket.into())
 }
 
 /// How many datagrams wait for a worker, read at each scrape.

@@ -18,9 +18,12 @@ impl Probe {
         self.requested.load(Ordering::Relaxed)
     }
 
-    /// The receiver has queued the probe asked for.
-    pub(crate) fn sent(&self) {
-        self.requested.store(false, Ordering::Relaxed);
+    /// Takes the request, if there is one: the receiver then sends the
+    /// probe, or asks again (`request`) if it cannot. Taken before the
+    /// probe goes, so that a request made once it has been answered is
+    /// never wiped out by this one's.
+    pub(crate) fn take_request(&self) -> bool {
+        self.requested.swap(false, Ordering::Relaxed)
     }
 
     /// A worker took a probe off the queue.
@@ -28,7 +31,6 @@ impl Probe {
         self.answered.fetch_add(1, Ordering::Relaxed);
     }
 
-    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     pub(crate) fn request(&self) {
         self.requested.store(true, Ordering::Relaxed);
     }
@@ -49,8 +51,9 @@ mod tests {
         assert!(!p.is_requested());
         p.request();
         assert!(p.is_requested());
-        p.sent();
+        assert!(p.take_request());
         assert!(!p.is_requested());
+        assert!(!p.take_request(), "taken once");
         let before = p.answered();
         p.answer();
         assert_eq!(p.answered(), before + 1);

@@ -35,11 +35,16 @@ pub(crate) struct Watchdog {
 }
 
 impl Watchdog {
-    /// Pings every tick that follows an answered probe, until shutdown.
+    /// Pings as soon as a probe has been answered, looking twice a period
+    /// and asking for the next probe after each ping, until shutdown: so
+    /// pings are at most a period and a half apart while the pipeline
+    /// moves, within the manager's timeout of two periods. Without an
+    /// answer it asks again, in case a request went astray, and logs.
     pub(crate) fn run(self) {
         let closed = self.shutdown.closed();
-        let ticks = tick(self.every);
+        let ticks = tick(self.every / 2);
         let mut seen = self.probe.answered();
+        let mut waited = 0u32;
         self.ask();
         loop {
             select! {
@@ -47,13 +52,18 @@ impl Watchdog {
                 recv(ticks) -> _ => {
                     let answered = self.probe.answered();
                     if answered == seen {
-                        log::warn!(
-                            "watchdog: no worker has taken the probe for {} ms; no ping",
-                            self.every.as_millis()
-                        );
+                        waited += 1;
+                        if waited.is_multiple_of(2) {
+                            log::warn!(
+                                "watchdog: no worker has taken the probe for {} ms; no ping",
+                                self.every.as_millis() * u128::from(waited) / 2
+                            );
+                            self.ask();
+                        }
                         continue;
                     }
                     seen = answered;
+                    waited = 0;
                     let status = status(&self.stats.snapshot());
                     let _ = self.notifier.notify(&format!("WATCHDOG=1\nSTATUS={status}"));
                     self.ask();

@@ -16,30 +16,6 @@
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
-/// The source ports refused by default: UDP services that answer whatever
-/// they are sent, or whose answers a reply would keep going.
-///
-/// Echo (7), systat (11), daytime (13), quote of the day (17), chargen
-/// (19), time (37), DNS (53), TFTP (69), NTP (123), NetBIOS names (137),
-/// SNMP (161), SSDP (1900) and memcached (11211); `docs/protocol.md` gives
-/// each reason. [`Config::service_ports`](crate::Config::service_ports)
-/// replaces the list; the server's own port is refused besides these.
-pub const DEFAULT_SERVICE_PORTS: &[u16] = &[
-    7,     // echo
-    11,    // active users (systat)
-    13,    // daytime
-    17,    // quote of the day
-    19,    // chargen
-    37,    // time
-    53,    // DNS
-    69,    // TFTP
-    123,   // NTP
-    137,   // NetBIOS name service
-    161,   // SNMP
-    1900,  // SSDP
-    11211, // memcached
-];
-
 /// Why a datagram was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Rule {
@@ -117,6 +93,7 @@ impl LoopGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::DEFAULT_SERVICE_PORTS;
 
     fn addr(s: &str) -> SocketAddr {
         s.parse().unwrap()

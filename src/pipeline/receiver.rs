@@ -105,8 +105,11 @@ impl ReceiverThread {
     /// Queues the watchdog's probe; while the queue is full it stays asked
     /// for, and goes once a worker has made room.
     fn send_probe(&self) {
-        if self.queue.try_send(Job::Probe).is_ok() {
-            self.ctx.probe.sent();
+        if !self.ctx.probe.take_request() {
+            return;
+        }
+        if self.queue.try_send(Job::Probe).is_err() {
+            self.ctx.probe.request();
         }
     }
 

@@ -127,6 +127,11 @@ fn notify_service(server: &mut Server, ctx: &ServerContext, service: Service) ->
     server.shutdown.on_trigger(move || {
         let _ = at_stop.notify("STOPPING=1\nSTATUS=stopping: answering what is queued");
     });
+    if server.shutdown.is_triggered() {
+        // Stopping already (a handle triggered before the start): ready
+        // would come after STOPPING=1.
+        return Ok(());
+    }
     let ready = format!("READY=1\nSTATUS=serving on {}", server.local_addr);
     if let Err(e) = notifier.notify(&ready) {
         log::warn!("cannot tell the service manager the server is ready: {e}");

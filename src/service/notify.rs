@@ -94,8 +94,12 @@ impl Notifier {
                 ))
             }
         };
+        // Never blocks: a manager whose queue is full is not told, rather
+        // than a shutdown's waker or the watchdog left waiting on it.
+        let socket = UnixDatagram::unbound()?;
+        socket.set_nonblocking(true)?;
         Ok(Notifier {
-            socket: UnixDatagram::unbound()?,
+            socket,
             to,
             silenced: Arc::default(),
         })

@@ -21,7 +21,7 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long a read blocks where the receiver cannot sleep on the socket and
 /// a wake together (elsewhere than Linux), so it still sees the shutdown's
 /// flag within this.
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
+#[cfg(not(target_os = "linux"))]
 const READ_TIMEOUT: Duration = Duration::from_millis(50);
 
 /// Creates, configures and binds the server's socket. Elsewhere than
@@ -102,7 +102,7 @@ fn prepare_reads(socket: &Socket, addr: SocketAddr) -> io::Result<()> {
             log::warn!("replies may leave from another address than requests reached: {e}");
         }
     }
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    #[cfg(not(target_os = "linux"))]
     socket.set_read_timeout(Some(READ_TIMEOUT))?;
     Ok(())
 }

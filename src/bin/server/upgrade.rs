@@ -122,7 +122,7 @@ impl Upgrader {
             .map_err(|e| format!("cannot start {}: {e}", program.display()))?;
         // The parent's copy; the child has its own.
         drop(cmd);
-        wait_ready(&listener, &mut child, &token)?;
+        wait_ready(&listener, &mut child, &token, &self.shutdown)?;
         let pid = child.id();
         if let Some(manager) = &self.manager {
             if let Err(e) = manager.main_pid(pid) {
@@ -145,11 +145,22 @@ impl Upgrader {
 /// Waits until `child` says on `listener` that it serves, with `token`;
 /// an error if it exits first, or takes longer than [`READY_WAIT`] (it is
 /// killed then).
-fn wait_ready(listener: &UnixDatagram, child: &mut Child, token: &str) -> Result<(), String> {
+fn wait_ready(
+    listener: &UnixDatagram,
+    child: &mut Child,
+    token: &str,
+    shutdown: &Shutdown,
+) -> Result<(), String> {
     let expected = ready_message(token);
     let deadline = Instant::now() + READY_WAIT;
     let mut buf = [0u8; 512];
     loop {
+        if shutdown.is_triggered() {
+            // This process stops: the new one must not go on alone, outside
+            // whatever supervises this one.
+            kill(child);
+            return Err("a shutdown began before the new process was ready; killed it".into());
+        }
         if let Some(status) = exited(child)? {
             return Err(format!(
                 "the new process {} before it was ready",
