@@ -137,13 +137,15 @@ impl<H: Handler> Builder<H> {
     }
 
     #[cfg(target_os = "linux")]
-    /// Pings the service manager's watchdog (`WATCHDOG=1`) every `every`,
-    /// half its timeout ([`watchdog_interval`](crate::service::watchdog_interval)
-    /// gives it): each ping only once a worker has taken a probe through
-    /// the queue since the last, so a pipeline that stopped moving stops
-    /// the pings. Needs [`notify`](Builder::notify). Without a watchdog an
-    /// idle server wakes no thread; with one, a probe goes through every
-    /// `every`.
+    /// Pings the service manager's watchdog (`WATCHDOG=1`), whose timeout
+    /// is twice `every` ([`watchdog_interval`](crate::service::watchdog_interval)
+    /// gives `every`): each ping only once a worker has taken a probe
+    /// through the queue since the last, so a pipeline that stopped moving
+    /// stops the pings. The watchdog looks twice every `every` and pings as
+    /// soon as a probe was answered, so pings are at most one and a half
+    /// `every` apart while the pipeline moves. Needs
+    /// [`notify`](Builder::notify). Without a watchdog an idle server wakes
+    /// no thread; with one, a probe goes through twice every `every`.
     pub fn watchdog(mut self, every: Duration) -> Builder<H> {
         self.service.watchdog = Some(every);
         self
