@@ -13,6 +13,9 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 
+/// The longest a message waits for room in the manager's queue.
+const SEND_WAIT: Duration = Duration::from_millis(500);
+
 /// A way to tell the service manager about this service: the socket that
 /// `NOTIFY_SOCKET` names, an absolute path or `@name` in the abstract
 /// namespace.
@@ -94,10 +97,11 @@ impl Notifier {
                 ))
             }
         };
-        // Never blocks: a manager whose queue is full is not told, rather
-        // than a shutdown's waker or the watchdog left waiting on it.
+        // Waits at most SEND_WAIT for a manager whose queue is full: long
+        // enough for one that is only slow, short enough that a shutdown's
+        // waker or the watchdog is never held up for long.
         let socket = UnixDatagram::unbound()?;
-        socket.set_nonblocking(true)?;
+        socket.set_write_timeout(Some(SEND_WAIT))?;
         Ok(Notifier {
             socket,
             to,
