@@ -28,6 +28,7 @@ fn systemd_unit() {
         "NotifyAccess=all\n",
         "WatchdogSec=",
         "ExecReload=/bin/sh -c 'kill -s USR2 \"$$MAINPID\"'\n",
+        "ExecStop=/bin/sh -c 'kill -s TERM \"$$MAINPID\" && while kill -0 \"$$MAINPID\"",
         "Sockets=udp-greeter.socket\n",
         "Requires=udp-greeter.socket\n",
         "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX\n",
