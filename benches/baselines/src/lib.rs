@@ -142,6 +142,29 @@ impl Work {
     }
 }
 
+/// Answers the datagrams on `socket` one after another, for ever: a
+/// `recv_from`, the request's `work`, its greeting by `send_to`, buffers
+/// reused. The loop of `baseline_std`, and of each of `baseline_threads`'
+/// threads.
+pub fn serve(socket: &std::net::UdpSocket, work: Work) -> ! {
+    let mut buf = vec![0u8; 65_536];
+    let mut reply = Vec::with_capacity(65_536);
+    loop {
+        let (n, peer) = match socket.recv_from(&mut buf) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("receive error: {e}");
+                continue;
+            }
+        };
+        work.run();
+        udp_greeter::greet_into(&buf[..n], &mut reply);
+        if let Err(e) = socket.send_to(&reply, peer) {
+            eprintln!("send error: {e}");
+        }
+    }
+}
+
 /// Busy for `how_long` by the clock: a sleep would free the CPU, and a fixed
 /// count of iterations would take a different time on every machine.
 pub fn spin(how_long: Duration) {

@@ -9,7 +9,7 @@
 
 use std::process::ExitCode;
 
-use udp_greeter_baselines::{Args, Flags};
+use udp_greeter_baselines::{serve, Args, Flags};
 
 fn main() -> ExitCode {
     let Args { bind, work, .. } = match Args::from_env("baseline_std", Flags::Common) {
@@ -20,20 +20,5 @@ fn main() -> ExitCode {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let mut buf = vec![0u8; 65_536];
-    let mut reply = Vec::with_capacity(65_536);
-    loop {
-        let (n, peer) = match socket.recv_from(&mut buf) {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("receive error: {e}");
-                continue;
-            }
-        };
-        work.run();
-        udp_greeter::greet_into(&buf[..n], &mut reply);
-        if let Err(e) = socket.send_to(&reply, peer) {
-            eprintln!("send error: {e}");
-        }
-    }
+    serve(&socket, work)
 }

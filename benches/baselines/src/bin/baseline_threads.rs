@@ -10,12 +10,11 @@
 //! cargo run --release -p udp-greeter-baselines --bin baseline_threads -- --bind 127.0.0.1:0 [--threads N] [--block-us U] [--spin-us U]
 //! ```
 
-use std::net::UdpSocket;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::thread;
 
-use udp_greeter_baselines::{Args, Flags, Work};
+use udp_greeter_baselines::{serve, Args, Flags};
 
 fn main() -> ExitCode {
     let Args {
@@ -44,24 +43,4 @@ fn main() -> ExitCode {
         }
     }
     serve(&socket, work)
-}
-
-/// Answers datagrams on `socket` one after another, for ever.
-fn serve(socket: &UdpSocket, work: Work) -> ! {
-    let mut buf = vec![0u8; 65_536];
-    let mut reply = Vec::with_capacity(65_536);
-    loop {
-        let (n, peer) = match socket.recv_from(&mut buf) {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("receive error: {e}");
-                continue;
-            }
-        };
-        work.run();
-        udp_greeter::greet_into(&buf[..n], &mut reply);
-        if let Err(e) = socket.send_to(&reply, peer) {
-            eprintln!("send error: {e}");
-        }
-    }
 }
