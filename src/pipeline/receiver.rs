@@ -59,6 +59,8 @@ impl ReceiverThread {
         let mut slots: Vec<Vec<u8>> = (0..BATCH).map(|_| self.ctx.pool.take()).collect();
         let mut metas: Vec<Meta> = Vec::with_capacity(BATCH);
         let mut wait = WaitPolicy::with_lone_looks(LONE_LOOKS);
+        // Whether the last read was a look that found nothing.
+        let mut looked = false;
         // A read sleeps until a datagram comes or the shutdown wakes it.
         while !self.ctx.shutdown.is_triggered() {
             if self.ctx.probe.is_requested() {
@@ -74,8 +76,9 @@ impl ReceiverThread {
                     .try_read(&self.socket, slots, &mut metas)
                     .map(|()| Readiness::Socket)
             } else {
-                reader.read_or_wake(&self.socket, slots, &mut metas, &self.wake)
+                reader.read_or_wake(&self.socket, slots, &mut metas, &self.wake, looked)
             };
+            looked = awake && matches!(&read, Err(e) if sys::is_timeout(e));
             match read {
                 Ok(Readiness::Socket) => {
                     wait.record(metas.len());

@@ -49,6 +49,7 @@ impl Reader {
         bufs: &mut [Vec<u8>],
         out: &mut Vec<Meta>,
         _wake: &Wake,
+        _looked: bool,
     ) -> io::Result<Readiness> {
         self.read(sock, bufs, out).map(|()| Readiness::Socket)
     }
