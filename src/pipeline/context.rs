@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use super::buffer::BufferPool;
 use super::loopguard::LoopGuard;
-use super::wait::Pace;
 use crate::control::probe::Probe;
 use crate::control::shutdown::Shutdown;
 use crate::control::stats::Stats;
@@ -26,8 +25,6 @@ pub(crate) struct ServerContext {
     pub max_datagram: usize,
     /// `None` when the configuration turned the guard off.
     pub loop_guard: Option<LoopGuard>,
-    /// How long the handler's requests take: how many a worker takes.
-    pub pace: Pace,
     /// The watchdog's probe, asked for beside the pipeline.
     pub probe: Arc<Probe>,
 }

@@ -2,7 +2,7 @@
 //! into recycled buffers and queues them; the workers answer each on their
 //! own clone of the socket and hand the buffers back.
 
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 
@@ -16,34 +16,19 @@ use crate::sys::{self, Segmentation};
 pub(crate) mod buffer;
 pub(crate) mod context;
 pub(crate) mod loopguard;
+mod policy;
+mod queue;
 pub(crate) mod ratelimit;
 mod receiver;
-pub(crate) mod wait;
 mod worker;
 
 use context::{ServerContext, Warnings};
+use policy::Idle;
+pub(crate) use queue::Job;
+use queue::Queue;
 use ratelimit::{RateLimiter, DEFAULT_SLOTS};
 use receiver::ReceiverThread;
 use worker::Worker;
-
-/// What the queue carries to the workers.
-#[derive(Debug)]
-pub(crate) enum Job {
-    /// A datagram to answer.
-    Datagram(Datagram),
-    /// The watchdog's probe: a worker that takes it proves the queue moves.
-    Probe,
-}
-
-/// One received datagram on its way from the receiver to a worker.
-#[derive(Debug)]
-pub(crate) struct Datagram {
-    /// The payload: exactly the datagram's bytes.
-    pub buf: Vec<u8>,
-    pub peer: SocketAddr,
-    /// The address the datagram was sent to, when known (wildcard binds).
-    pub local: Option<IpAddr>,
-}
 
 /// A peer's address as logs and handlers show it: an IPv4 client of a
 /// dual-stack socket in its IPv4 form (`127.0.0.1:46736`, not
@@ -85,7 +70,7 @@ impl Pipeline {
         // a service manager or the next process reads on.
         let wake = sys::Wake::new().map_err(|e| Error::io("make the receiver's wake", e))?;
         let wake = Arc::new(wake);
-        let (tx, rx) = crossbeam_channel::bounded(config.queue);
+        let (tx, rx, idle) = queue::queue(config.queue, handlers.len());
         let mut pipeline = Pipeline {
             receiver: None,
             workers: Vec::with_capacity(handlers.len()),
@@ -94,7 +79,7 @@ impl Pipeline {
             #[cfg(feature = "metrics")]
             queue: rx.clone(),
         };
-        if let Err(e) = pipeline.start_workers(&socket, &ctx, &rx, handlers) {
+        if let Err(e) = pipeline.start_workers(&socket, &ctx, &rx, &idle, handlers) {
             // The sender goes with this frame: the workers started see the
             // queue close, and stop.
             drop(tx);
@@ -103,19 +88,29 @@ impl Pipeline {
         }
         let waker = wake.clone();
         ctx.shutdown.on_trigger(move || waker.wake());
+        if let Err(e) = pipeline.start_receiver(config, socket, &ctx, wake, tx) {
+            ctx.shutdown.trigger();
+            pipeline.join();
+            return Err(e);
+        }
+        Ok(pipeline)
+    }
+
+    /// Starts the thread `receiver` on `socket`, feeding `queue`.
+    fn start_receiver(
+        &mut self,
+        config: &Config,
+        socket: UdpSocket,
+        ctx: &Arc<ServerContext>,
+        wake: Arc<sys::Wake>,
+        queue: Queue,
+    ) -> Result<()> {
         let limiter = config
             .rate_limit
             .map(|rate| RateLimiter::new(rate, config.rate_burst.unwrap_or(rate), DEFAULT_SLOTS));
-        let receiver = ReceiverThread::new(ctx.clone(), socket, wake, tx, limiter);
-        match spawn("receiver", move || receiver.run()) {
-            Ok(handle) => pipeline.receiver = Some(handle),
-            Err(e) => {
-                ctx.shutdown.trigger();
-                pipeline.join();
-                return Err(e);
-            }
-        }
-        Ok(pipeline)
+        let receiver = ReceiverThread::new(ctx.clone(), socket, wake, queue, limiter);
+        self.receiver = Some(spawn("receiver", move || receiver.run())?);
+        Ok(())
     }
 
     /// Starts `worker-0` ... on clones of `socket`, one per handler.
@@ -124,6 +119,7 @@ impl Pipeline {
         socket: &UdpSocket,
         ctx: &Arc<ServerContext>,
         queue: &Receiver<Job>,
+        idle: &Arc<Idle>,
         handlers: Vec<H>,
     ) -> Result<()> {
         // What the kernel can segment is learned once, by the first send,
@@ -134,10 +130,12 @@ impl Pipeline {
                 .try_clone()
                 .map_err(|e| Error::io("clone the server's socket", e))?;
             let worker = Worker::new(
+                i,
                 ctx.clone(),
                 handler,
                 clone,
                 queue.clone(),
+                idle.clone(),
                 segmentation.clone(),
             );
             self.workers

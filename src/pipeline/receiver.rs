@@ -4,16 +4,15 @@
 use std::mem;
 use std::net::UdpSocket;
 use std::sync::Arc;
-use std::thread;
 use std::time::Instant;
 
-use crossbeam_channel::Sender;
 use log::Level;
 
 use super::context::{ServerContext, Warning};
+use super::policy::read_size;
+use super::queue::{Datagram, Job, Queue};
 use super::ratelimit::RateLimiter;
-use super::wait::{read_size, WaitPolicy, LONE_LOOKS};
-use super::{shown, Datagram, Job};
+use super::shown;
 use crate::control::shutdown::TriggerOnDrop;
 use crate::control::stats::{Count, Pending};
 use crate::error::{Error, Result};
@@ -26,7 +25,7 @@ pub(crate) struct ReceiverThread {
     socket: UdpSocket,
     /// What the shutdown wakes it with while it sleeps on the socket.
     wake: Arc<Wake>,
-    queue: Sender<Job>,
+    queue: Queue,
     limiter: Option<RateLimiter>,
 }
 
@@ -35,7 +34,7 @@ impl ReceiverThread {
         ctx: Arc<ServerContext>,
         socket: UdpSocket,
         wake: Arc<Wake>,
-        queue: Sender<Job>,
+        queue: Queue,
         limiter: Option<RateLimiter>,
     ) -> ReceiverThread {
         ReceiverThread {
@@ -58,39 +57,16 @@ impl ReceiverThread {
         let mut reader = Reader::new(BATCH);
         let mut slots: Vec<Vec<u8>> = (0..BATCH).map(|_| self.ctx.pool.take()).collect();
         let mut metas: Vec<Meta> = Vec::with_capacity(BATCH);
-        let mut wait = WaitPolicy::with_lone_looks(LONE_LOOKS);
-        // Whether the last read was a look that found nothing.
-        let mut looked = false;
         // A read sleeps until a datagram comes or the shutdown wakes it.
         while !self.ctx.shutdown.is_triggered() {
             if self.ctx.probe.is_requested() {
                 self.send_probe();
             }
-            // Right after a read, look again without sleeping (yielding the
-            // CPU between looks) as long as the wait policy says that is
-            // cheaper than a sleep and a wake-up.
-            let awake = wait.awake();
             let slots = &mut slots[..read_size(self.queue.len())];
-            let read = if awake {
-                reader
-                    .try_read(&self.socket, slots, &mut metas)
-                    .map(|()| Readiness::Socket)
-            } else {
-                reader.read_or_wake(&self.socket, slots, &mut metas, &self.wake, looked)
-            };
-            looked = awake && matches!(&read, Err(e) if sys::is_timeout(e));
-            match read {
-                Ok(Readiness::Socket) => {
-                    wait.record(metas.len());
-                    self.dispatch(slots, &metas)?;
-                }
+            match reader.read_or_wake(&self.socket, slots, &mut metas, &self.wake) {
+                Ok(Readiness::Socket) => self.dispatch(slots, &metas),
                 Ok(Readiness::Woken) => break,
                 Ok(Readiness::Nudged) => {}
-                Err(e) if sys::is_timeout(&e) => {
-                    if awake {
-                        thread::yield_now();
-                    }
-                }
                 Err(e) if sys::is_transient(&e) => self.ctx.warnings.log(
                     Warning::ReceiveError,
                     Level::Warn,
@@ -113,11 +89,13 @@ impl ReceiverThread {
         }
         if self.queue.try_send(Job::Probe).is_err() {
             self.ctx.probe.request();
+        } else {
+            self.queue.notify();
         }
     }
 
     /// Settles or queues each datagram of one read, and counts them.
-    fn dispatch(&mut self, slots: &mut [Vec<u8>], metas: &[Meta]) -> Result<()> {
+    fn dispatch(&mut self, slots: &mut [Vec<u8>], metas: &[Meta]) {
         // Counted before any is handed on: a worker may count its fate at
         // once, and no snapshot may show a fate before its datagram.
         self.ctx
@@ -136,7 +114,7 @@ impl ReceiverThread {
             }
         }
         self.ctx.stats.receiver().add_pending(&pending);
-        Ok(())
+        self.queue.notify();
     }
 
     /// The fate of the datagram `meta` describes if the receiver drops it,
@@ -147,7 +125,6 @@ impl ReceiverThread {
         now: Option<Instant>,
         pending: &mut Pending,
     ) -> Option<Count> {
-        let peer = meta.peer;
         if meta.control_truncated {
             // Still answered, but maybe from another address than the one
             // it reached: the control buffer has room for every message
@@ -158,48 +135,58 @@ impl ReceiverThread {
                 Level::Warn,
                 format_args!(
                     "the kernel cut the control messages of a datagram from {}",
-                    shown(peer)
+                    shown(meta.peer)
                 ),
             );
         }
-        if meta.truncated || meta.len > self.ctx.max_datagram {
-            self.ctx.warnings.log(
-                Warning::Oversize,
-                Level::Warn,
-                format_args!(
-                    "dropped a datagram from {} over {} bytes",
-                    shown(peer),
-                    self.ctx.max_datagram
-                ),
-            );
-            return Some(Count::DroppedOversize);
+        // The loop guard before the rate limit: a refused turn of a loop
+        // spends no token of the source it claims.
+        self.oversize(meta)
+            .or_else(|| self.looping(meta))
+            .or_else(|| self.limited(meta, now))
+    }
+
+    fn oversize(&self, meta: &Meta) -> Option<Count> {
+        if !meta.truncated && meta.len <= self.ctx.max_datagram {
+            return None;
         }
-        // Before the rate limit: a refused turn of a loop spends no token
-        // of the source it claims.
-        if let Some(rule) = self
-            .ctx
-            .loop_guard
-            .as_ref()
-            .and_then(|guard| guard.check(peer, meta.local))
-        {
-            self.ctx.warnings.log(
-                Warning::Loop,
-                Level::Warn,
-                format_args!("loop guard: no reply to {}: {rule}", shown(peer)),
-            );
-            return Some(Count::DroppedLoop);
+        self.ctx.warnings.log(
+            Warning::Oversize,
+            Level::Warn,
+            format_args!(
+                "dropped a datagram from {} over {} bytes",
+                shown(meta.peer),
+                self.ctx.max_datagram
+            ),
+        );
+        Some(Count::DroppedOversize)
+    }
+
+    fn looping(&self, meta: &Meta) -> Option<Count> {
+        let guard = self.ctx.loop_guard.as_ref()?;
+        let rule = guard.check(meta.peer, meta.local)?;
+        self.ctx.warnings.log(
+            Warning::Loop,
+            Level::Warn,
+            format_args!("loop guard: no reply to {}: {rule}", shown(meta.peer)),
+        );
+        Some(Count::DroppedLoop)
+    }
+
+    fn limited(&mut self, meta: &Meta, now: Option<Instant>) -> Option<Count> {
+        let (limiter, now) = (self.limiter.as_mut()?, now?);
+        if limiter.check_at(meta.peer.ip(), now) {
+            return None;
         }
-        if let (Some(limiter), Some(now)) = (self.limiter.as_mut(), now) {
-            if !limiter.check_at(peer.ip(), now) {
-                self.ctx.warnings.log(
-                    Warning::RateLimited,
-                    Level::Warn,
-                    format_args!("rate limit: dropping datagrams from {}", shown(peer).ip()),
-                );
-                return Some(Count::DroppedRateLimited);
-            }
-        }
-        None
+        self.ctx.warnings.log(
+            Warning::RateLimited,
+            Level::Warn,
+            format_args!(
+                "rate limit: dropping datagrams from {}",
+                shown(meta.peer).ip()
+            ),
+        );
+        Some(Count::DroppedRateLimited)
     }
 
     /// Hands the datagram in `slot` to the workers, refilling the slot; the
@@ -249,7 +236,6 @@ mod tests {
             local: "127.0.0.1:9".parse().unwrap(),
             max_datagram: 63,
             loop_guard: None,
-            pace: Default::default(),
             probe: Default::default(),
         })
     }
@@ -261,7 +247,7 @@ mod tests {
         // why, and trigger the shutdown the workers and join wait on.
         let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
         sys::break_for_test(&socket).unwrap();
-        let (queue, _rx) = crossbeam_channel::bounded(4);
+        let (queue, _rx, _idle) = crate::pipeline::queue::queue(4, 1);
         let shutdown = Shutdown::new();
         let stats = Arc::new(Stats::default());
         let wake = Arc::new(Wake::new().unwrap());

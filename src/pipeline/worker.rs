@@ -4,40 +4,45 @@
 use std::net::{SocketAddr, UdpSocket};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
-use std::thread;
-use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, TryRecvError};
 use log::Level;
 
 use super::context::{ServerContext, Warning, RECEIVED_TARGET};
 use super::loopguard::Rule;
-use super::wait::WaitPolicy;
-use super::{shown, Datagram, Job};
+use super::policy::Idle;
+use super::queue::{Datagram, Job};
+use super::shown;
 use crate::control::shutdown::TriggerOnDrop;
 use crate::control::stats::{Count, Pending};
 use crate::handler::{Answer, Handler, Request};
 use crate::protocol::MAX_DATAGRAM;
-use crate::sys::{Outgoing, Segmentation, Writer, BATCH};
+use crate::sys::{Outgoing, Segmentation, Writer};
 
 /// How many bytes of a payload a trace line shows.
 const TRACE_BYTES: usize = 64;
 
-/// The capacity a reply buffer keeps between batches: a larger reply's
-/// buffer is shrunk back, so that a burst of large replies leaves each
-/// worker holding `BATCH` × this, not `BATCH` × the largest reply.
+/// The capacity a worker's reply buffer keeps between requests: a larger
+/// reply's buffer is shrunk back, so that a burst of large replies leaves
+/// each worker holding this, not the largest reply.
 pub(crate) const REPLY_KEEP: usize = 2048;
 
 pub(crate) struct Worker<H> {
+    /// Its index in the pool, which the pool's policy knows it by.
+    id: usize,
     ctx: Arc<ServerContext>,
     /// This worker's own: no other thread touches it.
     handler: H,
     socket: UdpSocket,
     queue: Receiver<Job>,
-    segmentation: Arc<Segmentation>,
+    idle: Arc<Idle>,
+    /// Whether it was woken to look for work and has not yet found any.
+    searching: bool,
+    reply: Vec<u8>,
+    writer: Writer,
 }
 
-/// What became of one datagram within a batch, before the batch is sent.
+/// What became of one datagram, before its reply is sent.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Outcome {
     Send,
@@ -65,157 +70,130 @@ impl Outcome {
 
 impl<H: Handler> Worker<H> {
     pub(crate) fn new(
+        id: usize,
         ctx: Arc<ServerContext>,
         handler: H,
         socket: UdpSocket,
         queue: Receiver<Job>,
+        idle: Arc<Idle>,
         segmentation: Arc<Segmentation>,
     ) -> Worker<H> {
         Worker {
+            id,
             ctx,
             handler,
             socket,
             queue,
-            segmentation,
+            idle,
+            searching: false,
+            reply: Vec::new(),
+            writer: Writer::new(1, segmentation),
         }
     }
 
-    /// Serves until the queue is empty and the receiver has hung up.
+    /// Serves until the queue is empty and the receiver has hung up: one
+    /// job at a time, each reply sent as soon as its handler returns.
     pub(crate) fn run(mut self) {
-        // A panic is caught per batch, so a worker never dies of one; if
-        // one ever escapes, the server stops in order rather than run on
-        // with a pool one worker short.
+        // A panic in the handler is caught per request, so a worker never
+        // dies of one; if one ever escapes, the server stops in order
+        // rather than run on with a pool one worker short.
         let _stop = TriggerOnDrop::if_panicking(self.ctx.shutdown.clone());
-        let mut batch: Vec<Datagram> = Vec::with_capacity(BATCH);
-        let mut replies: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::new()).collect();
-        let mut outcomes: Vec<Outcome> = Vec::with_capacity(BATCH);
-        let mut writer = Writer::new(BATCH, self.segmentation.clone());
-        let mut wait = WaitPolicy::new();
-        while let Some(first) = self.next(&mut wait) {
-            batch.push(first);
-            self.take_queued(&mut batch);
-            wait.record(batch.len());
-            let served = panic::catch_unwind(AssertUnwindSafe(|| {
-                self.serve(&batch, &mut replies, &mut outcomes, &mut writer)
-            }));
-            if let Ok(handling) = served {
-                self.ctx.pace.record(batch.len(), handling);
-            } else {
-                // A bug outside the handler; the batch was not counted yet,
-                // so it is counted once, here, and the worker goes on.
-                let tally = self.ctx.stats.workers();
-                tally.add(Count::WorkerPanics, 1);
-                tally.add(Count::SendFailed, batch.len() as u64);
-                log::error!(
-                    "worker recovered from a panic; {} datagrams not answered",
-                    batch.len()
-                );
-            }
-            for d in batch.drain(..) {
-                self.ctx.pool.give(d.buf);
-            }
-            for reply in &mut replies {
-                reply.shrink_to(REPLY_KEEP);
+        while let Some(job) = self.next_job() {
+            match job {
+                Job::Datagram(d) => {
+                    self.serve(&d);
+                    self.ctx.pool.give(d.buf);
+                }
+                Job::Probe => self.ctx.probe.answer(),
             }
         }
     }
 
-    /// The next datagram, or `None` once the queue is empty and the
-    /// receiver has hung up. Right after a batch it looks without sleeping,
-    /// yielding the CPU between looks, as long as the wait policy says that
-    /// is the cheaper wait; otherwise it sleeps until one comes.
-    fn next(&self, wait: &mut WaitPolicy) -> Option<Datagram> {
+    /// The next job, or `None` once the queue is empty and closed; sleeps
+    /// while there is none, as the pool's policy says.
+    fn next_job(&mut self) -> Option<Job> {
         loop {
-            let job = self.next_job(wait)?;
-            if let Some(d) = self.datagram(job) {
-                return Some(d);
-            }
-        }
-    }
-
-    fn next_job(&self, wait: &mut WaitPolicy) -> Option<Job> {
-        while wait.awake() {
-            match self.queue.try_recv() {
-                Ok(job) => return Some(job),
-                Err(TryRecvError::Empty) => thread::yield_now(),
+            let taken = match self.queue.try_recv() {
+                Err(TryRecvError::Empty) => self.sleep(),
+                taken => taken,
+            };
+            match taken {
+                Ok(job) => {
+                    let searching = std::mem::take(&mut self.searching);
+                    self.idle.found(searching, || !self.queue.is_empty());
+                    return Some(job);
+                }
                 Err(TryRecvError::Disconnected) => return None,
-            }
-        }
-        self.queue.recv().ok()
-    }
-
-    /// Adds to `batch` what else is already queued, up to what the pace
-    /// allows, without waiting for more: a lone request is answered at once.
-    fn take_queued(&self, batch: &mut Vec<Datagram>) {
-        let take = self.ctx.pace.batch();
-        while batch.len() < take {
-            match self.queue.try_recv() {
-                Ok(job) => batch.extend(self.datagram(job)),
-                Err(_) => return,
+                Err(TryRecvError::Empty) => {}
             }
         }
     }
 
-    /// The datagram a job carries; a probe is answered here, and carries none.
-    fn datagram(&self, job: Job) -> Option<Datagram> {
-        match job {
-            Job::Datagram(d) => Some(d),
-            Job::Probe => {
-                self.ctx.probe.answer();
-                None
-            }
-        }
+    /// Sleeps until woken to search, unless a last look finds a job.
+    fn sleep(&mut self) -> Result<Job, TryRecvError> {
+        let queue = &self.queue;
+        let (found, searching) =
+            self.idle
+                .sleep(self.id, self.searching, || match queue.try_recv() {
+                    Err(TryRecvError::Empty) => None,
+                    found => Some(found),
+                });
+        self.searching = searching;
+        found.unwrap_or(Err(TryRecvError::Empty))
     }
 
-    /// Answers one batch and counts the fate of each of its datagrams;
-    /// returns how long the handler took over the batch, the pace's sample,
-    /// which leaves out logging and sending.
-    fn serve(
-        &mut self,
-        batch: &[Datagram],
-        replies: &mut [Vec<u8>],
-        outcomes: &mut Vec<Outcome>,
-        writer: &mut Writer,
-    ) -> Duration {
-        self.log_received(batch);
+    /// Answers one datagram, sends the reply and counts its fate.
+    fn serve(&mut self, d: &Datagram) {
+        let served = panic::catch_unwind(AssertUnwindSafe(|| self.settle(d)));
+        let pending = served.unwrap_or_else(|_| {
+            // A bug outside the handler; nothing was counted yet, so the
+            // datagram is counted once, here, and the worker goes on.
+            log::error!("worker recovered from a panic; a datagram not answered");
+            let mut pending = Pending::default();
+            pending.add(Count::WorkerPanics, 1);
+            pending.add(Count::SendFailed, 1);
+            pending
+        });
+        self.ctx.stats.workers().add_pending(&pending);
+        self.reply.shrink_to(REPLY_KEEP);
+    }
+
+    /// Asks the handler, sends the reply if there is one, and says what
+    /// to count.
+    fn settle(&mut self, d: &Datagram) -> Pending {
+        self.log_received(d);
+        let outcome = self.answer(d);
         let mut pending = Pending::default();
-        outcomes.clear();
-        let handling = Instant::now();
-        for (d, reply) in batch.iter().zip(replies.iter_mut()) {
-            let outcome = self.answer(d, reply);
-            for &count in outcome.counts() {
-                pending.add(count, 1);
-            }
-            outcomes.push(outcome);
+        for &count in outcome.counts() {
+            pending.add(count, 1);
         }
-        let handling = handling.elapsed();
-        let outgoing = batch
-            .iter()
-            .zip(replies.iter())
-            .zip(outcomes.iter())
-            .filter(|(_, outcome)| **outcome == Outcome::Send)
-            .map(|((d, reply), _)| Outgoing {
-                payload: reply,
+        if outcome == Outcome::Send {
+            let outgoing = Outgoing {
+                payload: &self.reply,
                 peer: d.peer,
                 local: d.local,
+            };
+            let warnings = &self.ctx.warnings;
+            let sent = self.writer.write(&self.socket, [outgoing], |_, e| {
+                warnings.log(
+                    Warning::SendFailed,
+                    Level::Warn,
+                    format_args!("cannot send a reply: {e}"),
+                );
             });
-        let mut failed = 0;
-        let sent = writer.write(&self.socket, outgoing, |_, e| {
-            failed += 1;
-            self.ctx.warnings.log(
-                Warning::SendFailed,
-                Level::Warn,
-                format_args!("cannot send a reply: {e}"),
-            );
-        });
-        pending.add(Count::Replied, sent as u64);
-        pending.add(Count::SendFailed, failed);
-        self.ctx.stats.workers().add_pending(&pending);
-        handling
+            let fate = if sent == 1 {
+                Count::Replied
+            } else {
+                Count::SendFailed
+            };
+            pending.add(fate, 1);
+        }
+        pending
     }
 
     /// Asks the handler for the reply to one datagram, catching a panic.
-    fn answer(&mut self, d: &Datagram, reply: &mut Vec<u8>) -> Outcome {
+    fn answer(&mut self, d: &Datagram) -> Outcome {
+        let reply = &mut self.reply;
         reply.clear();
         let local = SocketAddr::new(
             d.local.unwrap_or_else(|| self.ctx.local.ip()),
@@ -240,7 +218,7 @@ impl<H: Handler> Worker<H> {
             Ok(Some(Answer::Fail)) => Outcome::Failed,
             Err(_) => Outcome::Panicked,
         };
-        self.warn(outcome, d.peer, reply.len());
+        self.warn(outcome, d.peer, self.reply.len());
         outcome
     }
 
@@ -275,25 +253,24 @@ impl<H: Handler> Worker<H> {
         }
     }
 
-    fn log_received(&self, batch: &[Datagram]) {
-        if !log::log_enabled!(target: RECEIVED_TARGET, Level::Info) {
+    fn log_received(&self, d: &Datagram) {
+        if !log::log_enabled!(target: RECEIVED_TARGET, Level::Info)
+            || self.ctx.warnings.admit_received(1) == 0
+        {
             return;
         }
-        let admitted = self.ctx.warnings.admit_received(batch.len());
-        for d in batch.iter().take(admitted) {
-            log::info!(target: RECEIVED_TARGET, "Received from {}.", shown(d.peer));
-            if log::log_enabled!(Level::Trace) {
-                // Escaped, so a payload can neither forge log lines nor drive
-                // the terminal that shows them.
-                let bytes = &d.buf[..d.buf.len().min(TRACE_BYTES)];
-                let cut = if d.buf.len() > TRACE_BYTES { "..." } else { "" };
-                log::trace!(
-                    "{} bytes from {}: \"{}\"{cut}",
-                    d.buf.len(),
-                    shown(d.peer),
-                    bytes.escape_ascii()
-                );
-            }
+        log::info!(target: RECEIVED_TARGET, "Received from {}.", shown(d.peer));
+        if log::log_enabled!(Level::Trace) {
+            // Escaped, so a payload can neither forge log lines nor drive
+            // the terminal that shows them.
+            let bytes = &d.buf[..d.buf.len().min(TRACE_BYTES)];
+            let cut = if d.buf.len() > TRACE_BYTES { "..." } else { "" };
+            log::trace!(
+                "{} bytes from {}: \"{}\"{cut}",
+                d.buf.len(),
+                shown(d.peer),
+                bytes.escape_ascii()
+            );
         }
     }
 }

@@ -173,7 +173,6 @@ fn context(
         loop_guard: config
             .loop_guard
             .then(|| LoopGuard::new(local, &config.service_ports)),
-        pace: Default::default(),
         probe: Default::default(),
     }
 }

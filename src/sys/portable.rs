@@ -49,7 +49,6 @@ impl Reader {
         bufs: &mut [Vec<u8>],
         out: &mut Vec<Meta>,
         _wake: &Wake,
-        _looked: bool,
     ) -> io::Result<Readiness> {
         self.read(sock, bufs, out).map(|()| Readiness::Socket)
     }

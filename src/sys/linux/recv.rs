@@ -70,23 +70,14 @@ impl Reader {
     /// sleeps until something is ([`Readiness::Socket`], with `out` filled),
     /// or until `wake` is woken or nudged, which it says, reading nothing.
     /// The socket itself is never touched, so its other copies read on.
-    /// `looked`: the caller's last read found nothing, so the sleep comes
-    /// first, sparing a read that would find nothing again.
     pub(crate) fn read_or_wake(
         &mut self,
         sock: &UdpSocket,
         bufs: &mut [Vec<u8>],
         out: &mut Vec<Meta>,
         wake: &Wake,
-        looked: bool,
     ) -> io::Result<Readiness> {
         out.clear();
-        if looked {
-            match wait_readable(sock, wake)? {
-                Readiness::Socket => {}
-                other => return Ok(other),
-            }
-        }
         loop {
             match self.try_read(sock, bufs, out) {
                 Ok(()) => return Ok(Readiness::Socket),
@@ -269,13 +260,13 @@ mod tests {
         let mut reader = Reader::new(4);
         let mut bufs: Vec<Vec<u8>> = (0..4).map(|_| Vec::with_capacity(64)).collect();
         let mut metas = Vec::new();
-        let r = reader.read_or_wake(&server, &mut bufs, &mut metas, &wake, false);
+        let r = reader.read_or_wake(&server, &mut bufs, &mut metas, &wake);
         assert_eq!(r.unwrap(), Readiness::Socket);
         assert_eq!(bufs[0], b"queued");
         let copy = server.try_clone().unwrap();
         let waker = wake.clone();
         let blocked = std::thread::spawn(move || {
-            let r = reader.read_or_wake(&server, &mut bufs, &mut metas, &waker, true);
+            let r = reader.read_or_wake(&server, &mut bufs, &mut metas, &waker);
             (r.map_err(|e| e.kind()), metas.len())
         });
         std::thread::sleep(Duration::from_millis(50));

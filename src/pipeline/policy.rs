@@ -1,0 +1,297 @@
+//! The pool's policy, in one place: who looks for work, who sleeps, whom
+//! to wake, and how much each stage takes at once. The receiver and the
+//! workers only ask it; `docs/architecture.md` states the contract it
+//! keeps and `docs/benchmarks.md` the measurements behind each choice.
+//!
+//! - **How much a worker takes: one request.** A worker that held a second
+//!   request while its handler ran would keep it from a worker that is idle,
+//!   and a reply held for a batch would wait on handlers not its own.
+//! - **Who looks: searchers.** A worker woken for work is *searching* until
+//!   it takes a job. The receiver wakes a sleeper only when no worker is
+//!   searching, and a searcher that takes a job while more are queued wakes
+//!   the next: a burst wakes as many workers as it has requests, one wake
+//!   per worker, and the receiver pays for one of them.
+//! - **Who sleeps: a worker that finds the queue empty**, at once: no spin,
+//!   so that nothing runs when nothing happens and the CPU a spin would
+//!   take stays with the handlers and the client.
+
+use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::thread::{self, Thread};
+
+use crate::sys::BATCH;
+
+/// While fewer datagrams than this wait in the queue, the receiver reads
+/// one per call, so that a worker starts on each while it reads the next;
+/// from this many on, the workers are behind and the receiver saves system
+/// calls by reading a whole batch.
+pub(crate) const BACKLOG: usize = 8;
+
+/// How many datagrams the receiver reads at once, with `queued` waiting.
+pub(crate) fn read_size(queued: usize) -> usize {
+    if queued < BACKLOG {
+        1
+    } else {
+        BATCH
+    }
+}
+
+/// The workers that sleep, and how many look for work: shared by the
+/// receiver, which notifies it of work, and every worker.
+#[derive(Debug)]
+pub(crate) struct Idle {
+    /// Sleeping workers, the last to sleep on top: it is the likeliest to
+    /// still have its handler's state in the cache.
+    sleepers: Mutex<Vec<Sleeper>>,
+    /// How many sleep, read without the lock.
+    sleeping: AtomicUsize,
+    /// How many were woken and have not yet taken a job or slept again.
+    searching: AtomicUsize,
+    /// Per worker: set when it is woken to search, or when the pool closes.
+    woken: Box<[AtomicBool]>,
+    closed: AtomicBool,
+}
+
+#[derive(Debug)]
+struct Sleeper {
+    worker: usize,
+    thread: Thread,
+}
+
+impl Idle {
+    /// The policy of a pool of `workers`, all awake.
+    pub(crate) fn new(workers: usize) -> Idle {
+        Idle {
+            sleepers: Mutex::new(Vec::with_capacity(workers)),
+            sleeping: AtomicUsize::new(0),
+            searching: AtomicUsize::new(0),
+            woken: (0..workers).map(|_| AtomicBool::new(false)).collect(),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// Work was queued: wakes a sleeping worker, unless one is searching
+    /// already (it will take the work, and wake the next if more waits).
+    pub(crate) fn notify(&self) {
+        // Pairs with the fence in `sleep` and `found`: either the worker
+        // sees the work queued, or this sees it sleeping or no longer
+        // searching.
+        fence(SeqCst);
+        if self.searching.load(SeqCst) == 0 && self.sleeping.load(SeqCst) > 0 {
+            self.wake_one();
+        }
+    }
+
+    /// A worker took a job. If it was searching and was the last to, and
+    /// `more` (whether jobs still wait) says so, wakes the next.
+    pub(crate) fn found(&self, searching: bool, more: impl FnOnce() -> bool) {
+        if searching && self.searching.fetch_sub(1, SeqCst) == 1 {
+            fence(SeqCst);
+            if more() {
+                self.notify();
+            }
+        }
+    }
+
+    /// Worker `worker` found the queue empty: it is counted as sleeping,
+    /// then `look` looks once more, and if that finds something (a job, or
+    /// the queue closed) the worker goes on without sleeping; otherwise it
+    /// parks until woken. Returns what `look` found, and whether the worker
+    /// is now searching (woken for work, or found work after a wake).
+    pub(crate) fn sleep<T>(
+        &self,
+        worker: usize,
+        searching: bool,
+        look: impl FnOnce() -> Option<T>,
+    ) -> (Option<T>, bool) {
+        self.lay_down(worker);
+        if searching {
+            self.searching.fetch_sub(1, SeqCst);
+        }
+        fence(SeqCst);
+        if let Some(found) = look() {
+            return (Some(found), self.get_up(worker));
+        }
+        loop {
+            if self.woken[worker].swap(false, SeqCst) {
+                return (None, true);
+            }
+            if self.closed.load(SeqCst) {
+                return (None, self.get_up(worker));
+            }
+            thread::park();
+        }
+    }
+
+    /// The queue closed: wakes every sleeper, now and to come, to see it.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, SeqCst);
+        for s in self.lock().drain(..) {
+            s.thread.unpark();
+        }
+        self.sleeping.store(0, SeqCst);
+    }
+
+    fn lay_down(&self, worker: usize) {
+        let mut sleepers = self.lock();
+        sleepers.push(Sleeper {
+            worker,
+            thread: thread::current(),
+        });
+        self.sleeping.store(sleepers.len(), SeqCst);
+    }
+
+    /// Takes `worker` off the sleepers; whether a wake took it off first,
+    /// and so counts it as searching.
+    fn get_up(&self, worker: usize) -> bool {
+        let mut sleepers = self.lock();
+        if let Some(at) = sleepers.iter().position(|s| s.worker == worker) {
+            sleepers.swap_remove(at);
+            self.sleeping.store(sleepers.len(), SeqCst);
+            return false;
+        }
+        // Set under the lock by the wake that took it off (and not by
+        // `close`, which drains the list without waking anyone to search).
+        self.woken[worker].swap(false, SeqCst)
+    }
+
+    fn wake_one(&self) {
+        let mut sleepers = self.lock();
+        // Checked again under the lock, so that two notifications at once
+        // make one searcher, not two.
+        if self.searching.load(SeqCst) > 0 {
+            return;
+        }
+        let Some(s) = sleepers.pop() else {
+            return;
+        };
+        self.sleeping.store(sleepers.len(), SeqCst);
+        self.searching.fetch_add(1, SeqCst);
+        self.woken[s.worker].store(true, SeqCst);
+        drop(sleepers);
+        s.thread.unpark();
+    }
+
+    /// A poisoned lock only means a thread panicked while it held it; the
+    /// list itself is always whole.
+    fn lock(&self) -> MutexGuard<'_, Vec<Sleeper>> {
+        self.sleepers.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    const PATIENCE: Duration = Duration::from_secs(10);
+
+    /// Starts a worker `id` that sleeps on `idle` finding nothing, and
+    /// says whether it was woken to search.
+    fn sleeper(idle: &Arc<Idle>, id: usize, woke: &mpsc::Sender<(usize, bool)>) {
+        let (idle, woke) = (idle.clone(), woke.clone());
+        thread::spawn(move || {
+            let (found, searching) = idle.sleep(id, false, || None::<()>);
+            assert!(found.is_none());
+            woke.send((id, searching)).unwrap();
+        });
+    }
+
+    /// Waits until `n` workers sleep and none is searching.
+    fn asleep(idle: &Idle, n: usize) {
+        let deadline = Instant::now() + PATIENCE;
+        while idle.sleeping.load(SeqCst) != n || idle.searching.load(SeqCst) != 0 {
+            assert!(Instant::now() < deadline, "{n} workers never slept");
+            thread::yield_now();
+        }
+    }
+
+    #[test]
+    fn wakes_one_searcher_at_a_time() {
+        let idle = Arc::new(Idle::new(3));
+        let (woke, woken) = mpsc::channel();
+        for id in 0..3 {
+            sleeper(&idle, id, &woke);
+            asleep(&idle, id + 1);
+        }
+        // Three notifications while the first woken is still searching
+        // make one searcher, not three.
+        idle.notify();
+        idle.notify();
+        idle.notify();
+        let (first, searching) = woken.recv_timeout(PATIENCE).unwrap();
+        assert!(searching);
+        assert_eq!(idle.searching.load(SeqCst), 1);
+        assert_eq!(idle.sleeping.load(SeqCst), 2);
+        // The last sleeper to lie down is the first woken.
+        assert_eq!(first, 2);
+        // It takes a job while more wait: it wakes the next.
+        idle.found(true, || true);
+        let (second, searching) = woken.recv_timeout(PATIENCE).unwrap();
+        assert!(searching);
+        assert_ne!(second, first);
+        // That one finds the last job: nobody else is woken.
+        idle.found(true, || false);
+        assert_eq!(idle.searching.load(SeqCst), 0);
+        assert_eq!(idle.sleeping.load(SeqCst), 1);
+        idle.close();
+        assert!(!woken.recv_timeout(PATIENCE).unwrap().1);
+    }
+
+    #[test]
+    fn a_last_look_that_finds_work_does_not_sleep() {
+        let idle = Idle::new(1);
+        assert_eq!(idle.sleep(0, false, || Some(7)), (Some(7), false));
+        assert_eq!(idle.sleeping.load(SeqCst), 0);
+        // A searcher that finds nothing stops searching as it lies down.
+        idle.searching.store(1, SeqCst);
+        assert_eq!(idle.sleep(0, true, || Some(8)), (Some(8), false));
+        assert_eq!(idle.searching.load(SeqCst), 0);
+    }
+
+    #[test]
+    fn a_searcher_that_finds_nothing_lets_the_next_notify_wake() {
+        let idle = Arc::new(Idle::new(2));
+        let (woke, woken) = mpsc::channel();
+        sleeper(&idle, 0, &woke);
+        asleep(&idle, 1);
+        idle.notify();
+        let (id, searching) = woken.recv_timeout(PATIENCE).unwrap();
+        assert_eq!((id, searching), (0, true));
+        // It looks, finds the work gone, and sleeps again as a searcher.
+        let idle2 = idle.clone();
+        thread::spawn(move || {
+            let (_, searching) = idle2.sleep(0, true, || None::<()>);
+            woke.send((0, searching)).unwrap();
+        });
+        asleep(&idle, 1);
+        idle.notify();
+        assert_eq!(woken.recv_timeout(PATIENCE).unwrap(), (0, true));
+        idle.close();
+    }
+
+    #[test]
+    fn close_wakes_every_sleeper() {
+        let idle = Arc::new(Idle::new(4));
+        let (woke, woken) = mpsc::channel();
+        for id in 0..4 {
+            sleeper(&idle, id, &woke);
+        }
+        asleep(&idle, 4);
+        idle.close();
+        for _ in 0..4 {
+            assert!(!woken.recv_timeout(PATIENCE).unwrap().1);
+        }
+        // A worker that comes to sleep after the close does not park.
+        assert_eq!(idle.sleep(0, false, || None::<()>), (None, false));
+    }
+
+    #[test]
+    fn reads() {
+        assert_eq!(read_size(0), 1);
+        assert_eq!(read_size(BACKLOG - 1), 1);
+        assert_eq!(read_size(BACKLOG), BATCH);
+    }
+}
