@@ -142,6 +142,19 @@ pub trait Handler: Send + 'static {
         let _ = payload;
         false
     }
+
+    /// Whether every call of [`respond`] returns at once: it computes from
+    /// the request alone, in a few microseconds, and never waits on a lock,
+    /// a file or the network. While every worker is busy, a worker then
+    /// answers a few queued requests in a row and sends their replies in
+    /// one system call. The default, `false`, answers one request at a
+    /// time, each reply sent as its handler returns, so that a request
+    /// that waits holds up no other. [`Greeter`] is quick.
+    ///
+    /// [`respond`]: Handler::respond
+    fn is_quick(&self) -> bool {
+        false
+    }
 }
 
 /// The tutorial's greeting: `Hello, ` + request + `!`.
@@ -159,6 +172,10 @@ impl Handler for Greeter {
 
     fn is_reply(&self, payload: &[u8]) -> bool {
         is_greeting(payload)
+    }
+
+    fn is_quick(&self) -> bool {
+        true
     }
 }
 

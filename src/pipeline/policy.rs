@@ -70,6 +70,18 @@ impl Idle {
         }
     }
 
+    /// How many jobs a worker takes at once, its first among them, with
+    /// `queued` more waiting. One, unless the handler `quick`ly answers
+    /// and no worker sleeps, so that none idle could take them: then its
+    /// share of what waits, up to a batch, whose replies are ready at
+    /// about the same moment and leave in one system call.
+    pub(crate) fn take(&self, quick: bool, queued: usize) -> usize {
+        if !quick || self.sleeping.load(SeqCst) > 0 {
+            return 1;
+        }
+        (1 + queued.div_ceil(self.woken.len())).min(BATCH)
+    }
+
     /// Work was queued: wakes a sleeping worker, unless one is searching
     /// already (it will take the work, and wake the next if more waits).
     pub(crate) fn notify(&self) {
@@ -286,6 +298,23 @@ mod tests {
         }
         // A worker that comes to sleep after the close does not park.
         assert_eq!(idle.sleep(0, false, || None::<()>), (None, false));
+    }
+
+    #[test]
+    fn takes_more_than_one_only_when_quick_and_nobody_idle() {
+        let idle = Arc::new(Idle::new(2));
+        assert_eq!(idle.take(false, 100), 1, "a handler that may wait");
+        assert_eq!(idle.take(true, 0), 1, "nothing else queued");
+        // Its share of what waits, beside the other worker's.
+        assert_eq!(idle.take(true, 9), 1 + 5);
+        assert_eq!(idle.take(true, 10_000), BATCH);
+        // With a worker asleep, it could take what waits: one at a time.
+        let (woke, woken) = mpsc::channel();
+        sleeper(&idle, 0, &woke);
+        asleep(&idle, 1);
+        assert_eq!(idle.take(true, 100), 1);
+        idle.close();
+        assert!(!woken.recv_timeout(PATIENCE).unwrap().1);
     }
 
     #[test]

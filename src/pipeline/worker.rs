@@ -17,7 +17,7 @@ use crate::control::shutdown::TriggerOnDrop;
 use crate::control::stats::{Count, Pending};
 use crate::handler::{Answer, Handler, Request};
 use crate::protocol::MAX_DATAGRAM;
-use crate::sys::{Outgoing, Segmentation, Writer};
+use crate::sys::{Outgoing, Segmentation, Writer, BATCH};
 
 /// How many bytes of a payload a trace line shows.
 const TRACE_BYTES: usize = 64;
@@ -38,7 +38,11 @@ pub(crate) struct Worker<H> {
     idle: Arc<Idle>,
     /// Whether it was woken to look for work and has not yet found any.
     searching: bool,
-    reply: Vec<u8>,
+    /// The datagrams taken at once: one, unless the pool's policy says
+    /// more (see [`Idle::take`]).
+    batch: Vec<Datagram>,
+    replies: Vec<Vec<u8>>,
+    outcomes: Vec<Outcome>,
     writer: Writer,
 }
 
@@ -86,25 +90,27 @@ impl<H: Handler> Worker<H> {
             queue,
             idle,
             searching: false,
-            reply: Vec::new(),
-            writer: Writer::new(1, segmentation),
+            batch: Vec::with_capacity(BATCH),
+            replies: (0..BATCH).map(|_| Vec::new()).collect(),
+            outcomes: Vec::with_capacity(BATCH),
+            writer: Writer::new(BATCH, segmentation),
         }
     }
 
-    /// Serves until the queue is empty and the receiver has hung up: one
-    /// job at a time, each reply sent as soon as its handler returns.
+    /// Serves until the queue is empty and the receiver has hung up.
     pub(crate) fn run(mut self) {
         // A panic in the handler is caught per request, so a worker never
         // dies of one; if one ever escapes, the server stops in order
         // rather than run on with a pool one worker short.
         let _stop = TriggerOnDrop::if_panicking(self.ctx.shutdown.clone());
         while let Some(job) = self.next_job() {
-            match job {
-                Job::Datagram(d) => {
-                    self.serve(&d);
-                    self.ctx.pool.give(d.buf);
-                }
-                Job::Probe => self.ctx.probe.answer(),
+            self.take(job);
+            if self.batch.is_empty() {
+                continue;
+            }
+            self.serve();
+            for d in self.batch.drain(..) {
+                self.ctx.pool.give(d.buf);
             }
         }
     }
@@ -142,58 +148,81 @@ impl<H: Handler> Worker<H> {
         found.unwrap_or(Err(TryRecvError::Empty))
     }
 
-    /// Answers one datagram, sends the reply and counts its fate.
-    fn serve(&mut self, d: &Datagram) {
-        let served = panic::catch_unwind(AssertUnwindSafe(|| self.settle(d)));
+    /// Puts `first` in the batch, and as many more queued jobs as the
+    /// pool's policy says; a probe is answered on the spot.
+    fn take(&mut self, first: Job) {
+        let more = self.idle.take(self.handler.is_quick(), self.queue.len()) - 1;
+        let queued = std::iter::from_fn(|| self.queue.try_recv().ok()).take(more);
+        for job in std::iter::once(first).chain(queued) {
+            match job {
+                Job::Datagram(d) => self.batch.push(d),
+                Job::Probe => self.ctx.probe.answer(),
+            }
+        }
+    }
+
+    /// Answers the batch, sends its replies and counts each fate.
+    fn serve(&mut self) {
+        let served = panic::catch_unwind(AssertUnwindSafe(|| self.settle()));
         let pending = served.unwrap_or_else(|_| {
             // A bug outside the handler; nothing was counted yet, so the
-            // datagram is counted once, here, and the worker goes on.
-            log::error!("worker recovered from a panic; a datagram not answered");
+            // batch is counted once, here, and the worker goes on.
+            let n = self.batch.len() as u64;
+            log::error!("worker recovered from a panic; {n} datagrams not answered");
             let mut pending = Pending::default();
             pending.add(Count::WorkerPanics, 1);
-            pending.add(Count::SendFailed, 1);
+            pending.add(Count::SendFailed, n);
             pending
         });
         self.ctx.stats.workers().add_pending(&pending);
-        self.reply.shrink_to(REPLY_KEEP);
+        for reply in &mut self.replies[..self.batch.len()] {
+            reply.shrink_to(REPLY_KEEP);
+        }
     }
 
-    /// Asks the handler, sends the reply if there is one, and says what
-    /// to count.
-    fn settle(&mut self, d: &Datagram) -> Pending {
-        self.log_received(d);
-        let outcome = self.answer(d);
+    /// Asks the handler for each reply, sends those there are in one call,
+    /// and says what to count.
+    fn settle(&mut self) -> Pending {
         let mut pending = Pending::default();
-        for &count in outcome.counts() {
-            pending.add(count, 1);
+        self.outcomes.clear();
+        for i in 0..self.batch.len() {
+            let outcome = self.answer(i);
+            for &count in outcome.counts() {
+                pending.add(count, 1);
+            }
+            self.outcomes.push(outcome);
         }
-        if outcome == Outcome::Send {
-            let outgoing = Outgoing {
-                payload: &self.reply,
+        let outgoing = self
+            .batch
+            .iter()
+            .zip(&self.replies)
+            .zip(&self.outcomes)
+            .filter(|(_, outcome)| **outcome == Outcome::Send)
+            .map(|((d, reply), _)| Outgoing {
+                payload: reply,
                 peer: d.peer,
                 local: d.local,
-            };
-            let warnings = &self.ctx.warnings;
-            let sent = self.writer.write(&self.socket, [outgoing], |_, e| {
-                warnings.log(
-                    Warning::SendFailed,
-                    Level::Warn,
-                    format_args!("cannot send a reply: {e}"),
-                );
             });
-            let fate = if sent == 1 {
-                Count::Replied
-            } else {
-                Count::SendFailed
-            };
-            pending.add(fate, 1);
-        }
+        let (warnings, mut failed) = (&self.ctx.warnings, 0);
+        let sent = self.writer.write(&self.socket, outgoing, |_, e| {
+            failed += 1;
+            warnings.log(
+                Warning::SendFailed,
+                Level::Warn,
+                format_args!("cannot send a reply: {e}"),
+            );
+        });
+        pending.add(Count::Replied, sent as u64);
+        pending.add(Count::SendFailed, failed);
         pending
     }
 
-    /// Asks the handler for the reply to one datagram, catching a panic.
-    fn answer(&mut self, d: &Datagram) -> Outcome {
-        let reply = &mut self.reply;
+    /// Asks the handler for the reply to datagram `i` of the batch,
+    /// catching a panic.
+    fn answer(&mut self, i: usize) -> Outcome {
+        let d = &self.batch[i];
+        self.log_received(d);
+        let reply = &mut self.replies[i];
         reply.clear();
         let local = SocketAddr::new(
             d.local.unwrap_or_else(|| self.ctx.local.ip()),
@@ -218,7 +247,8 @@ impl<H: Handler> Worker<H> {
             Ok(Some(Answer::Fail)) => Outcome::Failed,
             Err(_) => Outcome::Panicked,
         };
-        self.warn(outcome, d.peer, self.reply.len());
+        let (peer, len) = (d.peer, reply.len());
+        self.warn(outcome, peer, len);
         outcome
     }
 
