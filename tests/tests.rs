@@ -66,6 +66,9 @@ mod systemd;
 // (root, debootstrap and systemd-nspawn; ignored).
 #[cfg(target_os = "linux")]
 mod systemd_live;
+// docs/tutorial.md: every block it marks with a source is that file's
+// own lines, unchanged and in order; the examples it runs exist.
+mod tutorial;
 // The server binary under a service manager: the socket passed, sd_notify,
 // the watchdog; upgrades in place on SIGUSR2, and one that fails.
 #[cfg(target_os = "linux")]
