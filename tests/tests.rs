@@ -48,6 +48,9 @@ mod probe;
 mod scale_out;
 // The server binary's command line and environment, its signals, its docs.
 mod server_cli;
+// State shared by every worker: the kv_store example's one SET seen by
+// every GET, whichever worker takes it.
+mod shared_state;
 // The slow_greeter example: a pool of workers whose handler sleeps.
 mod slow_greeter;
 // Under a service manager, in-process: sd_notify, the watchdog's probe, a

@@ -218,7 +218,10 @@ fn tutorial_examples_exist() {
     let named: BTreeSet<&str> = words
         .windows(2)
         .filter(|pair| pair[0] == "--example")
-        .map(|pair| pair[1].trim_end_matches(['`', ')', '.', ',']))
+        .filter_map(|pair| {
+            let end = pair[1].find(|c: char| !c.is_alphanumeric() && c != '_');
+            pair[1].get(..end.unwrap_or(pair[1].len()))
+        })
         .collect();
     assert!(named.len() >= 3, "{named:?}");
     for name in named {
