@@ -3,8 +3,10 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fmt::Write as _;
-use std::io::{self, IsTerminal, Write};
+use std::fs::File;
+use std::io::{self, IsTerminal, Read, Write};
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -13,7 +15,7 @@ use udp_greeter::cli::{self, Addr, DAY, HOUR, MILLISECOND};
 use udp_greeter::client::bench::{
     self, BenchConfig, BenchReport, Expect, Pacing, Phase, Progress, Sending,
 };
-use udp_greeter::{Client, DEFAULT_BIND, DEFAULT_RETRIES};
+use udp_greeter::{Client, DEFAULT_BIND, DEFAULT_RETRIES, MAX_DATAGRAM};
 
 /// Sends each NAME to a udp-greeter server and prints its greeting.
 #[derive(Debug, Parser)]
@@ -83,6 +85,10 @@ The report (a table, or one line of JSON with --json; JSON field names in bracke
               --timeout [tail_s]; sending + tail [elapsed_s]
   rtt         round-trip percentiles (p50 to p99.9) and maximum of the replies,
               never over --timeout [rtt_p50_us ... rtt_max_us, microseconds]
+With --request or --request-file, no id comes back: a reply is taken for the
+oldest request in flight on its socket that it answers, as with --expect any;
+bad counts datagrams that answer none of the requests, late those that answer
+none in flight, and duplicates stays 0.
 Exit code 1 when no valid reply came, or nothing listens at the address.",
         bench::MAX_LAG.as_millis()
     )
@@ -116,6 +122,19 @@ struct BenchArgs {
     #[arg(long, default_value_t = 16, value_name = "BYTES", allow_hyphen_values = true,
           value_parser = cli::whole::<u32>(bench::ID_BYTES as u32, Some(udp_greeter::MAX_GREETABLE as u32)))]
     payload: u32,
+
+    /// A request of your own instead of generated ones: these bytes, as
+    /// given; repeated, the requests go in turn. Each reply is taken for
+    /// the oldest request in flight on its socket that it answers as
+    /// --expect says
+    #[arg(long, value_name = "TEXT", allow_hyphen_values = true,
+          conflicts_with_all = ["payload", "request_file"])]
+    request: Vec<OsString>,
+
+    /// As --request, with the bytes of the file at PATH, whole, as one
+    /// request; repeated, the files go in turn
+    #[arg(long, value_name = "PATH", conflicts_with = "payload")]
+    request_file: Vec<PathBuf>,
 
     /// Client sockets (source ports) sharing the load, the window split
     /// evenly between them: `--sockets 64 --window 64` is 64 clients with
@@ -233,6 +252,7 @@ fn run_bench(args: BenchArgs, server: SocketAddr, timeout: Duration) -> ExitCode
 /// The run the arguments describe.
 fn bench_config(args: BenchArgs, server: SocketAddr, timeout: Duration) -> BenchConfig {
     let mut config = BenchConfig::new(server);
+    config.requests = own_requests(&args);
     config.window = args.window as usize;
     config.rate = args.rate;
     config.duration = args.seconds;
@@ -279,12 +299,51 @@ fn print_report(report: &BenchReport, json: bool) -> io::Result<()> {
     written.and_then(|()| out.flush())
 }
 
-/// Says on stderr that no valid reply came, and what came instead.
+/// The requests of your own: each --request's bytes, or each
+/// --request-file's; none when neither is given.
+fn own_requests(args: &BenchArgs) -> Vec<Vec<u8>> {
+    if !args.request.is_empty() {
+        return args.request.iter().map(|r| bytes_of(r)).collect();
+    }
+    args.request_file.iter().map(|p| read_request(p)).collect()
+}
+
+/// The bytes of the file at `path`, whole; a file that cannot be read, or
+/// that no datagram can carry, ends the process with exit code 2.
+fn read_request(path: &Path) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    // One byte more than a datagram carries is enough to refuse the file.
+    let read = File::open(path)
+        .and_then(|file| file.take(MAX_DATAGRAM as u64 + 1).read_to_end(&mut bytes));
+    let shown = path.display();
+    match read {
+        Err(e) => cli::fail(&format!("cannot read --request-file {shown}: {e}")),
+        Ok(n) if n > MAX_DATAGRAM => cli::fail(&format!(
+            "--request-file {shown} is larger than a UDP datagram carries ({MAX_DATAGRAM} bytes)"
+        )),
+        Ok(_) => bytes,
+    }
+}
+
+/// Says on stderr that no valid reply came, and what came instead; when
+/// nothing came back at all, what that can mean.
 fn say_no_reply(report: &BenchReport) {
     let (server, sent, lost) = (report.config.server, report.sent, report.lost);
+    if report.nothing_came_back() {
+        let which = match report.config.requests.len() {
+            0 => "the requests bench makes (--request sends your own)",
+            1 => "this request",
+            _ => "these requests",
+        };
+        return cli::error(format_args!(
+            "no reply from {server}: {sent} sent, {lost} lost, nothing came back: \
+             the service declines or fails {which}, or nothing listens there"
+        ));
+    }
     match report.config.expect {
         Expect::Any => cli::error(format_args!(
-            "no reply from {server}: {sent} sent, {lost} lost"
+            "no reply from {server}: {sent} sent, {lost} lost, {} late",
+            report.late
         )),
         expect => cli::error(format_args!(
             "no valid reply from {server}: {sent} sent, {lost} lost, {} not the {} expected",
