@@ -15,7 +15,7 @@ use udp_greeter::cli::{self, Addr, DAY, HOUR, MILLISECOND};
 use udp_greeter::client::bench::{
     self, BenchConfig, BenchReport, Expect, Pacing, Phase, Progress, Sending,
 };
-use udp_greeter::{Client, DEFAULT_BIND, DEFAULT_RETRIES, MAX_DATAGRAM};
+use udp_greeter::{Client, Greeter, Handler, DEFAULT_BIND, DEFAULT_RETRIES, MAX_DATAGRAM};
 
 /// Sends each NAME to a udp-greeter server and prints its greeting.
 #[derive(Debug, Parser)]
@@ -197,12 +197,30 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    greet_all(&client, &args.names)
+}
+
+/// Greets each of `names` in turn and prints the greetings. A name that is
+/// itself a greeting is warned about first, since the server's loop guard
+/// refuses it, and its missing reply does not stop the names after it.
+fn greet_all(client: &Client, names: &[OsString]) -> ExitCode {
     // A person's terminal gets the reply escaped, since its bytes can be
     // escape sequences that drive the terminal; a pipe gets them exactly.
     let terminal = io::stdout().is_terminal();
     let mut out = io::stdout().lock();
-    for name in &args.names {
-        match client.greet(&bytes_of(name)) {
+    let mut code = ExitCode::SUCCESS;
+    for name in names {
+        let bytes = bytes_of(name);
+        let shown = shown_name(&name.to_string_lossy());
+        // The rule the server's loop guard applies to the greeter.
+        let refused = Greeter.is_reply(&bytes);
+        if refused {
+            cli::say(format_args!(
+                "warning: {shown} is itself a greeting, which the server refuses \
+                 (unless started with --loop-guard=false): expect no reply"
+            ));
+        }
+        match client.greet(&bytes) {
             Ok(reply) => {
                 let written = if terminal {
                     writeln!(out, "{}", for_terminal(&reply))
@@ -213,15 +231,18 @@ fn main() -> ExitCode {
                     return cli::stdout_failed(&e);
                 }
             }
+            Err(e) if refused && e.is_no_reply() => {
+                cli::error(format_args!("{e} (greeting {shown}, itself a greeting)"));
+                code = ExitCode::from(1);
+            }
             Err(e) => {
-                let name = name.to_string_lossy();
-                cli::error(format_args!("{e} (greeting {})", shown_name(&name)));
+                cli::error(format_args!("{e} (greeting {shown})"));
                 return ExitCode::from(1);
             }
         }
     }
     match out.flush() {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => code,
         Err(e) => cli::stdout_failed(&e),
     }
 }
