@@ -62,19 +62,40 @@ fn answer(store: &Store, request: &[u8], reply: &mut Vec<u8>) -> Answer {
 }
 
 fn main() -> ExitCode {
-    let mut args = std::env::args().skip(1);
-    let bind = args.next().unwrap_or_else(|| DEFAULT_BIND.to_string());
-    let workers = args.next();
-    let mut config = match bind.parse() {
-        Ok(addr) => Config::new(addr),
-        Err(e) => return refuse(format_args!("bad address {bind:?}: {e}")),
+    let config = match config(std::env::args().skip(1)) {
+        Ok(config) => config,
+        Err(why) => {
+            eprintln!("error: {why} (usage: kv_store [ADDR [WORKERS]])");
+            return ExitCode::from(2);
+        }
     };
-    match workers.map(|w| w.parse()) {
-        None => {}
-        Some(Ok(n)) => config.workers = n,
-        Some(Err(e)) => return refuse(format_args!("bad number of workers: {e}")),
+    match serve(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(if e.is_config() { 2 } else { 1 })
+        }
     }
+}
 
+/// The configuration the arguments ask for: the address, then the number
+/// of workers.
+fn config(mut args: impl Iterator<Item = String>) -> Result<Config, String> {
+    let bind = args.next().unwrap_or_else(|| DEFAULT_BIND.to_string());
+    let mut config = Config::new(
+        bind.parse()
+            .map_err(|e| format!("bad address {bind:?}: {e}"))?,
+    );
+    if let Some(workers) = args.next() {
+        config.workers = workers
+            .parse()
+            .map_err(|e| format!("bad number of workers {workers:?}: {e}"))?;
+    }
+    Ok(config)
+}
+
+/// Serves the store until the process is killed.
+fn serve(config: Config) -> udp_greeter::Result<()> {
     let store = Store::default();
     let mut answered = 0u64;
     // Each worker gets a clone of this closure: of `store` a clone of the
@@ -88,26 +109,9 @@ fn main() -> ExitCode {
         }
         answer(&store, request.payload, reply)
     };
-    let server = match Server::builder(config).handler(handler).start() {
-        Ok(server) => server,
-        Err(e) if e.is_config() => return refuse(format_args!("{e}")),
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(1);
-        }
-    };
+    let server = Server::builder(config).handler(handler).start()?;
+    // On stderr, where the server binary logs it: nothing here prints the
+    // library's log.
     eprintln!("Bind UDP on {}...", server.local_addr().port());
-    match server.join() {
-        Ok(_) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(1)
-        }
-    }
-}
-
-/// Refuses a bad argument: one line, exit code 2.
-fn refuse(why: std::fmt::Arguments<'_>) -> ExitCode {
-    eprintln!("error: {why} (usage: kv_store [ADDR [WORKERS]])");
-    ExitCode::from(2)
+    server.join().map(|_| ())
 }
