@@ -23,6 +23,9 @@ enum ErrorKind {
         what: &'static str,
         addr: SocketAddr,
         err: io::Error,
+        /// For the server's socket, which `SO_REUSEPORT` lets processes
+        /// share: whether it was set.
+        reuse_port: Option<bool>,
     },
     Config(String),
     Inherited(String),
@@ -54,7 +57,26 @@ impl Error {
     /// Binding `addr` for `what` ("UDP", "metrics") failed.
     pub(crate) fn bind(what: &'static str, addr: SocketAddr, err: io::Error) -> Error {
         Error {
-            kind: ErrorKind::Bind { what, addr, err },
+            kind: ErrorKind::Bind {
+                what,
+                addr,
+                err,
+                reuse_port: None,
+            },
+        }
+    }
+
+    /// Binding the server's UDP socket to `addr` failed, with
+    /// `SO_REUSEPORT` set or not (`reuse_port`): an address in use then
+    /// says that sharing a port takes it on both sockets.
+    pub(crate) fn bind_udp(addr: SocketAddr, err: io::Error, reuse_port: bool) -> Error {
+        Error {
+            kind: ErrorKind::Bind {
+                what: "UDP",
+                addr,
+                err,
+                reuse_port: Some(reuse_port),
+            },
         }
     }
 
@@ -171,7 +193,30 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
-            ErrorKind::Bind { what, addr, err } => write!(f, "cannot bind {what} {addr}: {err}"),
+            ErrorKind::Bind {
+                what,
+                addr,
+                err,
+                reuse_port,
+            } => {
+                write!(f, "cannot bind {what} {addr}: {err}")?;
+                match reuse_port {
+                    Some(set) if err.kind() == io::ErrorKind::AddrInUse => {
+                        write!(
+                            f,
+                            "; to share a port, both sockets must set SO_REUSEPORT (--reuse-port)"
+                        )?;
+                        if *set {
+                            write!(
+                                f,
+                                ": the one holding it does not, or belongs to another user"
+                            )?;
+                        }
+                        Ok(())
+                    }
+                    _ => Ok(()),
+                }
+            }
             ErrorKind::Config(msg) => write!(f, "invalid configuration: {msg}"),
             ErrorKind::Inherited(msg) => {
                 write!(f, "cannot use what the service manager passed: {msg}")
@@ -228,6 +273,29 @@ mod tests {
         assert!(err
             .to_string()
             .starts_with("cannot bind metrics 127.0.0.1:9999: "));
+        assert!(!err.to_string().contains("SO_REUSEPORT"), "{err}");
+    }
+
+    #[test]
+    fn address_in_use_says_both_must_share() {
+        let addr: SocketAddr = "127.0.0.1:9999".parse().unwrap();
+        let in_use = || io::Error::from(io::ErrorKind::AddrInUse);
+        for set in [false, true] {
+            let msg = Error::bind_udp(addr, in_use(), set).to_string();
+            assert!(msg.starts_with("cannot bind UDP 127.0.0.1:9999: "), "{msg}");
+            assert!(
+                msg.contains("both sockets must set SO_REUSEPORT (--reuse-port)"),
+                "{msg}"
+            );
+            assert_eq!(msg.contains("the one holding it does not"), set, "{msg}");
+            assert!(!msg.contains('\n'), "{msg}");
+        }
+        let denied = io::Error::from(io::ErrorKind::PermissionDenied);
+        let msg = Error::bind_udp(addr, denied, true).to_string();
+        assert!(
+            !msg.contains("SO_REUSEPORT"),
+            "only an address in use: {msg}"
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! against a real server, against servers that answer wrongly or not at
 //! all, and what its command line prints. No speed is asserted here.
 
+use std::ffi::OsStr;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -9,11 +10,11 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use udp_greeter::client::bench::{self, BenchConfig, BenchReport, Pacing, Sending};
-use udp_greeter::{greet, Server, DEFAULT_QUEUE};
+use udp_greeter::{greet, Server, DEFAULT_QUEUE, MAX_GREETABLE};
 
 use crate::support::{
-    bench_json, config, join_within, json_count, run, shutdown_within, Outcome, CLIENT_BIN,
-    PATIENCE,
+    bench_json, command, config, join_within, json_count, run, run_with, shutdown_within, Outcome,
+    TempDir, CLIENT_BIN, PATIENCE,
 };
 
 fn server() -> Server {
@@ -44,9 +45,21 @@ fn balanced(r: &BenchReport) {
 struct Fake {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
-    /// Datagrams read, and from how many different peers.
-    thread: Option<JoinHandle<(u64, usize)>>,
+    thread: Option<JoinHandle<Heard>>,
 }
+
+/// What a fake read.
+struct Heard {
+    /// Datagrams.
+    seen: u64,
+    /// Different peers they came from.
+    peers: usize,
+    /// The first [`RECORDED`] datagrams' bytes, in the order read.
+    first: Vec<Vec<u8>>,
+}
+
+/// How many datagrams a fake keeps the bytes of.
+const RECORDED: usize = 10_000;
 
 impl Fake {
     fn start(answer: fn(&[u8]) -> Vec<Vec<u8>>) -> Fake {
@@ -62,12 +75,16 @@ impl Fake {
             let mut buf = vec![0u8; 65_536];
             let mut seen = 0u64;
             let mut peers = std::collections::HashSet::new();
+            let mut first = Vec::new();
             while !flag.load(Ordering::Relaxed) && Instant::now() < deadline && seen < 10_000_000 {
                 let Ok((n, peer)) = socket.recv_from(&mut buf) else {
                     continue;
                 };
                 seen += 1;
                 peers.insert(peer);
+                if first.len() < RECORDED {
+                    first.push(buf[..n].to_vec());
+                }
                 for reply in answer(&buf[..n]) {
                     let _ = socket.send_to(&reply, peer);
                 }
@@ -79,7 +96,11 @@ impl Fake {
                 seen += 1;
                 peers.insert(peer);
             }
-            (seen, peers.len())
+            Heard {
+                seen,
+                peers: peers.len(),
+                first,
+            }
         });
         Fake {
             addr,
@@ -90,12 +111,18 @@ impl Fake {
 
     /// Stops the fake and returns how many datagrams it read.
     fn finish(self) -> u64 {
-        self.finish_with_peers().0
+        self.heard().seen
     }
 
     /// Stops the fake and returns how many datagrams it read, and from how
     /// many different peers.
-    fn finish_with_peers(mut self) -> (u64, usize) {
+    fn finish_with_peers(self) -> (u64, usize) {
+        let heard = self.heard();
+        (heard.seen, heard.peers)
+    }
+
+    /// Stops the fake and returns what it read.
+    fn heard(mut self) -> Heard {
         self.stop.store(true, Ordering::Relaxed);
         join_within(self.thread.take().unwrap(), PATIENCE, "fake server")
     }
@@ -429,4 +456,220 @@ fn bad_args() {
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let out = client(&["bench", "--window", "8", "--rate", "10"]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
+}
+
+// ---------------------------------------------------------------------------
+// Requests of one's own
+
+fn echo(request: &[u8]) -> Vec<Vec<u8>> {
+    vec![request.to_vec()]
+}
+
+fn greeting(request: &[u8]) -> Vec<Vec<u8>> {
+    vec![greet(request)]
+}
+
+/// A key lookup, say: the same answer whatever was asked.
+fn forty_two(_: &[u8]) -> Vec<Vec<u8>> {
+    vec![b"42".to_vec()]
+}
+
+/// `bench --json` against `addr` with `args` and a run of `count`
+/// requests, one in flight, no warm-up.
+fn bench_own(addr: SocketAddr, count: &str, args: &[impl AsRef<OsStr>]) -> Outcome {
+    let addr = addr.to_string();
+    let fixed = [
+        "bench",
+        "--server",
+        &addr,
+        "--json",
+        "--count",
+        count,
+        "--window",
+        "1",
+        "--warmup",
+        "0",
+        "--seconds",
+        "10",
+    ];
+    run_with(command(CLIENT_BIN).args(fixed).args(args), PATIENCE)
+}
+
+/// `--request`, repeated, sends exactly those bytes, in turn, and each
+/// `--expect` checks the replies against them: the greeting of those
+/// bytes, the bytes themselves, or anything.
+#[test]
+fn own_requests_exactly() {
+    let requests: [&[u8]; 3] = [b"GET lang", b"", b"SET lang Rust, 2021"];
+    let mut args: Vec<&OsStr> = Vec::new();
+    for r in &requests {
+        args.extend([OsStr::new("--request"), os(r)]);
+    }
+    for (expect, answer) in [
+        ("greeting", greeting as fn(&[u8]) -> Vec<Vec<u8>>),
+        ("echo", echo),
+        ("any", forty_two),
+    ] {
+        let fake = Fake::start(answer);
+        let mut all = args.clone();
+        all.extend(["--expect", expect, "--timeout", "5s"].map(OsStr::new));
+        let out = bench_own(fake.addr, "6", &all);
+        let heard = fake.heard();
+        assert_eq!(out.code(), Some(0), "{expect}: {out:?}");
+        let report = bench_json(&out.stdout);
+        assert_eq!(json_count(&report, "requests"), 3, "{report}");
+        for (key, want) in [("sent", 6), ("replies", 6), ("lost", 0), ("bad", 0)] {
+            assert_eq!(
+                json_count(&report, key),
+                want,
+                "{expect}: {key} in {report}"
+            );
+        }
+        let sent: Vec<&[u8]> = requests.iter().cycle().take(6).copied().collect();
+        assert_eq!(heard.first, sent, "{expect}");
+    }
+}
+
+/// A reply that is not what `--expect` asks of the request sent is bad:
+/// an echo is no greeting, and a greeting no echo.
+#[test]
+fn own_requests_checked() {
+    for (expect, answer) in [
+        ("greeting", echo as fn(&[u8]) -> Vec<Vec<u8>>),
+        ("echo", greeting),
+    ] {
+        let fake = Fake::start(answer);
+        let args = ["--request", "Bob", "--expect", expect, "--timeout", "200ms"];
+        let out = bench_own(fake.addr, "3", &args);
+        fake.finish();
+        assert_eq!(out.code(), Some(1), "{expect}: {out:?}");
+        let report = bench_json(&out.stdout);
+        assert_eq!(json_count(&report, "replies"), 0, "{expect}: {report}");
+        assert_eq!(json_count(&report, "bad"), 3, "{expect}: {report}");
+        assert!(out.stderr.contains("3 not the"), "{expect}: {out:?}");
+    }
+}
+
+/// `--request-file` sends each file's bytes, whole, as one request: bytes
+/// that are not text, an empty file, and the largest request a greeting
+/// can answer.
+#[test]
+fn request_files_whole() {
+    let dir = TempDir::new("bench-requests");
+    let files: [(&str, Vec<u8>); 3] = [
+        ("binary", b"\xff\x00line\n\r\x80 end".to_vec()),
+        ("empty", Vec::new()),
+        (
+            "largest",
+            (0..MAX_GREETABLE).map(|i| (i % 251) as u8).collect(),
+        ),
+    ];
+    let mut args: Vec<&OsStr> = Vec::new();
+    let paths: Vec<_> = files
+        .iter()
+        .map(|(name, _)| dir.path().join(name))
+        .collect();
+    for ((_, bytes), path) in files.iter().zip(&paths) {
+        std::fs::write(path, bytes).unwrap();
+        args.extend([OsStr::new("--request-file"), path.as_os_str()]);
+    }
+    args.extend(["--timeout", "5s"].map(OsStr::new));
+    let fake = Fake::start(greeting);
+    let out = bench_own(fake.addr, "3", &args);
+    let heard = fake.heard();
+    assert_eq!(out.code(), Some(0), "{out:?}");
+    let report = bench_json(&out.stdout);
+    assert_eq!(json_count(&report, "replies"), 3, "{report}");
+    let sent: Vec<&[u8]> = files.iter().map(|(_, b)| b.as_slice()).collect();
+    assert_eq!(heard.first, sent);
+}
+
+/// In the library, with several requests in flight on several sockets:
+/// each reply finds a request it answers, and the requests go in turn.
+#[test]
+fn own_requests_in_flight_together() {
+    let fake = Fake::start(greeting);
+    let mut c = BenchConfig::new(fake.addr);
+    c.requests = vec![b"a".to_vec(), b"bb".to_vec(), b"ccc".to_vec()];
+    c.window = 6;
+    c.sockets = 2;
+    c.warmup = Duration::ZERO;
+    c.duration = Duration::from_secs(5);
+    c.timeout = Duration::from_secs(5);
+    c.count = Some(600);
+    let r = bench::run(&c).unwrap();
+    let heard = fake.heard();
+    assert_eq!((r.sent, r.replies), (600, 600), "{r:?}");
+    assert_eq!((r.lost, r.bad, r.late), (0, 0, 0), "{r:?}");
+    for request in &c.requests {
+        let times = heard.first.iter().filter(|h| *h == request).count();
+        assert_eq!(times, 200, "{request:?}");
+    }
+}
+
+/// When nothing comes back at all, the run says what that can mean.
+#[test]
+fn nothing_back_says_why() {
+    for (args, which) in [
+        (&["--request", "GET lang"][..], "fails this request"),
+        (
+            &[],
+            "fails the requests bench makes (--request sends your own)",
+        ),
+    ] {
+        let fake = Fake::start(|_| Vec::new());
+        let mut all = args.to_vec();
+        all.extend(["--timeout", "100ms"]);
+        let out = bench_own(fake.addr, "2", &all);
+        fake.finish();
+        assert_eq!(out.code(), Some(1), "{out:?}");
+        let lines = out.stderr_lines();
+        assert_eq!(lines.len(), 1, "{out:?}");
+        for words in [
+            "2 sent, 2 lost, nothing came back",
+            which,
+            "or nothing listens there",
+        ] {
+            assert!(lines[0].contains(words), "no {words:?} in {out:?}");
+        }
+    }
+}
+
+/// Requests that cannot be sent are refused before anything is: one line,
+/// exit code 2.
+#[test]
+fn bad_requests_refused() {
+    let dir = TempDir::new("bench-bad-requests");
+    let missing = dir.path().join("missing");
+    let missing = missing.to_str().unwrap();
+    let huge = dir.path().join("huge");
+    std::fs::write(&huge, vec![b'x'; 70_000]).unwrap();
+    let huge = huge.to_str().unwrap();
+    let long = "x".repeat(MAX_GREETABLE + 1);
+    for (args, words) in [
+        (
+            &["--request-file", missing][..],
+            &["--request-file", missing, "No such file"][..],
+        ),
+        (
+            &["--request", "a", "--payload", "9"],
+            &["--request", "--payload"],
+        ),
+        (
+            &["--request", "a", "--request-file", missing],
+            &["--request-file"],
+        ),
+        (&["--request-file", huge], &[huge, "65507 bytes"]),
+        (&["--request", &long], &["request 1 of 1 is 65500 bytes"]),
+    ] {
+        let mut all = vec!["bench", "--server", "127.0.0.1:9"];
+        all.extend_from_slice(args);
+        client(&all).refusal(words);
+    }
+}
+
+/// `bytes` as a command-line argument.
+fn os(bytes: &[u8]) -> &OsStr {
+    use std::os::unix::ffi::OsStrExt;
+    OsStr::from_bytes(bytes)
 }

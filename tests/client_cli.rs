@@ -96,6 +96,52 @@ fn silent_server() {
     assert!(!line.contains("came back"), "nothing came back: {line}");
 }
 
+/// A name that is itself a greeting is one the server's loop guard
+/// refuses: the client says so before sending it, reports the reply that
+/// does not come, and still greets every name after it.
+#[test]
+fn greeting_as_a_name() {
+    let server = udp_greeter::Server::bind(support::config(2, 64)).unwrap();
+    let addr = server.local_addr().to_string();
+    let args = ["--server", &addr, "--timeout", "200ms", "--retries", "0"];
+    let out = client(&[&args[..], &["Michael", "Hello, Bob!", "Sarah"]].concat());
+    let stats = support::shutdown_within(server, PATIENCE).unwrap();
+    assert_eq!(out.code(), Some(1), "{out:?}");
+    assert_eq!(
+        out.stdout_text(),
+        "Hello, Michael!\nHello, Sarah!\n",
+        "{out:?}"
+    );
+    let lines = out.stderr_lines();
+    assert_eq!(lines.len(), 2, "{out:?}");
+    assert!(
+        lines[0].starts_with("warning: \"Hello, Bob!\" is itself a greeting")
+            && lines[0].contains("--loop-guard=false"),
+        "{out:?}"
+    );
+    assert!(
+        lines[1].starts_with("error: no reply from") && lines[1].contains("\"Hello, Bob!\""),
+        "{out:?}"
+    );
+    assert_eq!((stats.replied, stats.dropped_loop), (2, 1), "{stats}");
+}
+
+/// Without the loop guard the server greets a greeting too: the warning
+/// still comes first, and the reply is printed.
+#[test]
+fn greeting_as_a_name_without_the_guard() {
+    let mut config = support::config(1, 64);
+    config.loop_guard = false;
+    let server = udp_greeter::Server::bind(config).unwrap();
+    let addr = server.local_addr().to_string();
+    let out = client(&["--server", &addr, "Hello, Bob!"]);
+    support::shutdown_within(server, PATIENCE).unwrap();
+    assert_eq!(out.code(), Some(0), "{out:?}");
+    assert_eq!(out.stdout_text(), "Hello, Hello, Bob!!\n", "{out:?}");
+    assert_eq!(out.stderr_lines().len(), 1, "{out:?}");
+    assert!(out.stderr.starts_with("warning: "), "{out:?}");
+}
+
 /// An echo server answers, but not with the greeting: the client says what
 /// came back, and cuts a long name short in its message.
 #[test]
@@ -470,7 +516,8 @@ fn bench_without_replies_fails() {
     );
     let lines = out.stderr_lines();
     assert_eq!(lines.len(), 1, "{out:?}");
-    assert!(lines[0].contains("no valid reply from"), "{out:?}");
+    assert!(lines[0].contains("no reply from"), "{out:?}");
+    assert!(lines[0].contains("nothing came back"), "{out:?}");
 
     let mut json_args = args.to_vec();
     json_args.push("--json");

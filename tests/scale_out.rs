@@ -54,23 +54,31 @@ fn reuse_port() {
     }
 }
 
+/// Without the flag on both, the second bind is refused, whichever of the
+/// two lacks it: one line naming the address and the operating system's
+/// error, and saying that both must set `--reuse-port`.
 #[test]
 fn reuse_port_off() {
-    // Without the flag on both, the second bind is refused as usual.
-    let (mut first, port) = server_proc(&["--bind", "127.0.0.1:0", "--reuse-port"]);
-    let out = run(
-        SERVER_BIN,
-        &["--bind", &format!("127.0.0.1:{port}")],
-        PATIENCE,
-    );
-    assert_eq!(out.code(), Some(1));
-    assert!(
-        out.stderr
-            .contains(&format!("cannot bind UDP 127.0.0.1:{port}")),
-        "{}",
-        out.stderr
-    );
-    first.stop();
+    for (first_args, second_args) in [(&["--reuse-port"][..], &[][..]), (&[], &["--reuse-port"])] {
+        let mut args = vec!["--bind", "127.0.0.1:0"];
+        args.extend_from_slice(first_args);
+        let (mut first, port) = server_proc(&args);
+        let bind = format!("127.0.0.1:{port}");
+        let mut args = vec!["--bind", &bind];
+        args.extend_from_slice(second_args);
+        let out = run(SERVER_BIN, &args, PATIENCE);
+        first.stop();
+        assert_eq!(out.code(), Some(1), "{args:?}: {out:?}");
+        let lines = out.stderr_lines();
+        assert_eq!(lines.len(), 1, "{args:?}: {out:?}");
+        for words in [
+            &format!("cannot bind UDP {bind}: ")[..],
+            "Address already in use",
+            "both sockets must set SO_REUSEPORT (--reuse-port)",
+        ] {
+            assert!(lines[0].contains(words), "no {words:?} in {out:?}");
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -2,48 +2,13 @@
 //! "ours" for per-request work: it greets through its pool of sleeping
 //! workers, and refuses a bad flag with one line and exit code 2.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::support::*;
 
-/// `target/<profile>/examples/slow_greeter`, beside the directory of the
-/// server binary that Cargo built for these tests (`cargo test` builds the
-/// examples too).
-fn example() -> PathBuf {
-    let server = PathBuf::from(SERVER_BIN);
-    let dir = server
-        .parent()
-        .expect("the server binary is in a directory");
-    let examples = dir.join("examples");
-    let path = examples.join(format!("slow_greeter{}", std::env::consts::EXE_SUFFIX));
-    if path.is_file() {
-        return path;
-    }
-    // Cargo builds it as `slow_greeter-HASH` and links the plain name to
-    // it; the link alone may be gone.
-    std::fs::read_dir(&examples)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            name.starts_with("slow_greeter-") && p.extension().is_none()
-        })
-        .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok())
-        .unwrap_or_else(|| {
-            panic!(
-                "{} was not built: run `cargo test` (which builds the examples) or \
-                 `cargo build --example slow_greeter` first",
-                path.display()
-            )
-        })
-}
-
 #[test]
 fn greets_through_sleeping_workers() {
-    let mut cmd = command(example());
+    let mut cmd = command(example("slow_greeter"));
     cmd.args([
         "--bind",
         "127.0.0.1:0",
@@ -87,7 +52,7 @@ fn bad_flags_exit_2_with_one_line() {
         &["--spin-us", "-1"],
         &["--bind", "nowhere"],
     ] {
-        let out = run_with(command(example()).args(args), PATIENCE);
+        let out = run_with(command(example("slow_greeter")).args(args), PATIENCE);
         let stderr = &out.stderr;
         assert_eq!(out.code(), Some(2), "{args:?}: {stderr}");
         assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr:?}");

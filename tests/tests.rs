@@ -48,6 +48,9 @@ mod probe;
 mod scale_out;
 // The server binary's command line and environment, its signals, its docs.
 mod server_cli;
+// State shared by every worker: the kv_store example's one SET seen by
+// every GET, whichever worker takes it.
+mod shared_state;
 // The slow_greeter example: a pool of workers whose handler sleeps.
 mod slow_greeter;
 // Under a service manager, in-process: sd_notify, the watchdog's probe, a
@@ -66,6 +69,9 @@ mod systemd;
 // (root, debootstrap and systemd-nspawn; ignored).
 #[cfg(target_os = "linux")]
 mod systemd_live;
+// docs/tutorial.md: every block it marks with a source is that file's
+// own lines, unchanged and in order; the examples it runs exist.
+mod tutorial;
 // The server binary under a service manager: the socket passed, sd_notify,
 // the watchdog; upgrades in place on SIGUSR2, and one that fails.
 #[cfg(target_os = "linux")]

@@ -3,8 +3,10 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fmt::Write as _;
-use std::io::{self, IsTerminal, Write};
+use std::fs::File;
+use std::io::{self, IsTerminal, Read, Write};
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -13,7 +15,7 @@ use udp_greeter::cli::{self, Addr, DAY, HOUR, MILLISECOND};
 use udp_greeter::client::bench::{
     self, BenchConfig, BenchReport, Expect, Pacing, Phase, Progress, Sending,
 };
-use udp_greeter::{Client, DEFAULT_BIND, DEFAULT_RETRIES};
+use udp_greeter::{Client, Greeter, Handler, DEFAULT_BIND, DEFAULT_RETRIES, MAX_DATAGRAM};
 
 /// Sends each NAME to a udp-greeter server and prints its greeting.
 #[derive(Debug, Parser)]
@@ -83,6 +85,10 @@ The report (a table, or one line of JSON with --json; JSON field names in bracke
               --timeout [tail_s]; sending + tail [elapsed_s]
   rtt         round-trip percentiles (p50 to p99.9) and maximum of the replies,
               never over --timeout [rtt_p50_us ... rtt_max_us, microseconds]
+With --request or --request-file, no id comes back: a reply is taken for the
+oldest request in flight on its socket that it answers, as with --expect any;
+bad counts datagrams that answer none of the requests, late those that answer
+none in flight, and duplicates stays 0.
 Exit code 1 when no valid reply came, or nothing listens at the address.",
         bench::MAX_LAG.as_millis()
     )
@@ -116,6 +122,19 @@ struct BenchArgs {
     #[arg(long, default_value_t = 16, value_name = "BYTES", allow_hyphen_values = true,
           value_parser = cli::whole::<u32>(bench::ID_BYTES as u32, Some(udp_greeter::MAX_GREETABLE as u32)))]
     payload: u32,
+
+    /// A request of your own instead of generated ones: these bytes, as
+    /// given; repeated, the requests go in turn. Each reply is taken for
+    /// the oldest request in flight on its socket that it answers as
+    /// --expect says
+    #[arg(long, value_name = "TEXT", allow_hyphen_values = true,
+          conflicts_with_all = ["payload", "request_file"])]
+    request: Vec<OsString>,
+
+    /// As --request, with the bytes of the file at PATH, whole, as one
+    /// request; repeated, the files go in turn
+    #[arg(long, value_name = "PATH", conflicts_with = "payload")]
+    request_file: Vec<PathBuf>,
 
     /// Client sockets (source ports) sharing the load, the window split
     /// evenly between them: `--sockets 64 --window 64` is 64 clients with
@@ -178,12 +197,30 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    greet_all(&client, &args.names)
+}
+
+/// Greets each of `names` in turn and prints the greetings. A name that is
+/// itself a greeting is warned about first, since the server's loop guard
+/// refuses it, and its missing reply does not stop the names after it.
+fn greet_all(client: &Client, names: &[OsString]) -> ExitCode {
     // A person's terminal gets the reply escaped, since its bytes can be
     // escape sequences that drive the terminal; a pipe gets them exactly.
     let terminal = io::stdout().is_terminal();
     let mut out = io::stdout().lock();
-    for name in &args.names {
-        match client.greet(&bytes_of(name)) {
+    let mut code = ExitCode::SUCCESS;
+    for name in names {
+        let bytes = bytes_of(name);
+        let shown = shown_name(&name.to_string_lossy());
+        // The rule the server's loop guard applies to the greeter.
+        let refused = Greeter.is_reply(&bytes);
+        if refused {
+            cli::say(format_args!(
+                "warning: {shown} is itself a greeting, which the server refuses \
+                 (unless started with --loop-guard=false): expect no reply"
+            ));
+        }
+        match client.greet(&bytes) {
             Ok(reply) => {
                 let written = if terminal {
                     writeln!(out, "{}", for_terminal(&reply))
@@ -194,15 +231,18 @@ fn main() -> ExitCode {
                     return cli::stdout_failed(&e);
                 }
             }
+            Err(e) if refused && e.is_no_reply() => {
+                cli::error(format_args!("{e} (greeting {shown}, itself a greeting)"));
+                code = ExitCode::from(1);
+            }
             Err(e) => {
-                let name = name.to_string_lossy();
-                cli::error(format_args!("{e} (greeting {})", shown_name(&name)));
+                cli::error(format_args!("{e} (greeting {shown})"));
                 return ExitCode::from(1);
             }
         }
     }
     match out.flush() {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => code,
         Err(e) => cli::stdout_failed(&e),
     }
 }
@@ -233,6 +273,7 @@ fn run_bench(args: BenchArgs, server: SocketAddr, timeout: Duration) -> ExitCode
 /// The run the arguments describe.
 fn bench_config(args: BenchArgs, server: SocketAddr, timeout: Duration) -> BenchConfig {
     let mut config = BenchConfig::new(server);
+    config.requests = own_requests(&args);
     config.window = args.window as usize;
     config.rate = args.rate;
     config.duration = args.seconds;
@@ -279,12 +320,51 @@ fn print_report(report: &BenchReport, json: bool) -> io::Result<()> {
     written.and_then(|()| out.flush())
 }
 
-/// Says on stderr that no valid reply came, and what came instead.
+/// The requests of your own: each --request's bytes, or each
+/// --request-file's; none when neither is given.
+fn own_requests(args: &BenchArgs) -> Vec<Vec<u8>> {
+    if !args.request.is_empty() {
+        return args.request.iter().map(|r| bytes_of(r)).collect();
+    }
+    args.request_file.iter().map(|p| read_request(p)).collect()
+}
+
+/// The bytes of the file at `path`, whole; a file that cannot be read, or
+/// that no datagram can carry, ends the process with exit code 2.
+fn read_request(path: &Path) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    // One byte more than a datagram carries is enough to refuse the file.
+    let read = File::open(path)
+        .and_then(|file| file.take(MAX_DATAGRAM as u64 + 1).read_to_end(&mut bytes));
+    let shown = path.display();
+    match read {
+        Err(e) => cli::fail(&format!("cannot read --request-file {shown}: {e}")),
+        Ok(n) if n > MAX_DATAGRAM => cli::fail(&format!(
+            "--request-file {shown} is larger than a UDP datagram carries ({MAX_DATAGRAM} bytes)"
+        )),
+        Ok(_) => bytes,
+    }
+}
+
+/// Says on stderr that no valid reply came, and what came instead; when
+/// nothing came back at all, what that can mean.
 fn say_no_reply(report: &BenchReport) {
     let (server, sent, lost) = (report.config.server, report.sent, report.lost);
+    if report.nothing_came_back() {
+        let which = match report.config.requests.len() {
+            0 => "the requests bench makes (--request sends your own)",
+            1 => "this request",
+            _ => "these requests",
+        };
+        return cli::error(format_args!(
+            "no reply from {server}: {sent} sent, {lost} lost, nothing came back: \
+             the service declines or fails {which}, or nothing listens there"
+        ));
+    }
     match report.config.expect {
         Expect::Any => cli::error(format_args!(
-            "no reply from {server}: {sent} sent, {lost} lost"
+            "no reply from {server}: {sent} sent, {lost} lost, {} late",
+            report.late
         )),
         expect => cli::error(format_args!(
             "no valid reply from {server}: {sent} sent, {lost} lost, {} not the {} expected",

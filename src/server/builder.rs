@@ -82,6 +82,37 @@ impl Builder<Greeter> {
 impl<H: Handler> Builder<H> {
     /// Answers with `handler`: each worker gets a clone of its own. A
     /// closure that captures nothing, or only `Clone` values, is `Clone`.
+    ///
+    /// State in an `Arc` is shared by all workers; anything else the
+    /// handler holds is a copy each worker owns:
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    /// use std::sync::{Arc, PoisonError, RwLock};
+    /// use udp_greeter::{Config, Request, Server};
+    ///
+    /// // Shared: every clone of the `Arc` is the same map.
+    /// let seen: Arc<RwLock<HashMap<Vec<u8>, u64>>> = Arc::default();
+    /// // Per worker: every clone of the closure has a copy of its own.
+    /// let mut answered = 0u64;
+    /// let server = Server::builder(Config::new("127.0.0.1:0".parse()?))
+    ///     .handler(move |request: &Request<'_>, reply: &mut Vec<u8>| {
+    ///         answered += 1;
+    ///         let mut seen = seen.write().unwrap_or_else(PoisonError::into_inner);
+    ///         let times = seen.entry(request.payload.to_vec()).or_default();
+    ///         *times += 1;
+    ///         let text = format!("seen {times} times; this worker answered {answered}");
+    ///         reply.extend_from_slice(text.as_bytes());
+    ///     })
+    ///     .start()?;
+    /// server.shutdown()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// A `HashMap` captured without the `Arc` compiles too, and is then a
+    /// copy per worker: each counts only the requests it took.
+    /// `examples/kv_store.rs` serves `GET` and `SET` from a store shared
+    /// this way.
     pub fn handler<G: Handler + Clone>(self, handler: G) -> Builder<G> {
         self.with_factory(Box::new(move |_| Ok(handler.clone())))
     }

@@ -29,7 +29,7 @@ const READ_TIMEOUT: Duration = Duration::from_millis(50);
 /// sees the shutdown's flag.
 pub(crate) fn bind(config: &Config) -> Result<UdpSocket> {
     let addr = config.bind;
-    let fail = |e| Error::bind("UDP", addr, e);
+    let fail = |e| Error::bind_udp(addr, e, config.reuse_port);
     let socket =
         Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP)).map_err(fail)?;
     if config.reuse_port {

@@ -145,6 +145,44 @@ pub use process::*;
 pub use tools::*;
 
 // ---------------------------------------------------------------------------
+// The examples, as programs
+
+/// `target/<profile>/examples/NAME`, beside the directory of the server
+/// binary that Cargo built for these tests (`cargo test` builds the
+/// examples too).
+pub fn example(name: &str) -> PathBuf {
+    let server = PathBuf::from(SERVER_BIN);
+    let dir = server
+        .parent()
+        .expect("the server binary is in a directory");
+    let examples = dir.join("examples");
+    let path = examples.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    if path.is_file() {
+        return path;
+    }
+    // Cargo builds it as `NAME-HASH` and links the plain name to it; the
+    // link alone may be gone.
+    let prefix = format!("{name}-");
+    std::fs::read_dir(&examples)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let file = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            file.starts_with(&prefix) && p.extension().is_none()
+        })
+        .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "{} was not built: run `cargo test` (which builds the examples) or \
+                 `cargo build --example {name}` first",
+                path.display()
+            )
+        })
+}
+
+// ---------------------------------------------------------------------------
 // Injected panics
 
 /// The message of every panic a test injects on purpose.

@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::table::MAX_SLOTS;
 use super::{BATCH, ID_BYTES, MAX_LAG, TURN};
 use crate::error::{Error, Result};
-use crate::protocol::MAX_GREETABLE;
+use crate::protocol::{MAX_DATAGRAM, MAX_GREETABLE};
 
 /// The most client sockets one run may use: 1,024.
 ///
@@ -128,8 +128,18 @@ pub struct BenchConfig {
     pub duration: Duration,
     /// How long to send before measuring; nothing sent then is counted.
     pub warmup: Duration,
-    /// Bytes per request, at least [`ID_BYTES`].
+    /// Bytes per request, at least [`ID_BYTES`]. Ignored when `requests`
+    /// are given.
     pub payload: usize,
+    /// The caller's own requests, sent in turn (the first again after the
+    /// last), each byte for byte; empty: requests of `payload` bytes that
+    /// carry their id. With no id to come back, each reply is taken for
+    /// the oldest request in flight on its socket that it answers
+    /// (`Expect::Greeting`: whose greeting it is; `Echo`: which it
+    /// repeats; `Any`: whichever). A reply that answers none of the
+    /// requests is `bad`; one that answers only requests no longer in
+    /// flight is `late`; `duplicates` stays 0, as with [`Expect::Any`].
+    pub requests: Vec<Vec<u8>>,
     /// How many client sockets (source ports) share the load.
     pub sockets: usize,
     /// How long a request waits for its reply before it counts as lost (and,
@@ -160,6 +170,7 @@ impl BenchConfig {
             duration: Duration::from_secs(5),
             warmup: Duration::from_secs(1),
             payload: 16,
+            requests: Vec::new(),
             sockets: 1,
             timeout: Duration::from_secs(1),
             count: None,
@@ -185,6 +196,7 @@ impl BenchConfig {
                 "payload must be from {ID_BYTES} to {MAX_GREETABLE} bytes"
             )));
         }
+        self.validate_requests()?;
         if self.rate.is_none() && self.sockets > self.window {
             return Err(Error::config(
                 "a closed loop needs at least one request in flight per socket: \
@@ -209,6 +221,24 @@ impl BenchConfig {
             return Err(Error::config("timeout must be at least 1 ms"));
         }
         Ok(())
+    }
+
+    /// Checks that each of the caller's requests, and what it asks for,
+    /// fits a datagram.
+    fn validate_requests(&self) -> Result<()> {
+        let (most, why) = match self.expect {
+            Expect::Greeting => (MAX_GREETABLE, ", so that its greeting fits a datagram"),
+            Expect::Echo | Expect::Any => (MAX_DATAGRAM, ", what a datagram carries"),
+        };
+        let n = self.requests.len();
+        match self.requests.iter().position(|r| r.len() > most) {
+            Some(i) => Err(Error::config(format!(
+                "request {} of {n} is {} bytes: at most {most}{why}",
+                i + 1,
+                self.requests[i].len()
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// How many requests can be in flight at once.
@@ -247,5 +277,13 @@ mod tests {
         assert!(c.validate().is_err());
         let c = BenchConfig::new("127.0.0.1:0".parse().unwrap());
         assert!(c.validate().unwrap_err().is_config());
+        let mut c = BenchConfig::new(addr);
+        c.requests = vec![b"a".to_vec(), vec![0; MAX_GREETABLE + 1]];
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("request 2 of 2 is 65500 bytes"), "{err}");
+        c.expect = Expect::Echo;
+        assert!(c.validate().is_ok());
+        c.requests.push(vec![0; MAX_DATAGRAM + 1]);
+        assert!(c.validate().is_err());
     }
 }

@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 
 use super::config::{BenchConfig, Expect, Pacing, Sending};
-use super::payload::{parse, reply_len, request};
+use super::payload::{answers, parse, reply_room, request, turn, write_request};
 use super::report::{BenchReport, Phase, Progress, Rtt};
 use super::table::{Answer, Table};
-use super::{BATCH, ID_BYTES, MAX_LAG, TURN};
+use super::{BATCH, MAX_LAG, TURN};
 use crate::error::{Error, Result};
 use crate::sys::{self, Meta, Outgoing, Reader, Writer};
 
@@ -39,7 +39,8 @@ pub(super) struct Generator {
     sockets: Vec<UdpSocket>,
     reader: Reader,
     writer: Writer,
-    /// One request buffer per batch entry; only the id bytes change.
+    /// One request buffer per batch entry; only the id bytes change, or
+    /// the whole request when the caller's own are sent.
     requests: Vec<Vec<u8>>,
     replies: Vec<Vec<u8>>,
     metas: Vec<Meta>,
@@ -88,7 +89,7 @@ impl Generator {
     pub(super) fn new(config: &BenchConfig) -> Result<Generator> {
         let k = config.sockets;
         let sockets = open_sockets(config)?;
-        let expect = reply_len(config.expect, config.payload);
+        let expect = reply_room(config);
         let slots = config.slots();
         let hist = Histogram::new_with_bounds(1, 3_600_000_000_000, 3)
             .map_err(|e| Error::config(format!("histogram: {e}")))?;
@@ -106,7 +107,7 @@ impl Generator {
             metas: Vec::with_capacity(BATCH),
             failed: vec![false; BATCH],
             staged: Vec::with_capacity(BATCH),
-            table: Table::new(slots, k, config.expect == Expect::Any),
+            table: Table::new(slots, k, in_order(config)),
             share: shares(config),
             next_socket: 0,
             issued: 0,
@@ -336,7 +337,8 @@ impl Generator {
             let Some(id) = self.table.take(i, now, measured) else {
                 break;
             };
-            self.requests[self.staged.len()][..ID_BYTES].copy_from_slice(&id.to_le_bytes());
+            let buf = &mut self.requests[self.staged.len()];
+            write_request(buf, id, &self.config.requests);
             self.staged.push(id);
         }
         self.staged.len()
@@ -466,15 +468,15 @@ impl Generator {
     }
 
     /// Which request reply `j`, read on socket `i`, answers: the one its id
-    /// names, or with `Expect::Any` the oldest in flight on the socket,
-    /// whatever its bytes (cut short or not).
+    /// names, or, when replies are matched in order, the oldest in flight
+    /// on the socket that it answers.
     fn answer(&mut self, i: usize, j: usize, meta: Meta, now: u64) -> Answer {
         let expect = self.config.expect;
         if meta.peer != self.config.server {
             return Answer::Unknown;
         }
-        if expect == Expect::Any {
-            return self.table.answer_oldest(i, now);
+        if in_order(&self.config) {
+            return self.answer_in_order(i, j, meta.truncated, now);
         }
         let id = (!meta.truncated)
             .then(|| parse(&self.replies[j], self.config.payload, expect))
@@ -483,6 +485,29 @@ impl Generator {
             Some(id) => self.table.answer(id, now),
             None => Answer::Unknown,
         }
+    }
+
+    /// With no id in the reply: with `Expect::Any` the oldest request in
+    /// flight on socket `i`, whatever the reply's bytes (cut short or
+    /// not); with the caller's own requests, the oldest whose reply it is.
+    /// A reply to none of them is `Unknown`, one to none in flight `Late`.
+    fn answer_in_order(&mut self, i: usize, j: usize, truncated: bool, now: u64) -> Answer {
+        let (expect, given) = (self.config.expect, &self.config.requests);
+        if expect == Expect::Any {
+            return self.table.answer_first(i, now, |_| true);
+        }
+        let reply = &self.replies[j];
+        if truncated {
+            return Answer::Unknown;
+        }
+        let found = self.table.answer_first(i, now, |id| {
+            turn(id, given).is_some_and(|request| answers(reply, request, expect))
+        });
+        let late = matches!(found, Answer::Late { .. });
+        if late && !given.iter().any(|request| answers(reply, request, expect)) {
+            return Answer::Unknown;
+        }
+        found
     }
 
     fn progress(&self, now: u64) -> Progress {
@@ -529,6 +554,12 @@ impl Generator {
             rtt,
         }
     }
+}
+
+/// Whether replies carry no id and find their requests by order: with
+/// `Expect::Any`, or the caller's own requests.
+fn in_order(config: &BenchConfig) -> bool {
+    config.expect == Expect::Any || !config.requests.is_empty()
 }
 
 /// One client socket per `config.sockets`, each connected to the server.

@@ -1,8 +1,10 @@
 //! The bytes of a request, and what a reply must be to answer it: the
 //! id at the start of each request, the filler after it, and the reply
-//! each `Expect` asks for.
+//! each `Expect` asks for; or the caller's own requests, in turn, and the
+//! reply each asks for.
 
-use super::config::Expect;
+use super::config::{BenchConfig, Expect};
+use super::table::sequence;
 use super::ID_BYTES;
 use crate::protocol::{MAX_DATAGRAM, PREFIX, SUFFIX};
 
@@ -23,6 +25,56 @@ pub(super) fn reply_len(expect: Expect, payload: usize) -> usize {
         Expect::Greeting => PREFIX.len() + payload + SUFFIX.len(),
         Expect::Echo => payload,
         Expect::Any => MAX_DATAGRAM,
+    }
+}
+
+/// The longest reply a run of `config` expects: one byte more shows that
+/// a reply is longer.
+pub(super) fn reply_room(config: &BenchConfig) -> usize {
+    if config.requests.is_empty() {
+        return reply_len(config.expect, config.payload);
+    }
+    config
+        .requests
+        .iter()
+        .map(|r| reply_len(config.expect, r.len()))
+        .max()
+        .unwrap_or(0)
+}
+
+/// Writes request `id` into `buf`: its id over the filler already there,
+/// or the one of the caller's `given` requests whose turn it is.
+pub(super) fn write_request(buf: &mut Vec<u8>, id: u64, given: &[Vec<u8>]) {
+    match turn(id, given) {
+        None => buf[..ID_BYTES].copy_from_slice(&id.to_le_bytes()),
+        Some(request) => {
+            buf.clear();
+            buf.extend_from_slice(request);
+        }
+    }
+}
+
+/// Which of the caller's `given` requests request `id` sends: they go in
+/// turn, the first again after the last. `None` when none is given.
+pub(super) fn turn(id: u64, given: &[Vec<u8>]) -> Option<&[u8]> {
+    let n = given.len() as u64;
+    let k = sequence(id).saturating_sub(1).checked_rem(n)?;
+    given.get(k as usize).map(Vec::as_slice)
+}
+
+/// Whether `reply` is what `expect` makes of `request`, one of the
+/// caller's own: its greeting, itself, or (`Expect::Any`) anything.
+pub(super) fn answers(reply: &[u8], request: &[u8], expect: Expect) -> bool {
+    match expect {
+        Expect::Greeting => {
+            reply.len() == reply_len(expect, request.len())
+                && reply
+                    .strip_prefix(PREFIX)
+                    .and_then(|r| r.strip_suffix(SUFFIX))
+                    == Some(request)
+        }
+        Expect::Echo => reply == request,
+        Expect::Any => true,
     }
 }
 
@@ -87,6 +139,35 @@ mod tests {
         let mut longer = reply.clone();
         longer.push(b'!');
         assert_eq!(parse(&longer, 16, Expect::Greeting), None);
+    }
+
+    #[test]
+    fn given_requests() {
+        let given = vec![b"GET a".to_vec(), b"".to_vec()];
+        let id = |seq: u64| (seq << 24) | 5;
+        assert_eq!(turn(id(1), &given), Some(&b"GET a"[..]));
+        assert_eq!(turn(id(2), &given), Some(&b""[..]));
+        assert_eq!(turn(id(3), &given), Some(&b"GET a"[..]), "in turn");
+        assert_eq!(turn(id(3), &[]), None);
+        let mut buf = super::request(16);
+        write_request(&mut buf, id(2), &given);
+        assert!(buf.is_empty());
+        write_request(&mut buf, id(3), &given);
+        assert_eq!(buf, b"GET a");
+
+        assert!(answers(b"Hello, GET a!", b"GET a", Expect::Greeting));
+        assert!(answers(b"Hello, !", b"", Expect::Greeting));
+        for wrong in [
+            &b"Hello, GET b!"[..],
+            b"Hello, GET a!!",
+            b"GET a",
+            b"Hello, GET a",
+        ] {
+            assert!(!answers(wrong, b"GET a", Expect::Greeting), "{wrong:?}");
+        }
+        assert!(answers(b"GET a", b"GET a", Expect::Echo));
+        assert!(!answers(b"GET ab", b"GET a", Expect::Echo));
+        assert!(answers(b"42", b"GET a", Expect::Any));
     }
 
     #[test]

@@ -154,7 +154,11 @@ struct Json {
     pacing: Option<&'static str>,
     sending: &'static str,
     expect: &'static str,
-    payload: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payload: Option<usize>,
+    /// How many requests of the caller's own go in turn.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    requests: Option<usize>,
     sockets: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     count: Option<u64>,
@@ -234,6 +238,21 @@ fn rate(per_sec: f64) -> String {
     }
 }
 
+/// What a run sends, in words: `16-byte payload`, `1 request of 5 bytes`,
+/// `3 requests of 0 to 9 bytes in turn`.
+fn requests(c: &BenchConfig) -> String {
+    let lengths = || c.requests.iter().map(Vec::len);
+    let (Some(least), Some(most)) = (lengths().min(), lengths().max()) else {
+        return format!("{}-byte payload", c.payload);
+    };
+    let bytes = |n: usize| format!("{n} byte{}", if n == 1 { "" } else { "s" });
+    match c.requests.len() {
+        1 => format!("1 request of {}", bytes(least)),
+        k if least == most => format!("{k} requests of {} in turn", bytes(least)),
+        k => format!("{k} requests of {least} to {} in turn", bytes(most)),
+    }
+}
+
 impl BenchReport {
     /// Replies counted per second of sending: the rate at which requests
     /// got answered, the wait for the last replies (`tail`) left out. Says
@@ -265,8 +284,16 @@ impl BenchReport {
         self.config.rate.is_some() && self.unsent > 0
     }
 
+    /// Whether nothing at all came back while measuring: no reply, and no
+    /// datagram that was not one. The service declined or failed every
+    /// request, dropped them, or nothing listens at its address.
+    pub fn nothing_came_back(&self) -> bool {
+        self.replies == 0 && self.bad == 0 && self.late == 0 && self.duplicates == 0
+    }
+
     /// The report as one JSON object on one line. Closed loop has `window`,
-    /// open loop `rate`, `unsent` and `on_time_pct`; the `rtt_*_us` fields
+    /// open loop `rate`, `unsent` and `on_time_pct`, a run of the caller's
+    /// own requests `requests` (how many) instead of `payload`; the `rtt_*_us` fields
     /// are there only when some reply was measured, the rates only when
     /// the load had one (`turned_over`). `seconds` is how long
     /// the run sent, `replies_per_s` the replies per second of that.
@@ -282,7 +309,8 @@ impl BenchReport {
             pacing: open.then_some(c.pacing.name()),
             sending: c.sending.name(),
             expect: c.expect.name(),
-            payload: c.payload,
+            payload: c.requests.is_empty().then_some(c.payload),
+            requests: (!c.requests.is_empty()).then_some(c.requests.len()),
             sockets: c.sockets,
             count: c.count,
             seconds: secs(self.sending),
@@ -334,10 +362,10 @@ impl BenchReport {
             format!("a {} warm-up", human(c.warmup))
         };
         format!(
-            "bench {}: {mode}, sent {}, {}-byte payload{expect}, {} socket{}; {ran} after {warmup}",
+            "bench {}: {mode}, sent {}, {}{expect}, {} socket{}; {ran} after {warmup}",
             c.server,
             c.sending.name(),
-            c.payload,
+            requests(c),
             c.sockets,
             if c.sockets == 1 { "" } else { "s" },
         )
@@ -423,6 +451,24 @@ mod tests {
             turned_over: true,
             rtt,
         }
+    }
+
+    #[test]
+    fn own_requests_said() {
+        let mut r = report(None, None);
+        assert!(r.to_string().contains(", 16-byte payload, "), "{r}");
+        assert!(r.nothing_came_back());
+        r.config.requests = vec![b"GET a".to_vec()];
+        assert!(r.to_string().contains(", 1 request of 5 bytes, "), "{r}");
+        r.config.requests.push(b"x".to_vec());
+        assert!(r
+            .to_string()
+            .contains(", 2 requests of 1 to 5 bytes in turn, "));
+        let json: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(json["requests"], 2);
+        assert!(json.get("payload").is_none(), "{json}");
+        r.late = 1;
+        assert!(!r.nothing_came_back(), "a late reply came back");
     }
 
     #[test]

@@ -244,21 +244,34 @@ impl Table {
     }
 
     /// Matches a reply with no id, arrived at `now` on `socket`, to the
-    /// oldest request in flight there. With none in flight it is `Late`:
-    /// most likely the reply to one already counted lost, and measured
-    /// once measuring has begun. Only for a table made `in_order`.
-    pub(super) fn answer_oldest(&mut self, socket: usize, now: u64) -> Answer {
-        let oldest = self
-            .by_socket
-            .as_mut()
-            .and_then(|queues| queues.get_mut(socket)?.pop_front());
-        match oldest {
+    /// oldest request in flight there that it `fits`. With none that it
+    /// fits it is `Late`: most likely the reply to one already counted
+    /// lost, and measured once measuring has begun. Only for a table made
+    /// `in_order`.
+    pub(super) fn answer_first(
+        &mut self,
+        socket: usize,
+        now: u64,
+        fits: impl FnMut(u64) -> bool,
+    ) -> Answer {
+        let found = self.by_socket.as_mut().and_then(|queues| {
+            let queue = queues.get_mut(socket)?;
+            let at = queue.iter().copied().position(fits)?;
+            queue.remove(at)
+        });
+        match found {
             Some(id) => self.answer(id, now),
             None => Answer::Late {
                 measured: self.first_measured != u64::MAX,
             },
         }
     }
+}
+
+/// A request's place in the run, from 1: in the order the requests were
+/// taken.
+pub(super) fn sequence(id: u64) -> u64 {
+    id >> SLOT_BITS
 }
 
 #[cfg(test)]
@@ -313,19 +326,56 @@ mod tests {
             .collect();
         // Whichever request of socket 0 a reply answers, it is taken for
         // the oldest's: there is no id to tell.
-        assert_eq!(t.answer_oldest(0, 20), Answer::Measured { rtt_ns: 10 });
-        assert_eq!(t.answer_oldest(1, 21), Answer::Measured { rtt_ns: 10 });
+        assert_eq!(
+            t.answer_first(0, 20, |_| true),
+            Answer::Measured { rtt_ns: 10 }
+        );
+        assert_eq!(
+            t.answer_first(1, 21, |_| true),
+            Answer::Measured { rtt_ns: 10 }
+        );
         assert_eq!(t.in_flight(0), 2);
         // The oldest left on socket 0 expires; the next reply is the last's.
         assert_eq!(t.expire(12), (1, 0));
-        assert_eq!(t.answer_oldest(0, 30), Answer::Measured { rtt_ns: 17 });
         assert_eq!(
-            t.answer_oldest(0, 31),
+            t.answer_first(0, 30, |_| true),
+            Answer::Measured { rtt_ns: 17 }
+        );
+        assert_eq!(
+            t.answer_first(0, 31, |_| true),
             Answer::Late { measured: true },
             "nothing in flight"
         );
         assert_eq!(t.answer(ids[2], 32), Answer::Late { measured: true });
         assert_eq!((t.in_flight(0), t.in_flight(1)), (0, 0));
         assert_eq!(t.measured_in_flight(), 0);
+    }
+
+    #[test]
+    fn first_that_fits() {
+        let mut t = Table::new(4, 1, true);
+        let ids: Vec<u64> = (0..3)
+            .map(|now| {
+                let id = t.take(0, now, true).unwrap();
+                t.sent(id);
+                id
+            })
+            .collect();
+        assert_eq!(sequence(ids[2]), 3);
+        // A reply that only the second request's fits skips the first.
+        let second = |id| id == ids[1];
+        assert_eq!(
+            t.answer_first(0, 10, second),
+            Answer::Measured { rtt_ns: 9 }
+        );
+        assert_eq!(
+            t.answer_first(0, 11, second),
+            Answer::Late { measured: true },
+            "none in flight that it fits"
+        );
+        assert_eq!(t.in_flight(0), 2);
+        // Expiry still goes in send order, past the one answered.
+        assert_eq!(t.expire(2), (2, 0));
+        assert_eq!(t.in_flight(0), 0);
     }
 }
