@@ -70,7 +70,8 @@ impl Pipeline {
         // a service manager or the next process reads on.
         let wake = sys::Wake::new().map_err(|e| Error::io("make the receiver's wake", e))?;
         let wake = Arc::new(wake);
-        let (tx, rx, idle) = queue::queue(config.queue, handlers.len());
+        let quick = handlers.iter().all(Handler::is_quick);
+        let (tx, rx, idle) = queue::queue(config.queue, handlers.len(), quick);
         let mut pipeline = Pipeline {
             receiver: None,
             workers: Vec::with_capacity(handlers.len()),

@@ -50,6 +50,8 @@ pub(crate) struct Idle {
     /// Per worker: set when it is woken to search, or when the pool closes.
     woken: Box<[AtomicBool]>,
     closed: AtomicBool,
+    /// Whether every worker's handler is quick (`Handler::is_quick`).
+    quick: bool,
 }
 
 #[derive(Debug)]
@@ -59,48 +61,58 @@ struct Sleeper {
 }
 
 impl Idle {
-    /// The policy of a pool of `workers`, all awake.
-    pub(crate) fn new(workers: usize) -> Idle {
+    /// The policy of a pool of `workers`, all awake, whose handlers are
+    /// all `quick` or not.
+    pub(crate) fn new(workers: usize, quick: bool) -> Idle {
         Idle {
             sleepers: Mutex::new(Vec::with_capacity(workers)),
             sleeping: AtomicUsize::new(0),
             searching: AtomicUsize::new(0),
             woken: (0..workers).map(|_| AtomicBool::new(false)).collect(),
             closed: AtomicBool::new(false),
+            quick,
         }
     }
 
     /// How many jobs a worker takes at once, its first among them, with
-    /// `queued` more waiting. One, unless the handler `quick`ly answers
-    /// and no worker sleeps, so that none idle could take them: then its
-    /// share of what waits, up to a batch, whose replies are ready at
-    /// about the same moment and leave in one system call.
-    pub(crate) fn take(&self, quick: bool, queued: usize) -> usize {
-        if !quick || self.sleeping.load(SeqCst) > 0 {
+    /// `queued` more waiting: one, unless the handlers are quick; then its
+    /// share of what waits among the workers awake, up to a batch. A quick
+    /// handler answers a batch in less time than a sleeping worker takes
+    /// to wake, and the replies, ready at about the same moment, leave in
+    /// one system call.
+    pub(crate) fn take(&self, queued: usize) -> usize {
+        if !self.quick {
             return 1;
         }
-        (1 + queued.div_ceil(self.woken.len())).min(BATCH)
+        let awake = self.woken.len() - self.sleeping.load(SeqCst);
+        (1 + queued.div_ceil(awake.max(1))).min(BATCH)
     }
 
-    /// Work was queued: wakes a sleeping worker, unless one is searching
-    /// already (it will take the work, and wake the next if more waits).
-    pub(crate) fn notify(&self) {
+    /// Work was queued, `queued` jobs in all: wakes a sleeping worker
+    /// unless one is searching already (it will take the work, and wake
+    /// the next if more waits). For quick handlers, only when no worker
+    /// is awake or a backlog builds: a busy worker is back for more
+    /// within microseconds, sooner than a sleeper could wake.
+    pub(crate) fn notify(&self, queued: usize) {
         // Pairs with the fence in `sleep` and `found`: either the worker
         // sees the work queued, or this sees it sleeping or no longer
         // searching.
         fence(SeqCst);
-        if self.searching.load(SeqCst) == 0 && self.sleeping.load(SeqCst) > 0 {
+        let sleeping = self.sleeping.load(SeqCst);
+        let needed = !self.quick || sleeping == self.woken.len() || queued >= BACKLOG;
+        if self.searching.load(SeqCst) == 0 && sleeping > 0 && needed {
             self.wake_one();
         }
     }
 
     /// A worker took a job. If it was searching and was the last to, and
-    /// `more` (whether jobs still wait) says so, wakes the next.
-    pub(crate) fn found(&self, searching: bool, more: impl FnOnce() -> bool) {
+    /// `more` (how many jobs still wait) says so, wakes the next.
+    pub(crate) fn found(&self, searching: bool, more: impl FnOnce() -> usize) {
         if searching && self.searching.fetch_sub(1, SeqCst) == 1 {
             fence(SeqCst);
-            if more() {
-                self.notify();
+            let queued = more();
+            if queued > 0 {
+                self.notify(queued);
             }
         }
     }
@@ -222,7 +234,7 @@ mod tests {
 
     #[test]
     fn wakes_one_searcher_at_a_time() {
-        let idle = Arc::new(Idle::new(3));
+        let idle = Arc::new(Idle::new(3, false));
         let (woke, woken) = mpsc::channel();
         for id in 0..3 {
             sleeper(&idle, id, &woke);
@@ -230,9 +242,9 @@ mod tests {
         }
         // Three notifications while the first woken is still searching
         // make one searcher, not three.
-        idle.notify();
-        idle.notify();
-        idle.notify();
+        idle.notify(1);
+        idle.notify(1);
+        idle.notify(1);
         let (first, searching) = woken.recv_timeout(PATIENCE).unwrap();
         assert!(searching);
         assert_eq!(idle.searching.load(SeqCst), 1);
@@ -240,12 +252,12 @@ mod tests {
         // The last sleeper to lie down is the first woken.
         assert_eq!(first, 2);
         // It takes a job while more wait: it wakes the next.
-        idle.found(true, || true);
+        idle.found(true, || 1);
         let (second, searching) = woken.recv_timeout(PATIENCE).unwrap();
         assert!(searching);
         assert_ne!(second, first);
         // That one finds the last job: nobody else is woken.
-        idle.found(true, || false);
+        idle.found(true, || 0);
         assert_eq!(idle.searching.load(SeqCst), 0);
         assert_eq!(idle.sleeping.load(SeqCst), 1);
         idle.close();
@@ -254,7 +266,7 @@ mod tests {
 
     #[test]
     fn a_last_look_that_finds_work_does_not_sleep() {
-        let idle = Idle::new(1);
+        let idle = Idle::new(1, false);
         assert_eq!(idle.sleep(0, false, || Some(7)), (Some(7), false));
         assert_eq!(idle.sleeping.load(SeqCst), 0);
         // A searcher that finds nothing stops searching as it lies down.
@@ -265,11 +277,11 @@ mod tests {
 
     #[test]
     fn a_searcher_that_finds_nothing_lets_the_next_notify_wake() {
-        let idle = Arc::new(Idle::new(2));
+        let idle = Arc::new(Idle::new(2, false));
         let (woke, woken) = mpsc::channel();
         sleeper(&idle, 0, &woke);
         asleep(&idle, 1);
-        idle.notify();
+        idle.notify(1);
         let (id, searching) = woken.recv_timeout(PATIENCE).unwrap();
         assert_eq!((id, searching), (0, true));
         // It looks, finds the work gone, and sleeps again as a searcher.
@@ -279,14 +291,14 @@ mod tests {
             woke.send((0, searching)).unwrap();
         });
         asleep(&idle, 1);
-        idle.notify();
+        idle.notify(1);
         assert_eq!(woken.recv_timeout(PATIENCE).unwrap(), (0, true));
         idle.close();
     }
 
     #[test]
     fn close_wakes_every_sleeper() {
-        let idle = Arc::new(Idle::new(4));
+        let idle = Arc::new(Idle::new(4, false));
         let (woke, woken) = mpsc::channel();
         for id in 0..4 {
             sleeper(&idle, id, &woke);
@@ -301,20 +313,43 @@ mod tests {
     }
 
     #[test]
-    fn takes_more_than_one_only_when_quick_and_nobody_idle() {
-        let idle = Arc::new(Idle::new(2));
-        assert_eq!(idle.take(false, 100), 1, "a handler that may wait");
-        assert_eq!(idle.take(true, 0), 1, "nothing else queued");
-        // Its share of what waits, beside the other worker's.
-        assert_eq!(idle.take(true, 9), 1 + 5);
-        assert_eq!(idle.take(true, 10_000), BATCH);
-        // With a worker asleep, it could take what waits: one at a time.
+    fn a_handler_that_may_wait_is_given_one_request_at_a_time() {
+        let idle = Idle::new(2, false);
+        assert_eq!(idle.take(100), 1);
+        assert_eq!(idle.take(10_000), 1);
+    }
+
+    #[test]
+    fn a_quick_handler_takes_its_share_of_what_waits() {
+        let idle = Arc::new(Idle::new(2, true));
+        assert_eq!(idle.take(0), 1, "nothing else queued");
+        // Its share, beside the other worker's.
+        assert_eq!(idle.take(9), 1 + 5);
+        assert_eq!(idle.take(10_000), BATCH);
+        // With the other asleep, the share of the one worker awake.
         let (woke, woken) = mpsc::channel();
         sleeper(&idle, 0, &woke);
         asleep(&idle, 1);
-        assert_eq!(idle.take(true, 100), 1);
+        assert_eq!(idle.take(9), 1 + 9);
+        // A sleeper is woken for a quick handler's work only when no worker
+        // is awake or a backlog builds.
+        idle.notify(BACKLOG - 1);
+        assert_eq!(idle.searching.load(SeqCst), 0, "woken for a short queue");
+        idle.notify(BACKLOG);
+        assert_eq!(woken.recv_timeout(PATIENCE).unwrap(), (0, true));
+        idle.found(true, || 0);
         idle.close();
-        assert!(!woken.recv_timeout(PATIENCE).unwrap().1);
+    }
+
+    #[test]
+    fn a_quick_pool_all_asleep_wakes_for_one_job() {
+        let idle = Arc::new(Idle::new(1, true));
+        let (woke, woken) = mpsc::channel();
+        sleeper(&idle, 0, &woke);
+        asleep(&idle, 1);
+        idle.notify(1);
+        assert_eq!(woken.recv_timeout(PATIENCE).unwrap(), (0, true));
+        idle.close();
     }
 
     #[test]

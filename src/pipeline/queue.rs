@@ -36,11 +36,16 @@ pub(crate) struct Queue {
     idle: Arc<Idle>,
 }
 
-/// A bounded queue of `capacity` jobs for a pool of `workers`: its two
-/// ends, and the policy by which the workers wait on it.
-pub(crate) fn queue(capacity: usize, workers: usize) -> (Queue, Receiver<Job>, Arc<Idle>) {
+/// A bounded queue of `capacity` jobs for a pool of `workers` whose
+/// handlers are all `quick` or not: its two ends, and the policy by which
+/// the workers wait on it.
+pub(crate) fn queue(
+    capacity: usize,
+    workers: usize,
+    quick: bool,
+) -> (Queue, Receiver<Job>, Arc<Idle>) {
     let (sender, receiver) = crossbeam_channel::bounded(capacity);
-    let idle = Arc::new(Idle::new(workers));
+    let idle = Arc::new(Idle::new(workers, quick));
     let queue = Queue {
         sender: Some(sender),
         idle: idle.clone(),
@@ -66,7 +71,7 @@ impl Queue {
     /// Wakes a worker for what was queued since the last call, if the
     /// pool's policy says one is needed.
     pub(crate) fn notify(&self) {
-        self.idle.notify();
+        self.idle.notify(self.len());
     }
 }
 

@@ -247,7 +247,7 @@ mod tests {
         // why, and trigger the shutdown the workers and join wait on.
         let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
         sys::break_for_test(&socket).unwrap();
-        let (queue, _rx, _idle) = crate::pipeline::queue::queue(4, 1);
+        let (queue, _rx, _idle) = crate::pipeline::queue::queue(4, 1, false);
         let shutdown = Shutdown::new();
         let stats = Arc::new(Stats::default());
         let wake = Arc::new(Wake::new().unwrap());

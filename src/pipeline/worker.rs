@@ -126,7 +126,7 @@ impl<H: Handler> Worker<H> {
             match taken {
                 Ok(job) => {
                     let searching = std::mem::take(&mut self.searching);
-                    self.idle.found(searching, || !self.queue.is_empty());
+                    self.idle.found(searching, || self.queue.len());
                     return Some(job);
                 }
                 Err(TryRecvError::Disconnected) => return None,
@@ -151,7 +151,7 @@ impl<H: Handler> Worker<H> {
     /// Puts `first` in the batch, and as many more queued jobs as the
     /// pool's policy says; a probe is answered on the spot.
     fn take(&mut self, first: Job) {
-        let more = self.idle.take(self.handler.is_quick(), self.queue.len()) - 1;
+        let more = self.idle.take(self.queue.len()) - 1;
         let queued = std::iter::from_fn(|| self.queue.try_recv().ok()).take(more);
         for job in std::iter::once(first).chain(queued) {
             match job {
