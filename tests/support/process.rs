@@ -4,15 +4,40 @@
 use super::*;
 
 /// A `Command` for one of the binaries (or another program), blind to the
-/// caller's `UDP_GREETER_*` variables.
+/// caller's `UDP_GREETER_*` variables and to the signals it ignores.
 pub fn command(bin: impl AsRef<OsStr>) -> Command {
     let mut c = Command::new(bin);
     for var in ENV_VARS.iter().chain(SERVICE_VARS) {
         c.env_remove(var);
     }
     c.stdin(Stdio::null());
+    default_signals(&mut c);
     c
 }
+
+/// Makes the child start with SIGINT, SIGTERM and SIGHUP at their default
+/// actions, as a terminal or a service manager starts it, whatever the
+/// test process got: a shell's background job ignores SIGINT, and an
+/// ignored signal stays ignored across exec, so one sent before the server
+/// wires its handler would be lost.
+#[cfg(unix)]
+fn default_signals(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: runs in the child between fork and exec, where only
+    // async-signal-safe calls may be made: signal(2) is one, and the hook
+    // allocates nothing and takes no lock.
+    unsafe {
+        cmd.pre_exec(|| {
+            for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(unix))]
+fn default_signals(_cmd: &mut Command) {}
 
 /// A running child whose stdout and stderr are collected by threads; it is
 /// killed when dropped.
