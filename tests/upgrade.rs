@@ -364,7 +364,7 @@ fn a_failed_upgrade_keeps_serving() {
     let deadline = Instant::now() + PATIENCE;
     let status = loop {
         // Not `finish`: the new process holds the output pipes open.
-        if let Some(status) = p.child.try_wait().unwrap() {
+        if let Some(status) = p.exited() {
             break status;
         }
         assert!(Instant::now() < deadline, "{}", p.stderr_text());
@@ -405,7 +405,7 @@ fn hands_the_service_to_the_new_process() {
     let next = nth_upgrade(&p, 1);
     pids.learn(next);
     let deadline = Instant::now() + PATIENCE;
-    while p.child.try_wait().unwrap().is_none() {
+    while p.alive() {
         assert!(Instant::now() < deadline, "{}", p.stderr_text());
         thread::sleep(Duration::from_millis(5));
     }
