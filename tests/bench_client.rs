@@ -35,7 +35,8 @@ fn short(addr: SocketAddr) -> BenchConfig {
 }
 
 fn balanced(r: &BenchReport) {
-    assert_eq!(r.sent, r.replies + r.lost, "{r:?}");
+    let dropped_here = r.client_dropped.min(r.sent - r.replies);
+    assert_eq!(r.sent, r.replies + r.lost + dropped_here, "{r:?}");
 }
 
 /// A stand-in server on 127.0.0.1 that answers each datagram with whatever
@@ -429,4 +430,70 @@ fn bad_args() {
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let out = client(&["bench", "--window", "8", "--rate", "10"]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
+}
+
+/// A bench whose reader is stopped while its replies come: its own socket
+/// keeps what fits and the kernel drops the rest. Those are
+/// `client_dropped`, not `lost`: every request is answered or accounted
+/// for by a drop at the client.
+#[cfg(target_os = "linux")]
+#[test]
+fn drops_at_the_client_are_not_lost() {
+    use crate::support::{command, Proc};
+
+    // 10,000 replies of about 1 kB: more than the bench's socket buffer
+    // (it asks for 4 MiB; the kernel keeps twice what it grants, at most
+    // net.core.rmem_max) can hold.
+    const N: usize = 10_000;
+    let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket2::SockRef::from(&server)
+        .set_recv_buffer_size(4 << 20)
+        .unwrap();
+    server.set_read_timeout(Some(PATIENCE)).unwrap();
+    let addr = server.local_addr().unwrap().to_string();
+    // Paced, so that this thread reads every request before its own
+    // buffer fills. The timeout only has to outlast the pause below,
+    // which sends 10,000 datagrams on loopback: a fraction of a second.
+    let count = N.to_string();
+    let args = [
+        "bench", "--server", &addr, "--rate", "20000", "--count", &count,
+    ];
+    let mut bench = Proc::spawn(command(CLIENT_BIN).args(args).args([
+        "--payload",
+        "1000",
+        "--warmup",
+        "0",
+        "--seconds",
+        "30",
+        "--timeout",
+        "5s",
+        "--json",
+    ]));
+    let mut requests = Vec::with_capacity(N);
+    let mut buf = vec![0u8; 2048];
+    let mut peer = None;
+    while requests.len() < N {
+        let (n, from) = server.recv_from(&mut buf).expect("every request");
+        peer = Some(from);
+        requests.push(greet(&buf[..n]));
+    }
+    bench.pause();
+    let peer = peer.unwrap();
+    for reply in &requests {
+        server.send_to(reply, peer).unwrap();
+    }
+    bench.resume();
+    let status = bench.finish(PATIENCE);
+    assert!(status.success(), "{status}: {}", bench.stderr_text());
+    let report = bench_json(&bench.stdout());
+    let count = |key| json_count(&report, key);
+    assert_eq!(count("sent"), N as u64, "{report}");
+    assert!(count("client_dropped") > 0, "nothing dropped: {report}");
+    assert_eq!(count("lost"), 0, "{report}");
+    assert_eq!(
+        count("replies") + count("client_dropped"),
+        N as u64,
+        "{report}"
+    );
+    assert_eq!((count("late"), count("bad")), (0, 0), "{report}");
 }

@@ -272,6 +272,28 @@ impl Proc {
         );
     }
 
+    /// Stops the process with SIGSTOP and waits until the kernel says it is
+    /// stopped (state `T` in /proc/PID/stat): none of its threads runs
+    /// until [`resume`](Proc::resume).
+    #[cfg(target_os = "linux")]
+    pub fn pause(&self) {
+        self.signal(libc::SIGSTOP);
+        let stat = format!("/proc/{}/stat", self.pid());
+        let stopped = wait_until(PATIENCE, || {
+            let text = std::fs::read_to_string(&stat).unwrap_or_default();
+            let state = text
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next());
+            state == Some("T")
+        });
+        assert!(stopped, "{} not stopped within {PATIENCE:?}", self.pid());
+    }
+
+    /// Lets a process [`pause`](Proc::pause) stopped run again.
+    pub fn resume(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
     /// Stops a server binary the way a supervisor does (SIGTERM), expects a
     /// clean exit within [`PATIENCE`] and returns the counters of its final
     /// `stats:` line.
