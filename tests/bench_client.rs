@@ -441,26 +441,33 @@ fn bad_args() {
 fn drops_at_the_client_are_not_lost() {
     use crate::support::{command, Proc};
 
-    // 10,000 replies of about 1 kB: more than the bench's socket buffer
-    // (it asks for 4 MiB; the kernel keeps twice what it grants, at most
-    // net.core.rmem_max) can hold.
-    const N: usize = 10_000;
+    // 1,000 requests of 8 bytes, all sent at once (a closed loop whose
+    // window holds them all), fit in this socket's buffer however late
+    // this thread reads. 1,000 replies of 60,000 bytes, taken in order
+    // (`--expect any`), are many times what the bench's socket can hold:
+    // it asks for 4 MiB, and the kernel keeps at most twice
+    // net.core.rmem_max.
+    const N: usize = 1_000;
     let server = UdpSocket::bind("127.0.0.1:0").unwrap();
     socket2::SockRef::from(&server)
         .set_recv_buffer_size(4 << 20)
         .unwrap();
     server.set_read_timeout(Some(PATIENCE)).unwrap();
     let addr = server.local_addr().unwrap().to_string();
-    // Paced, so that this thread reads every request before its own
-    // buffer fills. The timeout only has to outlast the pause below,
-    // which sends 10,000 datagrams on loopback: a fraction of a second.
-    let count = N.to_string();
-    let args = [
-        "bench", "--server", &addr, "--rate", "20000", "--count", &count,
-    ];
-    let mut bench = Proc::spawn(command(CLIENT_BIN).args(args).args([
+    let n = N.to_string();
+    let load = [
+        "--window",
+        &n,
+        "--count",
+        &n,
         "--payload",
-        "1000",
+        "8",
+        "--expect",
+        "any",
+    ];
+    // The timeout only has to outlast the pause below, in which 60 MB
+    // cross the loopback: well under a second even on a busy machine.
+    let run = [
         "--warmup",
         "0",
         "--seconds",
@@ -468,19 +475,23 @@ fn drops_at_the_client_are_not_lost() {
         "--timeout",
         "5s",
         "--json",
-    ]));
-    let mut requests = Vec::with_capacity(N);
-    let mut buf = vec![0u8; 2048];
+    ];
+    let mut bench = Proc::spawn(
+        command(CLIENT_BIN)
+            .args(["bench", "--server", &addr])
+            .args(load)
+            .args(run),
+    );
+    let mut buf = [0u8; 64];
     let mut peer = None;
-    while requests.len() < N {
-        let (n, from) = server.recv_from(&mut buf).expect("every request");
+    for _ in 0..N {
+        let (_, from) = server.recv_from(&mut buf).expect("every request");
         peer = Some(from);
-        requests.push(greet(&buf[..n]));
     }
     bench.pause();
-    let peer = peer.unwrap();
-    for reply in &requests {
-        server.send_to(reply, peer).unwrap();
+    let reply = vec![b'r'; 60_000];
+    for _ in 0..N {
+        server.send_to(&reply, peer.unwrap()).unwrap();
     }
     bench.resume();
     let status = bench.finish(PATIENCE);
