@@ -66,7 +66,18 @@ impl SocketDrops {
             .try_clone()
             .and_then(|copy| Ok((sys::socket_drops(&copy)?, copy)));
         let watch = match start {
-            Ok((now, copy)) => Watch::Reading(copy, Since::from(now)),
+            Ok((now, copy)) => {
+                if now > 0 {
+                    // A socket passed on (by a service manager, or by the
+                    // previous process of an upgrade) may have overflowed
+                    // while no process read it: a restart's gap.
+                    log::info!(
+                        "the kernel had dropped {now} datagrams at this socket before this \
+                         process started (counted since the socket was made)"
+                    );
+                }
+                Watch::Reading(copy, Since::from(now))
+            }
             Err(e) => {
                 log::debug!("the kernel's drops at the socket are not counted: {e}");
                 Watch::None
