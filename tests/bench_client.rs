@@ -36,7 +36,8 @@ fn short(addr: SocketAddr) -> BenchConfig {
 }
 
 fn balanced(r: &BenchReport) {
-    assert_eq!(r.sent, r.replies + r.lost, "{r:?}");
+    let dropped_here = r.client_dropped.min(r.sent - r.replies);
+    assert_eq!(r.sent, r.replies + r.lost + dropped_here, "{r:?}");
 }
 
 /// A stand-in server on 127.0.0.1 that answers each datagram with whatever
@@ -672,4 +673,81 @@ fn bad_requests_refused() {
 fn os(bytes: &[u8]) -> &OsStr {
     use std::os::unix::ffi::OsStrExt;
     OsStr::from_bytes(bytes)
+}
+
+/// A bench whose reader is stopped while its replies come: its own socket
+/// keeps what fits and the kernel drops the rest. Those are
+/// `client_dropped`, not `lost`: every request is answered or accounted
+/// for by a drop at the client.
+#[cfg(target_os = "linux")]
+#[test]
+fn drops_at_the_client_are_not_lost() {
+    use crate::support::{command, Proc};
+
+    // 1,000 requests of 8 bytes, all sent at once (a closed loop whose
+    // window holds them all), fit in this socket's buffer however late
+    // this thread reads. 1,000 replies of 60,000 bytes, taken in order
+    // (`--expect any`), are many times what the bench's socket can hold:
+    // it asks for 4 MiB, and the kernel keeps at most twice
+    // net.core.rmem_max.
+    const N: usize = 1_000;
+    let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket2::SockRef::from(&server)
+        .set_recv_buffer_size(4 << 20)
+        .unwrap();
+    server.set_read_timeout(Some(PATIENCE)).unwrap();
+    let addr = server.local_addr().unwrap().to_string();
+    let n = N.to_string();
+    let load = [
+        "--window",
+        &n,
+        "--count",
+        &n,
+        "--payload",
+        "8",
+        "--expect",
+        "any",
+    ];
+    // The timeout only has to outlast the pause below, in which 60 MB
+    // cross the loopback: well under a second even on a busy machine.
+    let run = [
+        "--warmup",
+        "0",
+        "--seconds",
+        "30",
+        "--timeout",
+        "5s",
+        "--json",
+    ];
+    let mut bench = Proc::spawn(
+        command(CLIENT_BIN)
+            .args(["bench", "--server", &addr])
+            .args(load)
+            .args(run),
+    );
+    let mut buf = [0u8; 64];
+    let mut peer = None;
+    for _ in 0..N {
+        let (_, from) = server.recv_from(&mut buf).expect("every request");
+        peer = Some(from);
+    }
+    bench.pause();
+    let reply = vec![b'r'; 60_000];
+    for _ in 0..N {
+        server.send_to(&reply, peer.unwrap()).unwrap();
+    }
+    bench.resume();
+    let status = bench.finish(PATIENCE);
+    assert!(status.success(), "{status}: {}", bench.stderr_text());
+    let report = bench_json(&bench.stdout());
+    let count = |key| json_count(&report, key);
+    assert_eq!(count("sent"), N as u64, "{report}");
+    assert!(count("client_dropped") > 0, "nothing dropped: {report}");
+    assert_eq!(count("lost"), 0, "{report}");
+    assert_eq!(
+        count("replies") + count("client_dropped"),
+        N as u64,
+        "{report}"
+    );
+    assert_eq!((count("late"), count("bad")), (0, 0), "{report}");
 }

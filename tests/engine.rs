@@ -290,7 +290,7 @@ fn a_shutdown_made_beforehand_is_obeyed() {
 fn reverse_pair(rate: Option<u32>) -> (Server, Server, UdpSocket) {
     let limited = |c: Config| Config {
         rate_limit: rate,
-        rate_burst: rate.map(|_| 5),
+        rate_burst: rate.map(|_| LOOP_BURST),
         ..c
     };
     let a = Server::builder(limited(config(1, 64)))
@@ -307,48 +307,55 @@ fn reverse_pair(rate: Option<u32>) -> (Server, Server, UdpSocket) {
     (a, b, forger)
 }
 
-/// How many replies A has sent once it has stopped replying for a while,
-/// or when `limit` runs out.
-fn replies_once_quiet(a: &Server, limit: Duration) -> u64 {
-    let deadline = Instant::now() + limit;
-    let mut last = a.stats().replied;
-    loop {
-        thread::sleep(Duration::from_millis(100));
-        let now = a.stats().replied;
-        if now == last || Instant::now() > deadline {
-            return now;
-        }
-        last = now;
-    }
-}
-
 #[test]
 fn the_rate_limit_bounds_a_loop_no_handler_can_see() {
     // A reversal's replies look like requests: no rule of the handler can
     // tell them apart. One forged datagram from B's address to A starts a
-    // loop; the per-source rate limit ends it once a bucket of 5 is spent.
-    let (a, b, forger) = reverse_pair(Some(100));
+    // loop; the per-source rate limit ends it once a bucket is spent. A
+    // bucket earns one turn a second, so however slowly a busy machine
+    // turns the loop, A answers at most the burst plus what it earned
+    // while the loop ran.
+    let (a, b, forger) = reverse_pair(Some(LOOP_RATE));
+    let started = Instant::now();
     forger.send_to(b"ping", a.local_addr()).unwrap();
-    let replied = replies_once_quiet(&a, PATIENCE);
+    // One datagram is in flight: once either server drops it, the loop
+    // has ended, and nothing more can be answered.
+    let ended = wait_until(PATIENCE, || {
+        a.stats().dropped_rate_limited + b.stats().dropped_rate_limited >= 1
+    });
+    let elapsed = started.elapsed();
     let (a, b) = (a.shutdown().unwrap(), b.shutdown().unwrap());
-    assert!(replied <= 5 + 2, "A answered {replied} turns: {a}");
-    assert!(
-        a.dropped_rate_limited + b.dropped_rate_limited >= 1,
-        "{a} / {b}"
-    );
+    assert!(ended, "the loop still ran after {elapsed:?}: {a} / {b}");
+    // A bucket that keeps the reply it is still earning gives fewer than
+    // burst + 1 + rate × t over t seconds (RateLimiter).
+    let earned = f64::from(LOOP_BURST + 1) + f64::from(LOOP_RATE) * elapsed.as_secs_f64();
+    for (name, s) in [("A", &a), ("B", &b)] {
+        assert!(
+            (s.replied as f64) < earned,
+            "{name} answered {} turns in {elapsed:?}, more than the {earned:.1} its bucket \
+             earned: {a} / {b}",
+            s.replied
+        );
+    }
     assert_eq!(
         a.replied + b.replied,
         a.received + b.received - 1,
         "one turn dropped"
     );
 
-    // Without a limit the same datagram runs until the servers stop.
+    // Without a limit the same datagram runs until the servers stop: many
+    // more turns than the limit would have allowed in the same time.
     let (a, b, forger) = reverse_pair(None);
+    let started = Instant::now();
     forger.send_to(b"ping", a.local_addr()).unwrap();
-    let deadline = Instant::now() + PATIENCE;
-    while a.stats().replied < 1_000 && Instant::now() < deadline {
-        thread::sleep(Duration::from_millis(10));
-    }
+    let ran = wait_until(PATIENCE, || a.stats().replied >= 100);
+    let elapsed = started.elapsed();
     let (a, b) = (a.shutdown().unwrap(), b.shutdown().unwrap());
-    assert!(a.replied >= 1_000, "the unlimited loop ran only {a} / {b}");
+    assert!(ran, "the unlimited loop ran only {a} / {b} in {elapsed:?}");
+    assert_eq!(a.dropped_rate_limited + b.dropped_rate_limited, 0);
 }
+
+/// The rate-limit loop's limit: one reply a second to each source, far
+/// slower than the slowest machine turns the loop, and its burst.
+const LOOP_RATE: u32 = 1;
+const LOOP_BURST: u32 = 5;

@@ -127,3 +127,55 @@ fn metrics_busy() {
         out.stderr
     );
 }
+
+/// A server whose socket overflows while it is stopped: what the kernel
+/// dropped there is `socket_dropped`, in the metrics and the final line,
+/// beside `received` and in none of the fates. On loopback nothing else
+/// drops, so the two add up to what was sent.
+#[cfg(target_os = "linux")]
+#[test]
+fn drops_at_the_socket_are_counted() {
+    use crate::support::{server_proc, wait_signal_handlers, wait_until};
+
+    const N: u64 = 200;
+    // A receive buffer of a few datagrams (the kernel keeps twice what is
+    // asked, at least 2,304 bytes).
+    let args = [
+        "--bind",
+        "127.0.0.1:0",
+        "--recv-buffer",
+        "4096",
+        "--log-requests=false",
+    ];
+    let (mut server, port) = server_proc(&[&args[..], &["--metrics-addr", "127.0.0.1:0"]].concat());
+    wait_signal_handlers(server.pid());
+    let line = server.line_with("Serving metrics on ");
+    let url = line[line.find("http://").expect("a URL")..].to_string();
+    server.pause();
+    let sock = socket_on(V4);
+    for _ in 0..N {
+        sock.send_to(&[b'x'; 512], (V4, port)).unwrap();
+    }
+    server.resume();
+    // Read, or dropped: every datagram is one or the other once the
+    // receiver has read what the socket kept.
+    let count = |text: &str, name: &str| -> u64 {
+        let line = text.lines().find(|l| l.starts_with(&format!("{name} ")));
+        line.and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    let mut text = String::new();
+    let all = wait_until(PATIENCE, || {
+        text = http("GET", &url, "").body;
+        count(&text, "udp_greeter_received_total")
+            + count(&text, "udp_greeter_socket_dropped_total")
+            == N
+    });
+    assert!(all, "{text}");
+    let dropped = count(&text, "udp_greeter_socket_dropped_total");
+    assert!(dropped > 0, "nothing dropped: {text}");
+    let stats = server.stop();
+    assert_eq!(stats.socket_dropped, dropped, "{stats}");
+    assert_eq!(stats.received + stats.socket_dropped, N, "{stats}");
+    assert!(stats.is_balanced(), "{stats}");
+}

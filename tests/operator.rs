@@ -125,18 +125,70 @@ fn two_signals_at_once_are_one_request() {
 
 /// `timeout` passes the signal it gets to the server and then to its
 /// process group, which holds the server too: one `kill` of `timeout`
-/// reaches the server twice and must still stop it gracefully.
+/// reaches the server twice and must still stop it gracefully; and one at
+/// any moment of the server's start ends it, gracefully or by the
+/// signal's default action, which `timeout` then takes itself.
+#[cfg(target_os = "linux")]
 #[test]
 fn kill_through_timeout_stops_gracefully() {
+    use std::os::unix::process::ExitStatusExt;
+
     let timeout = find_program("timeout").expect("`timeout` (coreutils) is not installed");
+    let wrapped = || {
+        let mut cmd = command(&timeout);
+        cmd.args(["30", SERVER_BIN, "--bind", "127.0.0.1:0"]);
+        cmd
+    };
     for attempt in 0..5 {
-        let (mut wrapped, _port) =
-            server_with(command(&timeout).args(["30", SERVER_BIN, "--bind", "127.0.0.1:0"]));
+        let (mut p, _port) = server_with(&mut wrapped());
+        wait_supervising(p.pid());
         // The server wires its signals before it binds, so they are in
         // place once `Bind UDP on` is logged.
-        wrapped.signal(libc::SIGTERM);
-        stopped_gracefully(&mut wrapped, &format!("attempt {attempt}"));
+        p.signal(libc::SIGTERM);
+        stopped_gracefully(&mut p, &format!("attempt {attempt}"));
     }
+    for attempt in 0..10 {
+        // As soon as `timeout` has its child: mostly while the server starts.
+        let mut p = Proc::spawn(&mut wrapped());
+        wait_supervising(p.pid());
+        p.signal(libc::SIGTERM);
+        let what = format!("early attempt {attempt}");
+        let status = p.wait_exit(PATIENCE).unwrap_or_else(|| {
+            panic!(
+                "{what}: still running after {PATIENCE:?}:\n{}",
+                p.stderr_text()
+            )
+        });
+        // Killed by SIGTERM before the server caught it; or 143 from the
+        // fork of `timeout` that had not yet become the server, which
+        // takes the signal for one before `timeout` had a child.
+        let before_the_server =
+            status.code() == Some(128 + libc::SIGTERM) && p.stderr_text().is_empty();
+        if status.signal() != Some(libc::SIGTERM) && !before_the_server {
+            stopped_gracefully(&mut p, &what);
+        }
+    }
+}
+
+/// Waits until `timeout` (coreutils), process `pid`, supervises its child:
+/// until it has armed its timer, which it does once `fork` has returned.
+///
+/// Before that, `timeout` 9.1 takes a SIGTERM for one that came before it
+/// had a child and exits 143 at once, leaving the child it has just
+/// started running with nothing to stop it; on a busy machine that moment
+/// can last until after the server has logged `Bind UDP on`. Later
+/// versions block the signal across the fork.
+#[cfg(target_os = "linux")]
+fn wait_supervising(pid: i32) {
+    let timers = format!("/proc/{pid}/timers");
+    let armed = wait_until(PATIENCE, || {
+        std::fs::read_to_string(&timers).is_ok_and(|t| t.contains("signal: 14/"))
+    });
+    assert!(
+        armed,
+        "`timeout` ({pid}) armed no SIGALRM timer within {PATIENCE:?}: {:?}",
+        std::fs::read_to_string(&timers)
+    );
 }
 
 /// A signal after the grace, while the first one's shutdown cannot finish,

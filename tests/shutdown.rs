@@ -101,6 +101,77 @@ fn sigterm_at_once() {
     }
 }
 
+/// A SIGTERM or SIGINT at any moment of the start (before the handler is
+/// wired, while the socket binds, while the workers start, just after
+/// `Bind UDP on`) ends the process: by the signal's default action before
+/// the handler is in place, gracefully after. Never a server that keeps
+/// running, and never the exit of a second signal, 130, for a first one.
+#[cfg(unix)]
+#[test]
+fn a_signal_at_any_moment_of_the_start_ends_it() {
+    use std::os::unix::process::ExitStatusExt;
+
+    // The moments spread over one and a half starts as long as this one,
+    // each shifted at random within its share.
+    let spawned = Instant::now();
+    let (mut first, _) = server_proc(&["--bind", "127.0.0.1:0"]);
+    let start = spawned.elapsed();
+    first.stop();
+    let seed = seed();
+    let mut random = Random(seed);
+    const ATTEMPTS: u32 = 40;
+    let share = start * 3 / 2 / ATTEMPTS;
+    let (mut graceful, mut default) = (0, 0);
+    for attempt in 0..ATTEMPTS {
+        let sig = [libc::SIGTERM, libc::SIGINT][attempt as usize % 2];
+        let at = share * attempt + share.mul_f64(random.fraction());
+        let what = format!("attempt {attempt} (seed {seed}), signal {sig} {at:?} into the start");
+        let mut server = support::Proc::spawn(
+            support::command(support::SERVER_BIN).args(["--bind", "127.0.0.1:0"]),
+        );
+        thread::sleep(at);
+        server.signal(sig);
+        let status = server.wait_exit(PATIENCE).unwrap_or_else(|| {
+            panic!(
+                "{what}: still running after {PATIENCE:?}:\n{}",
+                server.stderr_text()
+            )
+        });
+        let log = server.stderr_text();
+        match (status.code(), status.signal()) {
+            (Some(0), _) => {
+                assert!(parse_stats(&log).is_some(), "{what}: no stats line:\n{log}");
+                assert!(!log.contains("cut short"), "{what}:\n{log}");
+                graceful += 1;
+            }
+            (None, Some(s)) if s == sig => default += 1,
+            _ => panic!("{what}: {status:?}\n{log}"),
+        }
+    }
+    eprintln!("seed {seed}: {graceful} graceful stops, {default} by the default action");
+}
+
+/// A seed for [`Random`], from the clock: each run tries other moments,
+/// and says which, so that a failure can be told apart from the next.
+fn seed() -> u64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    now.map_or(1, |d| d.as_nanos() as u64)
+}
+
+/// SplitMix64: enough to spread moments, with no crate for it.
+struct Random(u64);
+
+impl Random {
+    /// A number in [0, 1).
+    fn fraction(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        (z ^ (z >> 31)) as f64 / (u64::MAX as f64 + 1.0)
+    }
+}
+
 #[test]
 fn sigint() {
     stops_on(libc::SIGINT);

@@ -8,6 +8,9 @@ mod support;
 mod activation;
 // The load generator behind `udp-greeter-client bench`, and its command line.
 mod bench_client;
+// The tests' own guard: what a test starts, even a grandchild, ends with it.
+#[cfg(target_os = "linux")]
+mod cleanup;
 // Floods, rate limits, oversize datagrams and panics at once, then a shutdown.
 mod chaos;
 // The client binary's command line, and its errors against wrong servers.

@@ -71,6 +71,39 @@ fn a_stopped_servers_socket_serves_the_next_process() {
     assert_eq!(second.stop().replied, 2);
 }
 
+/// A socket passed on after it overflowed while nobody read it (a
+/// restart's gap): the new process says at start how many datagrams the
+/// kernel had dropped there, and counts none of them as its own.
+#[test]
+fn drops_before_the_start_are_said_and_not_counted() {
+    const N: u64 = 100;
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket2::SockRef::from(&socket)
+        .set_recv_buffer_size(4096)
+        .unwrap();
+    let addr = socket.local_addr().unwrap();
+    let client = socket_on(V4);
+    for _ in 0..N {
+        client.send_to(&[b'x'; 512], addr).unwrap();
+    }
+    let mut cmd = command(SERVER_BIN);
+    pass_socket(&mut cmd, &socket, None).unwrap();
+    drop(socket);
+    let (mut p, _) = server_with(&mut cmd);
+    let line = p.line_with("datagrams at this socket before this process started");
+    let before: u64 = line
+        .split("the kernel had dropped ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {line}"));
+    assert!(before > 0, "{line}");
+    // What the socket kept is read, and answered.
+    let kept = N - before;
+    wait_received(&p, "127.0.0.1", kept as usize);
+    let stats = p.stop();
+    assert_eq!((stats.received, stats.socket_dropped), (kept, 0), "{stats}");
+}
+
 #[test]
 fn tells_the_manager_it_is_ready_then_stopping() {
     let manager = Manager::new();
@@ -364,7 +397,7 @@ fn a_failed_upgrade_keeps_serving() {
     let deadline = Instant::now() + PATIENCE;
     let status = loop {
         // Not `finish`: the new process holds the output pipes open.
-        if let Some(status) = p.child.try_wait().unwrap() {
+        if let Some(status) = p.exited() {
             break status;
         }
         assert!(Instant::now() < deadline, "{}", p.stderr_text());
@@ -405,7 +438,7 @@ fn hands_the_service_to_the_new_process() {
     let next = nth_upgrade(&p, 1);
     pids.learn(next);
     let deadline = Instant::now() + PATIENCE;
-    while p.child.try_wait().unwrap().is_none() {
+    while p.alive() {
         assert!(Instant::now() < deadline, "{}", p.stderr_text());
         thread::sleep(Duration::from_millis(5));
     }

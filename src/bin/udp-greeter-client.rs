@@ -62,7 +62,12 @@ The report (a table, or one line of JSON with --json; JSON field names in bracke
   replies     requests answered with exactly the reply expected, within --timeout
               (--expect any: any datagram, taken for the oldest request in
               flight on its socket)
-  lost        requests not answered within --timeout; sent = replies + lost
+  lost        requests not answered within --timeout that the client's own drops
+              do not account for: lost on the way or at the server
+  client drops
+              datagrams the kernel dropped at the bench's own sockets while
+              measuring, their buffers full (Linux) [client_dropped]; sent =
+              replies + lost + the unanswered requests these account for
   late        replies that came after their request's --timeout: the request is
               one of the lost ones and the reply is in no round-trip time
               (--expect any: datagrams while no request of their socket was

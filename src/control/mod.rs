@@ -3,6 +3,7 @@
 //! shutdown flag, these threads read them.
 
 pub(crate) mod shutdown;
+pub(crate) mod socket_drops;
 pub(crate) mod stats;
 pub(crate) mod throttle;
 

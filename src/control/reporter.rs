@@ -106,7 +106,10 @@ mod tests {
             ..Snapshot::default()
         };
         let line = report(&total, &total, Duration::from_secs(2));
-        assert!(line.starts_with("stats: received=30 replied=20"), "{line}");
+        assert!(
+            line.starts_with("stats: received=30 socket_dropped=0 replied=20"),
+            "{line}"
+        );
         assert!(
             line.ends_with("received_per_sec=15.0 replied_per_sec=10.0 dropped_per_sec=5.0"),
             "{line}"

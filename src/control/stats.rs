@@ -7,8 +7,11 @@
 //! fate is one line there.
 
 use std::fmt;
+use std::net::UdpSocket;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+
+use super::socket_drops::SocketDrops;
 
 /// What a counter is to the balance identity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,10 +57,14 @@ macro_rules! counts {
         /// Every received datagram ends in exactly one fate, and once the
         /// server has stopped `received` equals their sum
         /// ([`Snapshot::is_balanced`]); [`Snapshot::fates`] lists them.
-        /// `worker_panics` and `control_truncated` are counted beside the
-        /// fates: the datagram a panic interrupted is counted under
-        /// `send_failed`, and a datagram whose control messages were cut
-        /// still meets a fate of its own.
+        /// `socket_dropped`, `worker_panics` and `control_truncated` are
+        /// counted beside the fates: a datagram the kernel dropped at the
+        /// socket was never received, the datagram a panic interrupted is
+        /// counted under `send_failed`, and a datagram whose control
+        /// messages were cut still meets a fate of its own.
+        /// `socket_dropped` is the kernel's count for the socket, read when
+        /// the counters are; a socket shared by several processes (an
+        /// upgrade's handover) has one count, which each of them sees.
         ///
         /// Its `Display` is the server's closing line:
         ///
@@ -65,7 +72,7 @@ macro_rules! counts {
         /// let s = udp_greeter::Snapshot::default();
         /// assert_eq!(
         ///     s.to_string(),
-        ///     "stats: received=0 replied=0 declined=0 dropped_queue_full=0 \
+        ///     "stats: received=0 socket_dropped=0 replied=0 declined=0 dropped_queue_full=0 \
         ///      dropped_oversize=0 dropped_rate_limited=0 dropped_loop=0 handler_failed=0 send_failed=0 \
         ///      worker_panics=0 control_truncated=0"
         /// );
@@ -99,6 +106,8 @@ macro_rules! counts {
 
 counts! {
     Received received Received "Datagrams read from the socket";
+    SocketDropped socket_dropped Side
+        "Datagrams the kernel dropped at the socket since the server started, before they could be read: its receive buffer was full (Linux)";
     Replied replied Fate "Datagrams answered";
     Declined declined Fate "Datagrams the handler chose not to answer";
     DroppedQueueFull dropped_queue_full Fate "Datagrams dropped because the queue was full";
@@ -156,7 +165,8 @@ impl Pending {
     }
 }
 
-/// Live counters: the receiver writes one tally, the workers the other.
+/// Live counters: the receiver writes one tally, the workers the other;
+/// the kernel's drops at the socket are read when the counters are.
 ///
 /// Counters are only ever added to: each is exact on its own, and once
 /// every thread has been joined the whole set is exact. The receiver
@@ -166,9 +176,24 @@ impl Pending {
 pub(crate) struct Stats {
     receiver: Tally,
     workers: Tally,
+    socket: SocketDrops,
 }
 
 impl Stats {
+    /// Counters for a server of `socket`, whose drops count from now.
+    pub(crate) fn watching(socket: &UdpSocket) -> Stats {
+        Stats {
+            socket: SocketDrops::watch(socket),
+            ..Stats::default()
+        }
+    }
+
+    /// Takes the socket's last drop count, once the server has stopped,
+    /// and lets go of the socket.
+    pub(crate) fn release_socket(&self) {
+        self.socket.release();
+    }
+
     /// The receiver's counters.
     pub(crate) fn receiver(&self) -> &Tally {
         &self.receiver
@@ -188,6 +213,9 @@ impl Stats {
         // datagrams.
         let mut s = Snapshot::from_fn(|c| if c == Count::Received { 0 } else { get(c) });
         s.received = get(Count::Received);
+        if let Some(dropped) = self.socket.count() {
+            s.socket_dropped = dropped;
+        }
         s
     }
 }

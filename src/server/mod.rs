@@ -161,6 +161,7 @@ impl Server {
     /// Returns the final counters, or the first error that stopped a thread.
     pub fn join(mut self) -> Result<Snapshot> {
         let first_error = self.threads.join(&self.shutdown);
+        self.stats.release_socket();
         let stats = self.stats.snapshot();
         // A line an operator must see at any log level when something was
         // lost; a quiet receipt otherwise.
@@ -191,5 +192,6 @@ impl Drop for Server {
         if let Some(e) = self.threads.join(&self.shutdown) {
             log::error!("{e}");
         }
+        self.stats.release_socket();
     }
 }

@@ -65,7 +65,7 @@ pub(super) fn start<H: Handler>(config: &Config, parts: Parts<H>) -> Result<Serv
         .map(crate::control::metrics::Endpoint::bind)
         .transpose()?;
     announce(config, local_addr);
-    let stats = Arc::new(Stats::default());
+    let stats = Arc::new(Stats::watching(&socket));
     let ctx = Arc::new(context(config, local_addr, &stats, &shutdown));
     let pipeline = Pipeline::start(config, socket, ctx.clone(), handlers)?;
     let mut server = Server {

@@ -54,9 +54,9 @@ pub(crate) use socket::{adopt, bind};
 pub(crate) use socket::{client_socket, TimerSlack};
 
 #[cfg(target_os = "linux")]
-pub(crate) use linux::{Reader, Segmentation, Writer};
+pub(crate) use linux::{socket_drops, Reader, Segmentation, Writer};
 #[cfg(not(target_os = "linux"))]
-pub(crate) use portable::{Reader, Readiness, Segmentation, Wake, Writer};
+pub(crate) use portable::{socket_drops, Reader, Readiness, Segmentation, Wake, Writer};
 #[cfg(target_os = "linux")]
 pub(crate) use wake::{Readiness, Wake};
 

@@ -154,6 +154,14 @@ impl Writer {
     }
 }
 
+/// Elsewhere than Linux no drop count of a socket is read.
+pub(crate) fn socket_drops(_sock: &UdpSocket) -> io::Result<u32> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "the kernel's drop count of a socket is read on Linux only",
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -71,6 +71,21 @@ pub fn config(workers: usize, queue: usize) -> Config {
     c
 }
 
+/// Whether `done` holds within `limit`, looked at every few milliseconds:
+/// for a state that no line or channel announces.
+pub fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// Runs `f` on its own thread and waits at most `limit` for its result.
 ///
 /// On timeout the thread is left behind and the test fails.

@@ -150,7 +150,7 @@ impl Container {
         let mut cmd = self.nsenter(&["sh", "-c", &script, "sh", container_path]);
         cmd.stdin(Stdio::piped());
         let mut p = Proc::spawn(&mut cmd);
-        let mut stdin = p.child.stdin.take().expect("stdin");
+        let mut stdin = p.take_stdin().expect("stdin");
         let contents = contents.into();
         let sent = within(PATIENCE, "write into the container", move || {
             stdin.write_all(&contents)

@@ -3,21 +3,55 @@
 
 use super::*;
 
+use std::os::unix::process::CommandExt;
+
 /// A `Command` for one of the binaries (or another program), blind to the
-/// caller's `UDP_GREETER_*` variables.
+/// caller's `UDP_GREETER_*` variables and to the signals it ignores.
 pub fn command(bin: impl AsRef<OsStr>) -> Command {
     let mut c = Command::new(bin);
     for var in ENV_VARS.iter().chain(SERVICE_VARS) {
         c.env_remove(var);
     }
     c.stdin(Stdio::null());
+    default_signals(&mut c);
+    c.process_group(0);
     c
 }
 
-/// A running child whose stdout and stderr are collected by threads; it is
-/// killed when dropped.
+/// Makes the child start with SIGINT, SIGTERM and SIGHUP at their default
+/// actions, as a terminal or a service manager starts it, whatever the
+/// test process got: a shell's background job ignores SIGINT, and an
+/// ignored signal stays ignored across exec, so one sent before the server
+/// wires its handler would be lost.
+#[cfg(unix)]
+fn default_signals(cmd: &mut Command) {
+    // SAFETY: runs in the child between fork and exec, where only
+    // async-signal-safe calls may be made: signal(2) is one, and the hook
+    // allocates nothing and takes no lock.
+    unsafe {
+        cmd.pre_exec(|| {
+            for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(unix))]
+fn default_signals(_cmd: &mut Command) {}
+
+/// A running child whose stdout and stderr are collected by threads.
+///
+/// It leads a process group of its own, which holds whatever it starts
+/// (a server under `timeout`, an upgrade's new process) unless they leave
+/// it. When the `Proc` is dropped, even while a failed test unwinds, the
+/// whole group is killed and the child reaped. The child is reaped only
+/// then: until it is, its PID, and so its group's number, cannot be given
+/// to another process, so neither a signal nor the kill can reach a
+/// stranger.
 pub struct Proc {
-    pub child: Child,
+    child: Child,
     out: Arc<Mutex<Vec<u8>>>,
     err: Arc<Mutex<Vec<u8>>>,
     readers: Vec<JoinHandle<()>>,
@@ -54,6 +88,7 @@ fn collect(
 impl Proc {
     /// Spawns `cmd` with its stdout and stderr piped to the test.
     pub fn spawn(cmd: &mut Command) -> Proc {
+        cmd.process_group(0);
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd
             .spawn()
@@ -76,7 +111,8 @@ impl Proc {
         }
     }
 
-    /// Wraps a child whose output the caller handles itself.
+    /// Wraps a child whose output the caller handles itself: one made by
+    /// [`command`], so that it leads a process group of its own.
     pub fn adopt(child: Child) -> Proc {
         Proc {
             child,
@@ -166,18 +202,30 @@ impl Proc {
         self.stdout_text().contains(what)
     }
 
-    /// Whether the process is still running.
+    /// Its stdin, if it was piped, for the caller to write.
+    pub fn take_stdin(&mut self) -> Option<std::process::ChildStdin> {
+        self.child.stdin.take()
+    }
+
+    /// Whether the process is still running. One that has ended is left
+    /// unreaped, a zombie, until the `Proc` is dropped.
     pub fn alive(&mut self) -> bool {
-        if self.status.is_some() {
-            return false;
+        if self.status.is_none() {
+            #[cfg(target_os = "linux")]
+            let ended = exit_status(self.pid());
+            // Elsewhere it is reaped at once.
+            #[cfg(not(target_os = "linux"))]
+            let ended = self.child.try_wait().expect("try_wait");
+            self.status = ended;
         }
-        match self.child.try_wait().expect("try_wait") {
-            Some(s) => {
-                self.status = Some(s);
-                false
-            }
-            None => true,
-        }
+        self.status.is_none()
+    }
+
+    /// Its exit status if it has ended, without waiting for anything else
+    /// (its output may still be held open by what it started).
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.alive();
+        self.status
     }
 
     /// Its exit status, waiting at most `timeout`; `None` if still running.
@@ -224,6 +272,28 @@ impl Proc {
         );
     }
 
+    /// Stops the process with SIGSTOP and waits until the kernel says it is
+    /// stopped (state `T` in /proc/PID/stat): none of its threads runs
+    /// until [`resume`](Proc::resume).
+    #[cfg(target_os = "linux")]
+    pub fn pause(&self) {
+        self.signal(libc::SIGSTOP);
+        let stat = format!("/proc/{}/stat", self.pid());
+        let stopped = wait_until(PATIENCE, || {
+            let text = std::fs::read_to_string(&stat).unwrap_or_default();
+            let state = text
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next());
+            state == Some("T")
+        });
+        assert!(stopped, "{} not stopped within {PATIENCE:?}", self.pid());
+    }
+
+    /// Lets a process [`pause`](Proc::pause) stopped run again.
+    pub fn resume(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
     /// Stops a server binary the way a supervisor does (SIGTERM), expects a
     /// clean exit within [`PATIENCE`] and returns the counters of its final
     /// `stats:` line.
@@ -259,11 +329,37 @@ impl Proc {
 
 impl Drop for Proc {
     fn drop(&mut self) {
-        if self.alive() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        // SAFETY: kill(2) takes numbers and touches no memory. The child
+        // is not reaped yet, so the group it leads is still its own.
+        unsafe { libc::kill(-self.pid(), libc::SIGKILL) };
+        // A child that left the group, or never led one.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
+}
+
+/// How process `pid`, a child of this process, ended, if it has: read
+/// without reaping it (waitid with WNOWAIT), so that its PID stays its own.
+#[cfg(target_os = "linux")]
+fn exit_status(pid: i32) -> Option<ExitStatus> {
+    use std::os::unix::process::ExitStatusExt;
+    // SAFETY: all zeros is a valid siginfo_t, and waitid writes only into
+    // the one it is given. WNOHANG: it returns at once.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
+    let rc = unsafe { libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, flags) };
+    // SAFETY: waitid filled `info` in for a child's change of state, or
+    // left si_pid 0 when there was none.
+    let (code, status, from) = unsafe { (info.si_code, info.si_status(), info.si_pid()) };
+    if rc != 0 || from == 0 {
+        return None;
+    }
+    // The wait status the shell's `$?` is made of: code << 8, or the signal.
+    Some(ExitStatus::from_raw(match code {
+        libc::CLD_EXITED => (status & 0xff) << 8,
+        libc::CLD_DUMPED => status | 0x80,
+        _ => status,
+    }))
 }
 
 /// The port in a `Bind UDP on PORT...` line, if there is one.

@@ -74,7 +74,10 @@ fn the_binary_answers_and_exits_cleanly_on_sigterm() {
         .expect("stdout")
         .read_to_string(&mut out)
         .expect("read");
-    assert!(out.starts_with("stats: received=1 replied=1 "), "{out:?}");
+    assert!(
+        out.starts_with("stats: received=1 socket_dropped=0 replied=1 "),
+        "{out:?}"
+    );
 }
 
 #[test]

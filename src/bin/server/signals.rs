@@ -181,7 +181,7 @@ mod tests {
         };
         let line = cut_short(&s);
         assert!(
-            line.starts_with("stats (cut short): received=3 replied=2 "),
+            line.starts_with("stats (cut short): received=3 socket_dropped=0 replied=2 "),
             "{line}"
         );
         assert!(!line.contains("stats: "), "{line}");

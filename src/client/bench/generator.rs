@@ -82,6 +82,10 @@ pub(super) struct Generator {
     duplicates: u64,
     late: u64,
     unsent: u64,
+    /// The kernel's drop count of each socket when measuring began.
+    drops_at_start: Option<Vec<u32>>,
+    /// Datagrams the kernel dropped at the sockets while measuring.
+    client_dropped: u64,
     hist: Histogram<u64>,
 }
 
@@ -128,6 +132,8 @@ impl Generator {
             duplicates: 0,
             late: 0,
             unsent: 0,
+            drops_at_start: None,
+            client_dropped: 0,
             hist,
         })
     }
@@ -147,8 +153,12 @@ impl Generator {
         loop {
             let now = self.now_ns();
             self.expire(now);
+            if self.drops_at_start.is_none() && now >= self.warm_end_ns {
+                self.drops_at_start = Some(self.socket_drops());
+            }
             if self.send_end_ns.is_some() && self.table.measured_in_flight() == 0 {
                 self.run_end_ns = now;
+                self.client_dropped = self.dropped_while_measuring();
                 return Ok(());
             }
             // About once a second, and at once when the warm-up ends.
@@ -176,6 +186,23 @@ impl Generator {
                 }
             }
         }
+    }
+
+    /// The kernel's drop count of each socket (0 where it gives none): read
+    /// at the start and the end of the measurement only.
+    fn socket_drops(&self) -> Vec<u32> {
+        let count = |s: &UdpSocket| sys::socket_drops(s).unwrap_or(0);
+        self.sockets.iter().map(count).collect()
+    }
+
+    /// What the kernel dropped at the sockets since measuring began.
+    fn dropped_while_measuring(&self) -> u64 {
+        let Some(start) = &self.drops_at_start else {
+            return 0;
+        };
+        let now = self.socket_drops();
+        let moved = |(now, start): (&u32, &u32)| u64::from(now.wrapping_sub(*start));
+        now.iter().zip(start).map(moved).sum()
     }
 
     /// When there is next something to do besides reading replies.
@@ -537,11 +564,15 @@ impl Generator {
             p999: q(0.999),
             max: Duration::from_nanos(self.hist.max()),
         });
+        // The unanswered requests whose replies may have been dropped here
+        // are not the path's loss.
+        let unanswered = self.measured.lost;
         BenchReport {
             config: self.config.clone(),
             sent: self.measured.sent,
             replies: self.measured.replies,
-            lost: self.measured.lost,
+            lost: unanswered - unanswered.min(self.client_dropped),
+            client_dropped: self.client_dropped,
             bad: self.bad,
             duplicates: self.duplicates,
             late: self.late,

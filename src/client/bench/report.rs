@@ -25,11 +25,13 @@ pub struct Rtt {
 
 /// What a run measured.
 ///
-/// Every request sent while measuring is either in `replies` or in `lost`
-/// once the run is over: `sent == replies + lost`. `bad`, `duplicates` and
-/// `late` count datagrams on top of that: a `late` reply came after its
-/// request's timeout, so that request is one of the `lost` ones and the
-/// reply is in no round-trip time. In an open loop, `sent + unsent` is
+/// Every request sent while measuring is in `replies`, in `lost`, or among
+/// the unanswered ones that the drops at the client's own sockets account
+/// for, once the run is over: `sent == replies + lost +
+/// min(client_dropped, sent - replies)`. `bad`, `duplicates` and `late`
+/// count datagrams on top of that: a `late` reply came after its
+/// request's timeout, so that request is unanswered and the reply is in no
+/// round-trip time. In an open loop, `sent + unsent` is
 /// every request the rate asked for while measuring. With
 /// [`Expect::Any`] replies are matched by order, not by id: its docs say
 /// what the counts and round-trip times then mean.
@@ -43,8 +45,16 @@ pub struct BenchReport {
     /// Requests answered with exactly the reply expected, within the
     /// timeout.
     pub replies: u64,
-    /// Requests not answered within the timeout (answered late, or never).
+    /// Requests not answered within the timeout (answered late, or never)
+    /// that the drops at the client do not account for: lost on the way,
+    /// or at the server.
     pub lost: u64,
+    /// Datagrams the kernel dropped at the bench's own sockets while
+    /// measuring, their receive buffers full (Linux; 0 elsewhere): replies,
+    /// mostly, that reached this host while the generator fell behind in
+    /// reading. The kernel counts datagrams, whatever they were, so some
+    /// may have been late replies or copies.
+    pub client_dropped: u64,
     /// Datagrams that were not the reply expected to any request sent
     /// (wrong bytes, wrong length, unknown id). The sockets are connected,
     /// so the kernel drops datagrams from any other address before they
@@ -168,6 +178,7 @@ struct Json {
     sent: u64,
     replies: u64,
     lost: u64,
+    client_dropped: u64,
     bad: u64,
     duplicates: u64,
     late: u64,
@@ -319,6 +330,7 @@ impl BenchReport {
             sent: self.sent,
             replies: self.replies,
             lost: self.lost,
+            client_dropped: self.client_dropped,
             bad: self.bad,
             duplicates: self.duplicates,
             late: self.late,
@@ -377,6 +389,7 @@ impl BenchReport {
             ("sent", self.sent.to_string()),
             ("replies", self.replies.to_string()),
             ("lost", self.lost.to_string()),
+            ("client drops", self.client_dropped.to_string()),
             ("bad", self.bad.to_string()),
             ("duplicates", self.duplicates.to_string()),
             ("late", self.late.to_string()),
@@ -440,6 +453,7 @@ mod tests {
             sent: 10,
             replies: if rtt.is_some() { 10 } else { 0 },
             lost: if rtt.is_some() { 0 } else { 10 },
+            client_dropped: 0,
             bad: 0,
             duplicates: 0,
             late: 0,

@@ -86,3 +86,71 @@ fn empty_iovec() -> libc::iovec {
         iov_len: 0,
     }
 }
+
+/// `SO_MEMINFO` from `asm-generic/socket.h` (Linux 4.6 and later); the
+/// libc crate has only the offsets into what it returns. SPARC numbers its
+/// socket options apart.
+#[cfg(not(any(target_arch = "sparc", target_arch = "sparc64")))]
+const SO_MEMINFO: libc::c_int = 55;
+#[cfg(any(target_arch = "sparc", target_arch = "sparc64"))]
+const SO_MEMINFO: libc::c_int = 0x39;
+
+/// The kernel's count of datagrams dropped at `sock` (its `sk_drops`, the
+/// `SK_MEMINFO_DROPS` slot of `SO_MEMINFO`): one getsockopt, nothing on
+/// the path of a datagram.
+pub(crate) fn socket_drops(sock: &UdpSocket) -> io::Result<u32> {
+    const SLOTS: usize = libc::SK_MEMINFO_DROPS as usize + 1;
+    let mut info = [0u32; SLOTS];
+    let mut len = mem::size_of_val(&info) as libc::socklen_t;
+    // SAFETY: `info` and `len` outlive the call and describe each other;
+    // the kernel writes at most `len` bytes into `info`, and into `len`
+    // how many it wrote.
+    let rc = unsafe {
+        libc::getsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            SO_MEMINFO,
+            info.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if (len as usize) < mem::size_of_val(&info) {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "the kernel's SO_MEMINFO has no drop count",
+        ));
+    }
+    Ok(info[SLOTS - 1])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A socket nobody reads, sent more than its buffer holds: the kernel
+    /// counts each datagram it could not keep.
+    #[test]
+    fn drops_are_counted() {
+        let sink = crate::sys::test_support::loopback();
+        let sender = crate::sys::test_support::loopback();
+        socket2::SockRef::from(&sink)
+            .set_recv_buffer_size(4096)
+            .unwrap();
+        assert_eq!(socket_drops(&sink).unwrap(), 0);
+        let to = sink.local_addr().unwrap();
+        for _ in 0..200 {
+            sender.send_to(&[7; 512], to).unwrap();
+        }
+        let dropped = socket_drops(&sink).unwrap();
+        let mut kept = 0;
+        sink.set_nonblocking(true).unwrap();
+        while sink.recv(&mut [0; 600]).is_ok() {
+            kept += 1;
+        }
+        assert!(dropped > 0, "kept {kept}");
+        assert_eq!(kept + dropped, 200);
+    }
+}
