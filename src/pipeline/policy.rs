@@ -3,17 +3,22 @@
 //! workers only ask it; `docs/architecture.md` states the contract it
 //! keeps and `docs/benchmarks.md` the measurements behind each choice.
 //!
-//! - **How much a worker takes: one request.** A worker that held a second
-//!   request while its handler ran would keep it from a worker that is idle,
-//!   and a reply held for a batch would wait on handlers not its own.
+//! - **How much a worker takes: one request**, so that it never holds one
+//!   an idle worker could take, and a reply never waits on another's
+//!   handler. A quick handler (`Handler::is_quick`) takes its share of what
+//!   waits among the workers awake, up to a batch ([`Idle::take`]).
 //! - **Who looks: searchers.** A worker woken for work is *searching* until
 //!   it takes a job. The receiver wakes a sleeper only when no worker is
 //!   searching, and a searcher that takes a job while more are queued wakes
-//!   the next: a burst wakes as many workers as it has requests, one wake
-//!   per worker, and the receiver pays for one of them.
+//!   the next: a burst wakes one worker per request, each woken by the one
+//!   before, and the receiver pays for one wake. For a quick handler, a
+//!   sleeper is woken only when no worker is awake or [`BACKLOG`] wait.
 //! - **Who sleeps: a worker that finds the queue empty**, at once: no spin,
 //!   so that nothing runs when nothing happens and the CPU a spin would
 //!   take stays with the handlers and the client.
+//!
+//! The receiver reads what the socket holds, up to a batch, at each read:
+//! a burst is queued whole before anyone is woken for it.
 
 use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -21,20 +26,10 @@ use std::thread::{self, Thread};
 
 use crate::sys::BATCH;
 
-/// While fewer datagrams than this wait in the queue, the receiver reads
-/// one per call, so that a worker starts on each while it reads the next;
-/// from this many on, the workers are behind and the receiver saves system
-/// calls by reading a whole batch.
+/// From this many jobs queued, a quick handler's work wakes a sleeping
+/// worker even while another is awake: more than the awake one answers
+/// in the time a sleeper takes to wake.
 pub(crate) const BACKLOG: usize = 8;
-
-/// How many datagrams the receiver reads at once, with `queued` waiting.
-pub(crate) fn read_size(queued: usize) -> usize {
-    if queued < BACKLOG {
-        1
-    } else {
-        BATCH
-    }
-}
 
 /// The workers that sleep, and how many look for work: shared by the
 /// receiver, which notifies it of work, and every worker.
@@ -350,12 +345,5 @@ mod tests {
         idle.notify(1);
         assert_eq!(woken.recv_timeout(PATIENCE).unwrap(), (0, true));
         idle.close();
-    }
-
-    #[test]
-    fn reads() {
-        assert_eq!(read_size(0), 1);
-        assert_eq!(read_size(BACKLOG - 1), 1);
-        assert_eq!(read_size(BACKLOG), BATCH);
     }
 }
