@@ -111,6 +111,12 @@ pub struct Config {
     /// answer anything ([`DEFAULT_SERVICE_PORTS`] by default). Empty
     /// refuses none; the server's own port and port 0 are refused anyway.
     pub service_ports: Vec<u16>,
+    /// Whether to log `Received from ADDR.` at `info` for each request a
+    /// worker takes (at most 100 lines a second, under
+    /// [`RECEIVED_TARGET`](crate::RECEIVED_TARGET)). Off by default: a
+    /// library says nothing per request; the `udp-greeter` binary turns it
+    /// on, as the tutorial's server prints it.
+    pub log_requests: bool,
     /// How often the server logs its counters and rates; `None` never.
     pub stats_interval: Option<Duration>,
     /// Where to serve `GET /metrics` (Prometheus text format) over HTTP;
@@ -129,7 +135,7 @@ impl Config {
     /// The defaults, bound to `bind`: [`default_workers`] workers (one per
     /// CPU, at least two); a queue
     /// of 1,024 datagrams, datagrams up to 65,507 bytes, no rate limit, the
-    /// loop guard on.
+    /// loop guard on, no line logged per request.
     pub fn new(bind: SocketAddr) -> Config {
         Config {
             bind,
@@ -142,6 +148,7 @@ impl Config {
             reuse_port: false,
             loop_guard: true,
             service_ports: DEFAULT_SERVICE_PORTS.to_vec(),
+            log_requests: false,
             stats_interval: None,
             metrics_addr: None,
             metrics_namespace: DEFAULT_METRICS_NAMESPACE.to_string(),

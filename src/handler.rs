@@ -49,7 +49,19 @@ pub enum Answer {
     Decline,
     /// Send nothing: the handler could not answer (its database failed,
     /// say). Counted as `handler_failed`, with a warning at most once a
-    /// second; what the handler wrote is not sent.
+    /// second. What the handler wrote into the reply is never sent: it is
+    /// the reason the warning shows (escaped, its first 200 bytes).
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use udp_greeter::{Answer, Request};
+    ///
+    /// fn respond(_: &Request<'_>, reply: &mut Vec<u8>) -> Answer {
+    ///     let _ = write!(reply, "database locked");
+    ///     Answer::Fail
+    /// }
+    /// # let _ = respond;
+    /// ```
     Fail,
 }
 

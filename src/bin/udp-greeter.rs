@@ -24,7 +24,7 @@ use simplelog::{ColorChoice, CombinedLogger, SharedLogger, TermLogger, TerminalM
 use udp_greeter::cli::{self, Addr, DAY};
 use udp_greeter::{
     signals, Config, Counters, Server, Shutdown, DEFAULT_BIND, DEFAULT_QUEUE, MAX_DATAGRAM,
-    MAX_QUEUE, MAX_WORKERS, RECEIVED_TARGET,
+    MAX_QUEUE, MAX_WORKERS,
 };
 
 /// Answers every UDP datagram `data` with `Hello, data!`.
@@ -208,6 +208,11 @@ fn run(args: Args, lost: Option<(Lost, PathBuf)>) -> ExitCode {
             return ExitCode::from(if e.is_config() { 2 } else { 1 });
         }
     };
+    // The tutorial's line, once every thread serves.
+    log::info!("Bind UDP on {}...", server.local_addr().port());
+    if let Some(addr) = server.metrics_addr() {
+        log::info!("Serving metrics on http://{addr}/metrics");
+    }
     // For a forced exit to report; one before this point reports zeros.
     let _ = counters.set(server.counters());
 
@@ -252,6 +257,7 @@ fn config_of(args: Args) -> Config {
     config.recv_buffer = (args.recv_buffer > 0).then_some(args.recv_buffer as usize);
     config.reuse_port = args.reuse_port;
     config.loop_guard = args.loop_guard;
+    config.log_requests = args.log_requests;
     config.stats_interval = (!args.stats_interval.is_zero()).then_some(args.stats_interval);
     config.metrics_addr = args.metrics_addr.map(|a| a.addr);
     config
@@ -379,11 +385,6 @@ fn init_logging(args: &Args) -> Result<Option<(Lost, PathBuf)>, String> {
     config
         .set_target_level(LevelFilter::Off)
         .set_thread_level(LevelFilter::Off);
-    if !args.log_requests {
-        // A line per request is most of a busy server's log; the rest
-        // (start, counters, warnings) stays.
-        config.add_filter_ignore_str(RECEIVED_TARGET);
-    }
     let config = config.build();
     // Colour only for a person at a terminal, never in a pipe or a file.
     let color = if std::io::stderr().is_terminal() {

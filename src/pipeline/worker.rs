@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, TryRecvError};
 use log::Level;
 
-use super::context::{ServerContext, Warning, RECEIVED_TARGET};
+use super::context::{Reason, ServerContext, Warning, RECEIVED_TARGET};
 use super::loopguard::Rule;
 use super::wait::WaitPolicy;
 use super::{shown, Datagram, Job};
@@ -240,13 +240,13 @@ impl<H: Handler> Worker<H> {
             Ok(Some(Answer::Fail)) => Outcome::Failed,
             Err(_) => Outcome::Panicked,
         };
-        self.warn(outcome, d.peer, reply.len());
+        self.warn(outcome, d.peer, reply);
         outcome
     }
 
     /// The warning an outcome gets, if any, throttled by kind.
-    fn warn(&self, outcome: Outcome, peer: SocketAddr, reply_len: usize) {
-        let peer = shown(peer);
+    fn warn(&self, outcome: Outcome, peer: SocketAddr, reply: &[u8]) {
+        let (peer, reply_len) = (shown(peer), reply.len());
         let w = &self.ctx.warnings;
         match outcome {
             Outcome::Send | Outcome::Declined => {}
@@ -265,7 +265,7 @@ impl<H: Handler> Worker<H> {
             Outcome::Failed => w.log(
                 Warning::HandlerFailed,
                 Level::Warn,
-                format_args!("handler failed on a datagram from {peer}"),
+                format_args!("handler failed on a datagram from {peer}{}", Reason(reply)),
             ),
             Outcome::Panicked => w.log(
                 Warning::HandlerPanic,

@@ -155,7 +155,9 @@ impl<H: Handler> Builder<H> {
     /// socket (or takes the one given) and starts the threads; returns once
     /// they all serve.
     ///
-    /// Logs `Bind UDP on PORT...` with the port really bound.
+    /// Logs no line at `info` when all is well: announcing the addresses
+    /// ([`Server::local_addr`], [`Server::metrics_addr`]) is the program's
+    /// to do.
     pub fn start(mut self) -> Result<Server> {
         self.config.validate()?;
         #[cfg(target_os = "linux")]

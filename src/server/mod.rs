@@ -88,7 +88,8 @@ impl Server {
     /// Binds `config.bind` and starts answering with the greeting: the
     /// short way to [`Server::builder`]`(config).start()`.
     ///
-    /// Logs `Bind UDP on PORT...` with the port really bound.
+    /// Logs no line at `info` when all is well: announcing the port
+    /// ([`Server::local_addr`]) is the program's to do.
     pub fn bind(config: Config) -> Result<Server> {
         Server::builder(config).start()
     }

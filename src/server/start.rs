@@ -16,7 +16,7 @@ use crate::control::watchdog::Watchdog;
 use crate::error::{Error, Result};
 use crate::handler::Handler;
 use crate::pipeline::buffer::BufferPool;
-use crate::pipeline::context::ServerContext;
+use crate::pipeline::context::{ServerContext, Warnings};
 use crate::pipeline::loopguard::LoopGuard;
 use crate::pipeline::{spawn, Pipeline};
 #[cfg(target_os = "linux")]
@@ -139,9 +139,10 @@ fn notify_service(server: &mut Server, ctx: &ServerContext, service: Service) ->
     Ok(())
 }
 
-/// The start's lines: the port, and a warning where replies can be aimed.
+/// The start's lines: the address at `debug` (announcing the service is
+/// its program's to do), and a warning where replies can be aimed.
 fn announce(config: &Config, local_addr: SocketAddr) {
-    log::info!("Bind UDP on {}...", local_addr.port());
+    log::debug!("serving UDP on {local_addr}");
     if !local_addr.ip().is_loopback() && config.rate_limit.is_none() {
         // A reply is often larger than its request: reflected off a forged
         // source, it lands on a victim amplified.
@@ -167,7 +168,7 @@ fn context(
         stats: stats.clone(),
         shutdown: shutdown.clone(),
         pool: BufferPool::new(config.max_datagram + 1, keep),
-        warnings: Arc::default(),
+        warnings: Arc::new(Warnings::new(config.log_requests)),
         local,
         max_datagram: config.max_datagram,
         loop_guard: config
@@ -186,7 +187,7 @@ fn start_metrics(
 ) -> Result<()> {
     use crate::control::metrics::{Exporter, Sources};
     let addr = endpoint.local_addr();
-    log::info!("Serving metrics on http://{addr}/metrics");
+    log::debug!("serving metrics on http://{addr}/metrics");
     let exporter = Exporter {
         endpoint,
         sources: Sources {

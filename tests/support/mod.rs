@@ -124,6 +124,7 @@ pub fn assert_balanced(s: &Snapshot) {
     assert_eq!(s.received, fates, "counters do not balance: {s}");
 }
 
+mod logs;
 #[cfg(target_os = "linux")]
 mod manager;
 mod net;
@@ -134,6 +135,7 @@ mod nspawn;
 mod process;
 mod tools;
 
+pub use logs::*;
 #[cfg(target_os = "linux")]
 pub use manager::*;
 pub use net::*;
