@@ -78,7 +78,7 @@ impl From<()> for Answer {
 /// (a clone of one given with
 /// [`Builder::handler`](crate::Builder::handler), or one a factory made
 /// for that worker with
-/// [`Builder::handler_factory`](crate::Builder::handler_factory)), so
+/// [`Builder::handler_per_worker`](crate::Builder::handler_per_worker)), so
 /// `respond` takes `&mut self` and a handler may hold state no other
 /// thread touches: a database connection, a cache, a scratch buffer. It
 /// must be `Send`, to move to its worker's thread, not `Sync`.

@@ -47,8 +47,8 @@
 //!
 //! The greeting is one [`Handler`]; the engine serves any request-reply
 //! service. [`Server::builder`] gives each worker a handler of its own,
-//! a clone ([`Builder::handler`]) or one a factory makes for it
-//! ([`Builder::handler_factory`]), so a handler may hold state no other
+//! a clone ([`Builder::handler`]) or one made for it
+//! ([`Builder::handler_per_worker`], [`Builder::handler_factory`]), so a handler may hold state no other
 //! thread touches, such as a database connection, without a lock. It may
 //! serve a socket it is given ([`Builder::socket`]) instead of binding one.
 //!
@@ -69,7 +69,7 @@
 //! }
 //!
 //! let server = Server::builder(Config::new("127.0.0.1:0".parse()?))
-//!     .handler_factory(|_worker| Ok::<_, std::io::Error>(Counter { answered: 0 }))
+//!     .handler_per_worker(|_worker| Counter { answered: 0 })
 //!     .start()?;
 //! let stats = server.shutdown()?;
 //! assert!(stats.is_balanced());
