@@ -87,7 +87,8 @@
 //! reading, what was already queued is still answered, every thread is
 //! joined, and [`Server::join`] returns the final counters. Every datagram
 //! read ends in exactly one fate, so the counters balance
-//! ([`Snapshot::is_balanced`]).
+//! ([`Snapshot::is_balanced`]). [`Server::shutdown_within`] does the same
+//! within a deadline, and past it names the workers still in their handler.
 //!
 //! The library installs no signal handler: the `udp-greeter` binary wires
 //! Ctrl-C, SIGTERM and SIGHUP to [`Shutdown::trigger`], so one process may

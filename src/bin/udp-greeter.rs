@@ -23,8 +23,8 @@ use server::upgrade::{self, Upgrader};
 use simplelog::{ColorChoice, CombinedLogger, SharedLogger, TermLogger, TerminalMode, WriteLogger};
 use udp_greeter::cli::{self, Addr, DAY};
 use udp_greeter::{
-    signals, Config, Counters, Server, Shutdown, DEFAULT_BIND, DEFAULT_QUEUE, MAX_DATAGRAM,
-    MAX_QUEUE, MAX_WORKERS,
+    signals, Config, Counters, Server, Shutdown, Snapshot, DEFAULT_BIND, DEFAULT_QUEUE,
+    MAX_DATAGRAM, MAX_QUEUE, MAX_WORKERS,
 };
 
 /// Answers every UDP datagram `data` with `Hello, data!`.
@@ -111,10 +111,19 @@ struct Args {
           num_args = 0..=1, require_equals = true, default_missing_value = "true",
           default_value_t = true, ignore_case = true, value_parser = cli::boolish())]
     log_requests: bool,
+
+    /// Longest a stop may take, like 60, 8s or 500ms: past it, exit 1
+    /// naming the workers still in their handler (0: no limit)
+    #[arg(long, env = "UDP_GREETER_STOP_TIMEOUT", value_name = "DURATION", default_value = "60",
+          allow_hyphen_values = true, value_parser = cli::duration_or_off(STOP_MIN, DAY))]
+    stop_timeout: Duration,
 }
 
 /// The shortest stats interval: more often would be the log's main content.
 const STATS_MIN: Duration = Duration::from_millis(100);
+
+/// The shortest stop timeout: time to answer what is queued, at least.
+const STOP_MIN: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Level {
@@ -185,6 +194,7 @@ fn run(args: Args, lost: Option<(Lost, PathBuf)>) -> ExitCode {
     log_resolved(&args, inherited.socket.is_none());
     #[cfg(not(target_os = "linux"))]
     log_resolved(&args, true);
+    let stop_timeout = args.stop_timeout;
     let config = config_of(args);
     // Signals are wired before the socket is bound: a signal that arrives
     // right after `Bind UDP on` must still stop the server gracefully.
@@ -214,17 +224,33 @@ fn run(args: Args, lost: Option<(Lost, PathBuf)>) -> ExitCode {
         log::info!("Serving metrics on http://{addr}/metrics");
     }
     // For a forced exit to report; one before this point reports zeros.
-    let _ = counters.set(server.counters());
+    let so_far = server.counters();
+    let _ = counters.set(so_far.clone());
 
-    let joined = server.join();
+    let stopped = stop(server, stop_timeout);
     announced.settle();
-    match joined {
+    match stopped {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
+            if e.is_overdue() {
+                // Straight to stderr, as the error: the log may be what
+                // holds the stop up.
+                cli::say(server::signals::cut_short(&so_far.snapshot()));
+            }
             cli::error(e);
             ExitCode::from(1)
         }
     }
+}
+
+/// Waits until the stop is asked for (a signal, an upgrade, a failed
+/// socket), then for the server to stop, at most `limit` (zero: no limit).
+fn stop(server: Server, limit: Duration) -> udp_greeter::Result<Snapshot> {
+    if limit.is_zero() {
+        return server.join();
+    }
+    server.shutdown_handle().wait();
+    server.shutdown_within(limit)
 }
 
 /// Logs what each address given as a host name resolved to (`--bind`

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::buffer::BufferPool;
 use super::loopguard::LoopGuard;
 use super::wait::Pace;
+use crate::control::busy::Busy;
 use crate::control::probe::Probe;
 use crate::control::shutdown::Shutdown;
 use crate::control::stats::Stats;
@@ -30,6 +31,8 @@ pub(crate) struct ServerContext {
     pub pace: Pace,
     /// The watchdog's probe, asked for beside the pipeline.
     pub probe: Arc<Probe>,
+    /// Which workers are in their handler, for a stop that runs late.
+    pub busy: Arc<Busy>,
 }
 
 impl fmt::Debug for ServerContext {

@@ -134,6 +134,7 @@ impl Pipeline {
                 .try_clone()
                 .map_err(|e| Error::io("clone the server's socket", e))?;
             let worker = Worker::new(
+                i,
                 ctx.clone(),
                 handler,
                 clone,

@@ -251,6 +251,7 @@ mod tests {
             loop_guard: None,
             pace: Default::default(),
             probe: Default::default(),
+            busy: Default::default(),
         })
     }
 

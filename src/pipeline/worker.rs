@@ -29,6 +29,8 @@ const TRACE_BYTES: usize = 64;
 pub(crate) const REPLY_KEEP: usize = 2048;
 
 pub(crate) struct Worker<H> {
+    /// Its index in the pool: `worker-{id}`.
+    id: usize,
     ctx: Arc<ServerContext>,
     /// This worker's own: no other thread touches it.
     handler: H,
@@ -65,6 +67,7 @@ impl Outcome {
 
 impl<H: Handler> Worker<H> {
     pub(crate) fn new(
+        id: usize,
         ctx: Arc<ServerContext>,
         handler: H,
         socket: UdpSocket,
@@ -72,6 +75,7 @@ impl<H: Handler> Worker<H> {
         segmentation: Arc<Segmentation>,
     ) -> Worker<H> {
         Worker {
+            id,
             ctx,
             handler,
             socket,
@@ -225,6 +229,7 @@ impl<H: Handler> Worker<H> {
         let guarded = self.ctx.loop_guard.is_some();
         let handler = &mut self.handler;
         let handled = panic::catch_unwind(AssertUnwindSafe(|| {
+            let _in_handler = self.ctx.busy.enter(self.id);
             // The handler's own loop rule: a reply of this service, most
             // likely another instance's, aimed here by a forged source.
             if guarded && handler.is_reply(request.payload) {

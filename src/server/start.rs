@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::{Server, Threads};
 use crate::config::Config;
+use crate::control::busy::Busy;
 use crate::control::reporter::Reporter;
 use crate::control::shutdown::Shutdown;
 use crate::control::stats::Stats;
@@ -74,6 +75,7 @@ pub(super) fn start<H: Handler>(config: &Config, parts: Parts<H>) -> Result<Serv
         workers: config.workers,
         shutdown,
         stats,
+        busy: ctx.busy.clone(),
         threads: Threads {
             pipeline,
             reporter: None,
@@ -176,6 +178,7 @@ fn context(
             .then(|| LoopGuard::new(local, &config.service_ports)),
         pace: Default::default(),
         probe: Default::default(),
+        busy: Arc::new(Busy::new(config.workers)),
     }
 }
 

@@ -13,6 +13,7 @@
 // Every `unsafe` block says why it is sound.
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+mod clock;
 mod datagram;
 mod socket;
 
@@ -44,6 +45,7 @@ pub(crate) mod activation;
 #[cfg(target_os = "linux")]
 mod wake;
 
+pub(crate) use clock::coarse_nanos;
 #[cfg(feature = "bench")]
 pub(crate) use datagram::retry_if_interrupted;
 pub(crate) use datagram::{is_timeout, is_transient, Meta, Outgoing, BATCH};
