@@ -172,6 +172,11 @@ pub use crate::protocol::{
 };
 pub use crate::server::{Builder, Server};
 
+/// The Prometheus client the metrics endpoint is built on, for a service's
+/// own metrics ([`Builder::metrics`]): its registry and metric types.
+#[cfg(feature = "metrics")]
+pub use prometheus_client;
+
 /// What a binary needs of the process's signal dispositions: the library
 /// itself never installs a handler.
 #[cfg(unix)]

@@ -13,7 +13,12 @@ use std::time::Duration;
 use super::start::Service;
 use super::start::{self, Parts};
 use super::Server;
+#[cfg(feature = "metrics")]
+use prometheus_client::registry::Registry;
+
 use crate::config::Config;
+#[cfg(feature = "metrics")]
+use crate::control::metrics::Additions;
 use crate::control::shutdown::Shutdown;
 use crate::error::{Error, Result};
 use crate::handler::{Greeter, Handler};
@@ -64,6 +69,8 @@ pub struct Builder<H> {
     handlers: Result<Vec<H>>,
     #[cfg(target_os = "linux")]
     service: Service,
+    #[cfg(feature = "metrics")]
+    additions: Additions,
 }
 
 impl Builder<Greeter> {
@@ -75,6 +82,8 @@ impl Builder<Greeter> {
             shutdown: None,
             #[cfg(target_os = "linux")]
             service: Service::default(),
+            #[cfg(feature = "metrics")]
+            additions: Additions::default(),
         }
     }
 }
@@ -164,6 +173,51 @@ impl<H: Handler> Builder<H> {
         self
     }
 
+    #[cfg(feature = "metrics")]
+    /// Adds metrics of the service's own to the engine's endpoint
+    /// ([`Config::metrics_addr`]): `register` is called at once with the
+    /// registry the endpoint serves, to register them into, beside the
+    /// engine's. Their names are the service's to choose: best under a
+    /// prefix of its own (`Registry::sub_registry_with_prefix`). A metric
+    /// is a handle that its handlers, made before or after, keep a clone of.
+    ///
+    /// ```
+    /// use udp_greeter::prometheus_client::metrics::counter::Counter;
+    /// use udp_greeter::{Config, Request, Server};
+    ///
+    /// let misses = Counter::<u64>::default();
+    /// let counted = misses.clone();
+    /// let server = Server::builder(Config::new("127.0.0.1:0".parse()?))
+    ///     .metrics(|registry| registry.register("lookup_misses", "Keys not found", misses))
+    ///     .build_info("lookup", "1.2.0")
+    ///     .handler(move |_: &Request<'_>, _: &mut Vec<u8>| {
+    ///         counted.inc();
+    ///     })
+    ///     .start()?;
+    /// server.shutdown()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// [`Config::metrics_addr`]: crate::Config::metrics_addr
+    pub fn metrics(mut self, register: impl FnOnce(&mut Registry)) -> Builder<H> {
+        register(&mut self.additions.registry);
+        self
+    }
+
+    #[cfg(feature = "metrics")]
+    /// The service and version the endpoint's `build_info` names
+    /// (`service="udp-greeter"` and this crate's version by default),
+    /// beside the engine's version (`engine_version`).
+    pub fn build_info(
+        mut self,
+        service: impl Into<String>,
+        version: impl Into<String>,
+    ) -> Builder<H> {
+        self.additions.service = service.into();
+        self.additions.version = version.into();
+        self
+    }
+
     /// Binds the socket (or takes the one given) and starts the threads;
     /// returns once they all serve. Fails with what was wrong with the
     /// configuration or the handlers, if anything was.
@@ -183,6 +237,8 @@ impl<H: Handler> Builder<H> {
             handlers,
             #[cfg(target_os = "linux")]
             service: self.service,
+            #[cfg(feature = "metrics")]
+            additions: self.additions,
         };
         start::start(&self.config, parts)
     }
@@ -195,6 +251,8 @@ impl<H: Handler> Builder<H> {
             handlers,
             #[cfg(target_os = "linux")]
             service: self.service,
+            #[cfg(feature = "metrics")]
+            additions: self.additions,
         }
     }
 }

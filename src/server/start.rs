@@ -33,6 +33,9 @@ pub(super) struct Parts<H> {
     pub handlers: Vec<H>,
     #[cfg(target_os = "linux")]
     pub service: Service,
+    /// The service's own metrics and build.
+    #[cfg(feature = "metrics")]
+    pub additions: crate::control::metrics::Additions,
 }
 
 /// Telling a service manager how the server is doing.
@@ -52,6 +55,8 @@ pub(super) fn start<H: Handler>(config: &Config, parts: Parts<H>) -> Result<Serv
         handlers,
         #[cfg(target_os = "linux")]
         service,
+        #[cfg(feature = "metrics")]
+        additions,
     } = parts;
     let socket = match socket {
         Some(given) => sys::adopt(given)?,
@@ -87,7 +92,7 @@ pub(super) fn start<H: Handler>(config: &Config, parts: Parts<H>) -> Result<Serv
     // started before the error is returned.
     #[cfg(feature = "metrics")]
     if let Some(endpoint) = endpoint {
-        start_metrics(&mut server, config, endpoint)?;
+        start_metrics(&mut server, config, endpoint, additions)?;
     }
     #[cfg(target_os = "linux")]
     let notifier = service.notifier.clone();
@@ -187,6 +192,7 @@ fn start_metrics(
     server: &mut Server,
     config: &Config,
     endpoint: crate::control::metrics::Endpoint,
+    additions: crate::control::metrics::Additions,
 ) -> Result<()> {
     use crate::control::metrics::{Exporter, Sources};
     let addr = endpoint.local_addr();
@@ -200,6 +206,7 @@ fn start_metrics(
             workers: config.workers,
             namespace: config.metrics_namespace.clone(),
         },
+        additions,
         shutdown: server.shutdown.clone(),
     };
     server.metrics_addr = Some(addr);
