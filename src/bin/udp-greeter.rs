@@ -3,6 +3,12 @@
 //! also serves a socket the service manager passed, tells the manager how
 //! it is doing (sd_notify), and upgrades in place on SIGUSR2.
 
+// Its only `unsafe` is the module kept in src/sys/ (server::dispositions).
+#![deny(unsafe_code)]
+
+// Shared with the client binary, which uses other parts of it.
+#[allow(dead_code, unused_imports)]
+mod cli;
 mod server;
 
 use std::fs::File;
@@ -13,7 +19,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use clap::{ArgAction, Parser, ValueEnum};
+use cli::{Addr, DAY};
 use log::LevelFilter;
+use server::dispositions as signals;
 use server::log_file::{self, LogFile, Lost};
 #[cfg(target_os = "linux")]
 use server::service::{Inherited, Passer};
@@ -21,10 +29,9 @@ use server::signals::Announced;
 #[cfg(target_os = "linux")]
 use server::upgrade::{self, Upgrader};
 use simplelog::{ColorChoice, CombinedLogger, SharedLogger, TermLogger, TerminalMode, WriteLogger};
-use udp_greeter::cli::{self, Addr, DAY};
 use udp_greeter::{
-    signals, Config, Counters, Server, Shutdown, Snapshot, DEFAULT_BIND, DEFAULT_QUEUE,
-    MAX_DATAGRAM, MAX_QUEUE, MAX_WORKERS,
+    Config, Counters, Server, Shutdown, Snapshot, DEFAULT_BIND, DEFAULT_QUEUE, MAX_DATAGRAM,
+    MAX_QUEUE, MAX_WORKERS,
 };
 
 /// Answers every UDP datagram `data` with `Hello, data!`.

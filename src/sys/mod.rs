@@ -29,8 +29,8 @@ mod portable;
 #[cfg(feature = "bench")]
 mod poll;
 
-#[cfg(unix)]
-pub(crate) mod signal;
+// signal.rs, the process's signal dispositions, is the server binary's
+// (`mod dispositions` in src/bin/server/mod.rs), not the library's.
 
 #[cfg(feature = "metrics")]
 pub(crate) mod process;
