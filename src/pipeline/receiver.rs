@@ -235,6 +235,7 @@ mod tests {
             max_datagram: 63,
             loop_guard: None,
             probe: Default::default(),
+            busy: Default::default(),
         })
     }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crossbeam_channel::{Receiver, TryRecvError};
 use log::Level;
 
-use super::context::{ServerContext, Warning, RECEIVED_TARGET};
+use super::context::{Reason, ServerContext, Warning, RECEIVED_TARGET};
 use super::loopguard::Rule;
 use super::policy::Idle;
 use super::queue::{Datagram, Job};
@@ -28,7 +28,8 @@ const TRACE_BYTES: usize = 64;
 pub(crate) const REPLY_KEEP: usize = 2048;
 
 pub(crate) struct Worker<H> {
-    /// Its index in the pool, which the pool's policy knows it by.
+    /// Its index in the pool (`worker-{id}`), which the pool's policy
+    /// knows it by.
     id: usize,
     ctx: Arc<ServerContext>,
     /// This worker's own: no other thread touches it.
@@ -232,6 +233,7 @@ impl<H: Handler> Worker<H> {
         let guarded = self.ctx.loop_guard.is_some();
         let handler = &mut self.handler;
         let handled = panic::catch_unwind(AssertUnwindSafe(|| {
+            let _in_handler = self.ctx.busy.enter(self.id);
             // The handler's own loop rule: a reply of this service, most
             // likely another instance's, aimed here by a forged source.
             if guarded && handler.is_reply(request.payload) {
@@ -247,14 +249,13 @@ impl<H: Handler> Worker<H> {
             Ok(Some(Answer::Fail)) => Outcome::Failed,
             Err(_) => Outcome::Panicked,
         };
-        let (peer, len) = (d.peer, reply.len());
-        self.warn(outcome, peer, len);
+        self.warn(outcome, d.peer, &self.replies[i]);
         outcome
     }
 
     /// The warning an outcome gets, if any, throttled by kind.
-    fn warn(&self, outcome: Outcome, peer: SocketAddr, reply_len: usize) {
-        let peer = shown(peer);
+    fn warn(&self, outcome: Outcome, peer: SocketAddr, reply: &[u8]) {
+        let (peer, reply_len) = (shown(peer), reply.len());
         let w = &self.ctx.warnings;
         match outcome {
             Outcome::Send | Outcome::Declined => {}
@@ -273,7 +274,7 @@ impl<H: Handler> Worker<H> {
             Outcome::Failed => w.log(
                 Warning::HandlerFailed,
                 Level::Warn,
-                format_args!("handler failed on a datagram from {peer}"),
+                format_args!("handler failed on a datagram from {peer}{}", Reason(reply)),
             ),
             Outcome::Panicked => w.log(
                 Warning::HandlerPanic,

@@ -1,11 +1,11 @@
-//! The bench's choices as clap values, named as the library names them, so
-//! the client's flags take exactly the library's values and no list of them
-//! is written twice.
+//! The bench's choices as clap values (feature `cli`), named as the
+//! library names them, so the client's flags take exactly the library's
+//! values and no list of them is written twice.
 
 use clap::builder::PossibleValue;
 use clap::ValueEnum;
 
-use crate::client::bench::{Expect, Pacing, Sending};
+use super::{Expect, Pacing, Sending};
 
 /// Implements [`ValueEnum`] for an enum with a `name()`, from its variants.
 // Not clap's derive: it would turn the variants' doc comments into help
