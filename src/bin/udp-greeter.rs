@@ -225,11 +225,7 @@ fn run(args: Args, lost: Option<(Lost, PathBuf)>) -> ExitCode {
             return ExitCode::from(if e.is_config() { 2 } else { 1 });
         }
     };
-    // The tutorial's line, once every thread serves.
-    log::info!("Bind UDP on {}...", server.local_addr().port());
-    if let Some(addr) = server.metrics_addr() {
-        log::info!("Serving metrics on http://{addr}/metrics");
-    }
+    announce(&server);
     // For a forced exit to report; one before this point reports zeros.
     let so_far = server.counters();
     let _ = counters.set(so_far.clone());
@@ -247,6 +243,14 @@ fn run(args: Args, lost: Option<(Lost, PathBuf)>) -> ExitCode {
             cli::error(e);
             ExitCode::from(1)
         }
+    }
+}
+
+/// The tutorial's line, once every thread serves, and the metrics' address.
+fn announce(server: &Server) {
+    log::info!("Bind UDP on {}...", server.local_addr().port());
+    if let Some(addr) = server.metrics_addr() {
+        log::info!("Serving metrics on http://{addr}/metrics");
     }
 }
 

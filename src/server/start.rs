@@ -99,17 +99,27 @@ pub(super) fn start<H: Handler>(config: &Config, parts: Parts<H>) -> Result<Serv
     #[cfg(not(target_os = "linux"))]
     let notifier = None;
     if let Some(every) = config.stats_interval {
-        let reporter = Reporter {
-            stats: server.stats.clone(),
-            shutdown: server.shutdown.clone(),
-            every,
-            notifier,
-        };
-        server.threads.reporter = Some(spawn("stats", move || reporter.run())?);
+        start_reporter(&mut server, every, notifier)?;
     }
     #[cfg(target_os = "linux")]
     notify_service(&mut server, &ctx, service)?;
     Ok(server)
+}
+
+/// Starts the thread `stats`, which reports the counters `every` so often.
+fn start_reporter(
+    server: &mut Server,
+    every: Duration,
+    notifier: Option<Arc<Notifier>>,
+) -> Result<()> {
+    let reporter = Reporter {
+        stats: server.stats.clone(),
+        shutdown: server.shutdown.clone(),
+        every,
+        notifier,
+    };
+    server.threads.reporter = Some(spawn("stats", move || reporter.run())?);
+    Ok(())
 }
 
 /// Tells the service manager the server is ready, and that it stops when
