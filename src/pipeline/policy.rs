@@ -15,7 +15,9 @@
 //!   sleeper is woken only when no worker is awake or [`BACKLOG`] wait.
 //! - **Who sleeps: a worker that finds the queue empty**, at once: no spin,
 //!   so that nothing runs when nothing happens and the CPU a spin would
-//!   take stays with the handlers and the client.
+//!   take stays with the handlers and the client. Only a quick handler's
+//!   worker that just served a batch of more than one (load that keeps
+//!   coming) looks [`LOOKS`] more times first, as the one searcher.
 //!
 //! The receiver reads what the socket holds, up to a batch, at each read:
 //! a burst is queued whole before anyone is woken for it.
@@ -30,6 +32,11 @@ use crate::sys::BATCH;
 /// worker even while another is awake: more than the awake one answers
 /// in the time a sleeper takes to wake.
 pub(crate) const BACKLOG: usize = 8;
+
+/// How many looks a quick handler's worker takes after a batch before it
+/// sleeps: a count, not a time, so that no history changes it. Each look
+/// yields the CPU, so a client on the same core runs meanwhile.
+const LOOKS: u32 = 8;
 
 /// The workers that sleep, and how many look for work: shared by the
 /// receiver, which notifies it of work, and every worker.
@@ -97,6 +104,19 @@ impl Idle {
         let needed = !self.quick || sleeping == self.woken.len() || queued >= BACKLOG;
         if self.searching.load(SeqCst) == 0 && sleeping > 0 && needed {
             self.wake_one();
+        }
+    }
+
+    /// How many more looks (a `yield` and a `try_recv` each) a worker takes
+    /// before it sleeps, after serving `served` requests: for a quick
+    /// handler under load (a batch of more than one), a few, as a searcher,
+    /// so that the next batch finds it awake; otherwise none.
+    pub(crate) fn looks(&self, served: usize) -> u32 {
+        if self.quick && served > 1 && self.searching.load(SeqCst) == 0 {
+            self.searching.fetch_add(1, SeqCst);
+            LOOKS
+        } else {
+            0
         }
     }
 
@@ -334,6 +354,16 @@ mod tests {
         assert_eq!(woken.recv_timeout(PATIENCE).unwrap(), (0, true));
         idle.found(true, || 0);
         idle.close();
+    }
+
+    #[test]
+    fn one_worker_at_a_time_looks_again_after_a_quick_batch() {
+        let idle = Idle::new(2, true);
+        assert_eq!(idle.looks(1), 0, "a lone request: sleep at once");
+        assert_eq!(idle.looks(2), LOOKS);
+        assert_eq!(idle.searching.load(SeqCst), 1, "a looker searches");
+        assert_eq!(idle.looks(32), 0, "one looker at a time");
+        assert_eq!(Idle::new(2, false).looks(32), 0, "a handler that may wait");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use std::net::{SocketAddr, UdpSocket};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
+use std::thread;
 
 use crossbeam_channel::{Receiver, TryRecvError};
 use log::Level;
@@ -39,6 +40,8 @@ pub(crate) struct Worker<H> {
     idle: Arc<Idle>,
     /// Whether it was woken to look for work and has not yet found any.
     searching: bool,
+    /// Looks left before it sleeps.
+    looks: u32,
     /// The datagrams taken at once: one, unless the pool's policy says
     /// more (see [`Idle::take`]).
     batch: Vec<Datagram>,
@@ -91,6 +94,7 @@ impl<H: Handler> Worker<H> {
             queue,
             idle,
             searching: false,
+            looks: 0,
             batch: Vec::with_capacity(BATCH),
             replies: (0..BATCH).map(|_| Vec::new()).collect(),
             outcomes: Vec::with_capacity(BATCH),
@@ -106,13 +110,8 @@ impl<H: Handler> Worker<H> {
         let _stop = TriggerOnDrop::if_panicking(self.ctx.shutdown.clone());
         while let Some(job) = self.next_job() {
             self.take(job);
-            if self.batch.is_empty() {
-                continue;
-            }
             self.serve();
-            for d in self.batch.drain(..) {
-                self.ctx.pool.give(d.buf);
-            }
+            self.recycle();
         }
     }
 
@@ -121,11 +120,12 @@ impl<H: Handler> Worker<H> {
     fn next_job(&mut self) -> Option<Job> {
         loop {
             let taken = match self.queue.try_recv() {
-                Err(TryRecvError::Empty) => self.sleep(),
+                Err(TryRecvError::Empty) => self.wait(),
                 taken => taken,
             };
             match taken {
                 Ok(job) => {
+                    self.looks = 0;
                     let searching = std::mem::take(&mut self.searching);
                     self.idle.found(searching, || self.queue.len());
                     return Some(job);
@@ -134,6 +134,17 @@ impl<H: Handler> Worker<H> {
                 Err(TryRecvError::Empty) => {}
             }
         }
+    }
+
+    /// Waits for a job: one of the looks left after a batch, which yields
+    /// the CPU and finds nothing, or a sleep.
+    fn wait(&mut self) -> Result<Job, TryRecvError> {
+        if self.looks == 0 {
+            return self.sleep();
+        }
+        self.looks -= 1;
+        thread::yield_now();
+        Err(TryRecvError::Empty)
     }
 
     /// Sleeps until woken to search, unless a last look finds a job.
@@ -164,6 +175,9 @@ impl<H: Handler> Worker<H> {
 
     /// Answers the batch, sends its replies and counts each fate.
     fn serve(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
         let served = panic::catch_unwind(AssertUnwindSafe(|| self.settle()));
         let pending = served.unwrap_or_else(|_| {
             // A bug outside the handler; nothing was counted yet, so the
@@ -178,6 +192,18 @@ impl<H: Handler> Worker<H> {
         self.ctx.stats.workers().add_pending(&pending);
         for reply in &mut self.replies[..self.batch.len()] {
             reply.shrink_to(REPLY_KEEP);
+        }
+    }
+
+    /// Hands the batch's buffers back, and takes the looks the pool's
+    /// policy allows after it.
+    fn recycle(&mut self) {
+        if !self.searching {
+            self.looks = self.idle.looks(self.batch.len());
+            self.searching = self.looks > 0;
+        }
+        for d in self.batch.drain(..) {
+            self.ctx.pool.give(d.buf);
         }
     }
 
