@@ -83,9 +83,44 @@ fn status_field(c: &Container, pid: u32, name: &str) -> String {
         .to_string()
 }
 
+/// What the kernel grants the shipped socket unit's `ReceiveBuffer=`:
+/// twice the size asked for (its bookkeeping), which systemd forces past
+/// `net.core.rmem_max`.
+fn shipped_buffer() -> usize {
+    let unit = shipped(&format!("contrib/{SOCKET}"));
+    let size = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ReceiveBuffer="))
+        .expect("ReceiveBuffer= in the socket unit");
+    let mib: usize = size
+        .strip_suffix('M')
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("ReceiveBuffer={size}: not in M"));
+    2 * mib << 20
+}
+
+/// Fails the test unless process `pid` of the unit said it serves a
+/// socket with the buffer the shipped unit asks for: a smaller one would
+/// hold less of a restart's backlog than a host's does.
+fn assert_buffer_as_shipped(c: &Container, pid: u32) {
+    let tag = format!("udp-greeter[{pid}]: ");
+    let line = format!("receive buffer {} bytes", shipped_buffer());
+    let journal = c.wait_journal(UNIT, |j| {
+        j.lines()
+            .any(|l| l.contains(&tag) && l.contains("serving the socket"))
+    });
+    assert!(
+        journal
+            .lines()
+            .any(|l| l.contains(&tag) && l.contains(&line)),
+        "not served with the shipped {line}:\n{journal}"
+    );
+}
+
 /// Start, restart and stop: the shipped hardening works under systemd, the
-/// server serves the socket systemd passed it, a restart puts a new process
-/// on it, and a stop logs the counters.
+/// server serves the socket systemd passed it, with the buffer the unit
+/// asks for, a restart puts a new process on it, and a stop logs the
+/// counters.
 #[test]
 #[ignore = "needs root, debootstrap and systemd-nspawn: boots systemd in a container"]
 fn unit_starts_restarts_and_stops() {
@@ -108,6 +143,7 @@ fn unit_starts_restarts_and_stops() {
     assert_ne!(status_field(&c, first, "Uid:"), "0", "{UNIT} runs as root");
     assert_eq!(status_field(&c, first, "NoNewPrivs:"), "1");
     assert_eq!(status_field(&c, first, "Seccomp:"), "2");
+    assert_buffer_as_shipped(&c, first);
 
     c.systemctl_ok(&["restart", UNIT]);
     let second = bound_pid(&c);

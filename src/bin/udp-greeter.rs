@@ -354,8 +354,10 @@ fn start(
     Ok(server)
 }
 
-/// Says that the socket was passed, and so the flags that make one are
-/// not used.
+/// Says that the socket was passed, with its address and the receive
+/// buffer it has (what holds a restart's backlog: the kernel may have
+/// granted less than the manager asked for), and so that the flags that
+/// make a socket are not used.
 #[cfg(target_os = "linux")]
 fn announce_inherited(socket: &std::net::UdpSocket, passer: Passer) {
     let who = match passer {
@@ -365,8 +367,11 @@ fn announce_inherited(socket: &std::net::UdpSocket, passer: Passer) {
     let addr = socket
         .local_addr()
         .map_or_else(|e| format!("address unknown: {e}"), |a| a.to_string());
+    let buffer = socket2::SockRef::from(socket)
+        .recv_buffer_size()
+        .map_or_else(|e| format!("unknown: {e}"), |n| format!("{n} bytes"));
     log::info!(
-        "serving the socket {who} passed ({addr}); \
+        "serving the socket {who} passed ({addr}, receive buffer {buffer}); \
          --bind, --reuse-port and --recv-buffer are not used"
     );
 }
