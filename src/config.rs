@@ -19,14 +19,13 @@ pub const DEFAULT_BIND: &str = "127.0.0.1:9999";
 /// How many datagrams may wait for a worker when none is given: 1,024.
 ///
 /// The queue sits between the receiver and the workers and absorbs a burst
-/// that the workers then catch up with. When it is full, the receiver drops
-/// the next datagram and counts it (`dropped_queue_full`) rather than wait,
-/// since waiting would only move the loss into the kernel, where nobody
-/// counts it. Longer is not better under sustained overload: each datagram
-/// queued waits behind all the others, and an answer that arrives after
-/// its client gave up (the bundled client waits a second) is wasted work.
-/// Each queued datagram holds one buffer of up to `max_datagram` + 1 bytes
-/// (see [`MAX_QUEUE`]).
+/// that the workers then catch up with. What happens when it is full is
+/// [`QueueFull`]'s to say: by default the receiver drops the next datagram
+/// and counts it (`dropped_queue_full`). Longer is not better under
+/// sustained overload: each datagram queued waits behind all the others,
+/// and an answer that arrives after its client gave up (the bundled client
+/// waits a second) is wasted work. Each queued datagram holds one buffer
+/// of up to `max_datagram` + 1 bytes (see [`MAX_QUEUE`]).
 pub const DEFAULT_QUEUE: usize = 1024;
 
 /// The most worker threads a server may run: 1,024.
@@ -50,6 +49,42 @@ pub const MAX_WORKERS: usize = 1024;
 /// cap keeps a mistyped queue length from setting a memory bound no machine
 /// meets; a queue that long would answer far too late to be of use anyway.
 pub const MAX_QUEUE: usize = 1 << 20;
+
+/// What the receiver does with a datagram it has read when the queue has
+/// no room for it.
+///
+/// Either way nothing is lost from sight: a datagram dropped at the queue
+/// is counted as `dropped_queue_full`, one the kernel drops at the socket
+/// as `socket_dropped`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum QueueFull {
+    /// Drop it (`dropped_queue_full`) and read on. Under sustained
+    /// overload the socket's buffer stays empty and a request answered
+    /// waits behind the queue alone.
+    #[default]
+    Drop,
+    /// Wait for a worker to make room, reading nothing meanwhile: what
+    /// arrives waits in the socket's receive buffer, and only what
+    /// overflows that is dropped, by the kernel (`socket_dropped`). A
+    /// burst the workers can catch up with is answered whole, however
+    /// much longer than the queue: a restart's backlog in a socket a
+    /// service manager holds, say. The cost is under sustained overload:
+    /// the buffer fills too, and every request answered has waited behind
+    /// it as well (32 MiB holds about 40,000 small datagrams), long after
+    /// its client may have given up.
+    Wait,
+}
+
+impl QueueFull {
+    /// Its name, as the command line and the logs give it.
+    pub fn name(self) -> &'static str {
+        match self {
+            QueueFull::Drop => "drop",
+            QueueFull::Wait => "wait",
+        }
+    }
+}
 
 /// How the server runs.
 ///
@@ -78,9 +113,12 @@ pub struct Config {
     /// How many worker threads format and send replies: 1 to
     /// [`MAX_WORKERS`].
     pub workers: usize,
-    /// How many datagrams may wait for a worker (1 to [`MAX_QUEUE`]); more
-    /// are dropped and counted as `dropped_queue_full`.
+    /// How many datagrams may wait for a worker (1 to [`MAX_QUEUE`]); what
+    /// comes beyond is `queue_full`'s to settle.
     pub queue: usize,
+    /// What the receiver does when the queue is full: drop the datagram
+    /// (the default) or wait for room, leaving the rest in the socket.
+    pub queue_full: QueueFull,
     /// The largest datagram accepted, in bytes (1 to 65,507). A larger one is
     /// counted as `dropped_oversize`, never answered with a truncated greeting.
     pub max_datagram: usize,
@@ -128,13 +166,14 @@ pub struct Config {
 impl Config {
     /// The defaults, bound to `bind`: [`default_workers`] workers (one per
     /// CPU, at least two); a queue
-    /// of 1,024 datagrams, datagrams up to 65,507 bytes, no rate limit, the
-    /// loop guard on.
+    /// of 1,024 datagrams that drops what it has no room for, datagrams up
+    /// to 65,507 bytes, no rate limit, the loop guard on.
     pub fn new(bind: SocketAddr) -> Config {
         Config {
             bind,
             workers: default_workers(num_cpus::get()),
             queue: DEFAULT_QUEUE,
+            queue_full: QueueFull::Drop,
             max_datagram: MAX_DATAGRAM,
             rate_limit: None,
             rate_burst: None,

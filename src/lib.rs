@@ -157,7 +157,7 @@ pub mod service;
 
 pub use crate::client::{Client, DEFAULT_RETRIES, DEFAULT_TIMEOUT};
 pub use crate::config::{
-    default_workers, Config, DEFAULT_BIND, DEFAULT_METRICS_NAMESPACE, DEFAULT_QUEUE,
+    default_workers, Config, QueueFull, DEFAULT_BIND, DEFAULT_METRICS_NAMESPACE, DEFAULT_QUEUE,
     DEFAULT_RECV_BUFFER, DEFAULT_SERVICE_PORTS, MAX_QUEUE, MAX_WORKERS,
 };
 pub use crate::control::shutdown::Shutdown;

@@ -96,7 +96,7 @@ fn shipped_buffer() -> usize {
         .strip_suffix('M')
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("ReceiveBuffer={size}: not in M"));
-    2 * mib << 20
+    2 * (mib << 20)
 }
 
 /// Fails the test unless process `pid` of the unit said it serves a

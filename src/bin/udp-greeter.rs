@@ -23,8 +23,8 @@ use server::upgrade::{self, Upgrader};
 use simplelog::{ColorChoice, CombinedLogger, SharedLogger, TermLogger, TerminalMode, WriteLogger};
 use udp_greeter::cli::{self, Addr, DAY};
 use udp_greeter::{
-    signals, Config, Counters, Server, Shutdown, DEFAULT_BIND, DEFAULT_QUEUE, MAX_DATAGRAM,
-    MAX_QUEUE, MAX_WORKERS, RECEIVED_TARGET,
+    signals, Config, Counters, QueueFull, Server, Shutdown, DEFAULT_BIND, DEFAULT_QUEUE,
+    MAX_DATAGRAM, MAX_QUEUE, MAX_WORKERS, RECEIVED_TARGET,
 };
 
 /// Answers every UDP datagram `data` with `Hello, data!`.
@@ -41,10 +41,23 @@ struct Args {
           value_parser = cli::whole::<u16>(1, Some(MAX_WORKERS as u16)))]
     workers: Option<u16>,
 
-    /// Datagrams that may wait for a worker; more are dropped and counted
+    /// Datagrams that may wait for a worker; what comes beyond, as --queue-full says
     #[arg(long, env = "UDP_GREETER_QUEUE", value_name = "N", default_value_t = DEFAULT_QUEUE as u32,
           allow_hyphen_values = true, value_parser = cli::whole::<u32>(1, Some(MAX_QUEUE as u32)))]
     queue: u32,
+
+    /// When the queue is full: `drop` the datagram read (counted), or
+    /// `wait` for a worker to make room, leaving what arrives meanwhile in
+    /// the socket's receive buffer (the kernel counts what overflows it):
+    /// a burst is then answered whole but late, and under sustained
+    /// overload every reply waits behind the full buffer
+    #[arg(
+        long,
+        env = "UDP_GREETER_QUEUE_FULL",
+        value_name = "HOW",
+        default_value = "drop"
+    )]
+    queue_full: QueueFull,
 
     /// Largest datagram accepted, in bytes; larger ones are dropped and counted
     #[arg(long, env = "UDP_GREETER_MAX_DATAGRAM", value_name = "BYTES",
@@ -246,6 +259,7 @@ fn config_of(args: Args) -> Config {
         config.workers = usize::from(n);
     }
     config.queue = args.queue as usize;
+    config.queue_full = args.queue_full;
     config.max_datagram = args.max_datagram as usize;
     config.rate_limit = args.rate_limit;
     config.rate_burst = args.rate_burst;
