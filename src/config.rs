@@ -284,8 +284,9 @@ pub fn default_workers(cpus: usize) -> usize {
 /// The receive buffer is where the kernel keeps the datagrams that have
 /// arrived and that the receiver has not read yet. When it is full, the
 /// kernel drops the next ones before the server sees them: they are in
-/// none of the server's counters, only in the kernel's (`RcvbufErrors` in
-/// `/proc/net/snmp`). 4 MiB holds several thousand small datagrams (the
+/// none of the fates, only in the kernel's count for the socket, which
+/// the server reports as `socket_dropped` (and `RcvbufErrors` in
+/// `/proc/net/snmp` for the whole host). 4 MiB holds several thousand small datagrams (the
 /// kernel charges each its bookkeeping, not only its payload), room to
 /// ride out a burst while the receiver is descheduled. Linux grants at
 /// most `net.core.rmem_max` (on many systems 208 KiB unless raised); the

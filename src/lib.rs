@@ -28,9 +28,10 @@
 //! buffer, which drops the excess without anyone seeing it. So here:
 //!
 //! - one **receiver** thread only reads. It drops what it must (too large,
-//!   a loop, over the rate limit) and queues the rest, and it never waits
-//!   for a worker: on a full queue it drops the datagram and counts it,
-//!   where waiting would push the loss back into the kernel, uncounted;
+//!   a loop, over the rate limit) and queues the rest, and by default it
+//!   never waits for a worker: on a full queue it drops the datagram and
+//!   counts it ([`QueueFull::Wait`] waits for room instead, leaving a
+//!   burst in the socket's buffer, whose overflow the kernel counts);
 //! - the queue from the receiver to the workers is bounded
 //!   ([`Config::queue`]), so memory stays fixed whatever arrives;
 //! - a pool of **worker** threads ([`Config::workers`]) asks the
