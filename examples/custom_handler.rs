@@ -54,14 +54,12 @@ impl Handler for Reverser {
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
-    // One handler per worker, made before the server starts; a factory
-    // that fails (a database that cannot be opened, say) fails `start`.
+    // One handler per worker, made at once; `handler_factory` takes one
+    // that can fail (a database that cannot be opened, say), failing `start`.
     let server = Server::builder(Config::new("127.0.0.1:0".parse()?))
-        .handler_factory(|worker| {
-            Ok::<_, std::io::Error>(Reverser {
-                worker,
-                answered: 0,
-            })
+        .handler_per_worker(|worker| Reverser {
+            worker,
+            answered: 0,
         })
         .start()?;
 

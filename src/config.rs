@@ -6,83 +6,64 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::protocol::MAX_DATAGRAM;
 
-/// The address the server binds when none is given: the tutorial's,
-/// `127.0.0.1:9999`.
-///
-/// A loopback address, so a server started without a second thought
-/// answers this machine alone. To serve other hosts, bind an address they
-/// reach, such as `0.0.0.0:9999` (every IPv4 address of the host) or
-/// `[::]:9999`, and consider a rate limit first: a forged source address
-/// can aim replies at someone else.
+/// The address bound when none is given: the tutorial's `127.0.0.1:9999`,
+/// loopback, so a server started without a second thought answers this
+/// machine alone.
 pub const DEFAULT_BIND: &str = "127.0.0.1:9999";
 
-/// How many datagrams may wait for a worker when none is given: 1,024.
-///
-/// The queue sits between the receiver and the workers and absorbs a burst
-/// that the workers then catch up with. What happens when it is full is
-/// [`QueueFull`]'s to say: by default the receiver drops the next datagram
-/// and counts it (`dropped_queue_full`). Longer is not better under
-/// sustained overload: each datagram queued waits behind all the others,
-/// and an answer that arrives after its client gave up (the bundled client
-/// waits a second) is wasted work. Each queued datagram holds one buffer
-/// of up to `max_datagram` + 1 bytes (see [`MAX_QUEUE`]).
+/// How many datagrams may wait for a worker by default: 1,024. Longer is
+/// not better under overload (`docs/architecture.md`, "Defaults and limits").
+/// What comes when it is full is [`QueueFull`]'s to settle.
 pub const DEFAULT_QUEUE: usize = 1024;
 
-/// The most worker threads a server may run: 1,024.
-///
-/// Workers are for handlers that wait (on a database, another service):
-/// requests per second times the seconds each one waits is how many are
-/// being answered at any moment, and so how many workers keep up; a
-/// thousand covers, say, 10,000 requests a second that wait 100 ms each.
-/// Each worker is a thread with its own stack, and adds its batch of 32
-/// buffers to the memory bound (`queue + (workers + 1) × 32` buffers), so
-/// the cap keeps a mistyped worker count from starting thousands of threads.
-/// The greeting never waits: the default, [`default_workers`], is enough
-/// for it.
+/// The most worker threads a server may run: 1,024, enough for 10,000
+/// requests a second that wait 100 ms each; it keeps a mistyped count from
+/// starting thousands of threads.
 pub const MAX_WORKERS: usize = 1024;
 
-/// The most datagrams that may wait for a worker: 1,048,576 (2^20).
-///
-/// Each waiting datagram holds a buffer of `max_datagram` + 1 bytes of
-/// address space, 64 KiB by default (only the pages a datagram fills
-/// become resident), so a full queue of this size would hold 64 GiB. The
-/// cap keeps a mistyped queue length from setting a memory bound no machine
-/// meets; a queue that long would answer far too late to be of use anyway.
+/// The most datagrams that may wait for a worker: 1,048,576 (2^20), each
+/// holding a buffer of `max_datagram` + 1 bytes; it keeps a mistyped length
+/// from setting a memory bound no machine meets.
 pub const MAX_QUEUE: usize = 1 << 20;
 
 /// What the receiver does with a datagram it has read when the queue has
-/// no room for it.
-///
-/// Either way nothing is lost from sight: a datagram dropped at the queue
-/// is counted as `dropped_queue_full`, one the kernel drops at the socket
-/// as `socket_dropped`.
+/// no room for it. Either way the loss is counted: `dropped_queue_full` at
+/// the queue, `socket_dropped` at the socket (`docs/architecture.md`, "Why
+/// these choices").
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum QueueFull {
-    /// Drop it (`dropped_queue_full`) and read on. Under sustained
-    /// overload the socket's buffer stays empty and a request answered
-    /// waits behind the queue alone.
+    /// Drop it (`dropped_queue_full`) and read on: under overload an
+    /// answer waits behind the queue and no more.
     #[default]
     Drop,
-    /// Wait for a worker to make room, reading nothing meanwhile: what
-    /// arrives waits in the socket's receive buffer, and only what
-    /// overflows that is dropped, by the kernel (`socket_dropped`). A
-    /// burst the workers can catch up with is answered whole, however
-    /// much longer than the queue: a restart's backlog in a socket a
-    /// service manager holds, say. The cost is under sustained overload:
-    /// the buffer fills too, and every request answered has waited behind
-    /// it as well (32 MiB holds about 40,000 small datagrams), long after
-    /// its client may have given up.
+    /// Wait for a worker to make room, reading nothing meanwhile, so that
+    /// what arrives waits in the socket's receive buffer: a burst longer
+    /// than the queue (a restart's backlog) is answered whole, but under
+    /// sustained overload every answer waits behind the full buffer too.
     Wait,
 }
 
 impl QueueFull {
-    /// Its name, as the command line and the logs give it.
+    /// Its name, as the command line gives it.
     pub fn name(self) -> &'static str {
         match self {
             QueueFull::Drop => "drop",
             QueueFull::Wait => "wait",
         }
+    }
+}
+
+/// The values of the server's `--queue-full`, named as [`QueueFull::name`]
+/// names them (feature `cli`).
+#[cfg(feature = "cli")]
+impl clap::ValueEnum for QueueFull {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[QueueFull::Drop, QueueFull::Wait]
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.name()))
     }
 }
 
@@ -149,6 +130,12 @@ pub struct Config {
     /// answer anything ([`DEFAULT_SERVICE_PORTS`] by default). Empty
     /// refuses none; the server's own port and port 0 are refused anyway.
     pub service_ports: Vec<u16>,
+    /// Whether to log `Received from ADDR.` at `info` for each request a
+    /// worker takes (at most 100 lines a second, under
+    /// [`RECEIVED_TARGET`](crate::RECEIVED_TARGET)). Off by default: a
+    /// library says nothing per request; the `udp-greeter` binary turns it
+    /// on, as the tutorial's server prints it.
+    pub log_requests: bool,
     /// How often the server logs its counters and rates; `None` never.
     pub stats_interval: Option<Duration>,
     /// Where to serve `GET /metrics` (Prometheus text format) over HTTP;
@@ -164,10 +151,10 @@ pub struct Config {
 }
 
 impl Config {
-    /// The defaults, bound to `bind`: [`default_workers`] workers (one per
-    /// CPU, at least two); a queue
-    /// of 1,024 datagrams that drops what it has no room for, datagrams up
-    /// to 65,507 bytes, no rate limit, the loop guard on.
+    /// The defaults, bound to `bind`: a worker per CPU (at least two), a
+    /// queue of 1,024 datagrams that drops what it has no room for,
+    /// datagrams up to 65,507 bytes, a 4 MiB receive buffer, no rate limit,
+    /// the loop guard on, no line logged per request.
     pub fn new(bind: SocketAddr) -> Config {
         Config {
             bind,
@@ -181,6 +168,7 @@ impl Config {
             reuse_port: false,
             loop_guard: true,
             service_ports: DEFAULT_SERVICE_PORTS.to_vec(),
+            log_requests: false,
             stats_interval: None,
             metrics_addr: None,
             metrics_namespace: DEFAULT_METRICS_NAMESPACE.to_string(),
@@ -236,13 +224,8 @@ impl Config {
 }
 
 /// The source ports refused by default: UDP services that answer whatever
-/// they are sent, or whose answers a reply would keep going.
-///
-/// Echo (7), systat (11), daytime (13), quote of the day (17), chargen
-/// (19), time (37), DNS (53), TFTP (69), NTP (123), NetBIOS names (137),
-/// SNMP (161), SSDP (1900) and memcached (11211); `docs/protocol.md` gives
-/// each reason. [`Config::service_ports`]
-/// replaces the list; the server's own port is refused besides these.
+/// they are sent (echo, chargen, DNS, NTP, ...; `docs/protocol.md` gives
+/// each reason). [`Config::service_ports`] replaces the list.
 pub const DEFAULT_SERVICE_PORTS: &[u16] = &[
     7,     // echo
     11,    // active users (systat)
@@ -260,7 +243,7 @@ pub const DEFAULT_SERVICE_PORTS: &[u16] = &[
 ];
 
 /// What every metric's name starts with by default: `udp_greeter`.
-pub const DEFAULT_METRICS_NAMESPACE: &str = "udp_greeter";
+pub(crate) const DEFAULT_METRICS_NAMESPACE: &str = "udp_greeter";
 
 /// Whether `s` is a valid start of a Prometheus metric name.
 fn is_metric_name(s: &str) -> bool {
@@ -272,25 +255,15 @@ fn is_metric_name(s: &str) -> bool {
 }
 
 /// The workers a machine with `cpus` CPUs gets by default: one per CPU, and
-/// at least two. The receiver hands datagrams on one by one while the
-/// queue is short, so a second worker takes the next while the first sends;
-/// and a worker asleep in a slow handler leaves another to answer.
-pub fn default_workers(cpus: usize) -> usize {
+/// at least two, so a worker asleep in a slow handler leaves another.
+pub(crate) fn default_workers(cpus: usize) -> usize {
     cpus.clamp(2, MAX_WORKERS)
 }
 
-/// The socket receive buffer asked for by default: 4 MiB.
-///
-/// The receive buffer is where the kernel keeps the datagrams that have
-/// arrived and that the receiver has not read yet. When it is full, the
-/// kernel drops the next ones before the server sees them: they are in
-/// none of the fates, only in the kernel's count for the socket, which
-/// the server reports as `socket_dropped` (and `RcvbufErrors` in
-/// `/proc/net/snmp` for the whole host). 4 MiB holds several thousand small datagrams (the
-/// kernel charges each its bookkeeping, not only its payload), room to
-/// ride out a burst while the receiver is descheduled. Linux grants at
-/// most `net.core.rmem_max` (on many systems 208 KiB unless raised); the
-/// server logs what it got at `debug`.
+/// The socket receive buffer asked for by default: 4 MiB, room to ride out
+/// a burst while the receiver is descheduled; what the kernel drops when it
+/// is full is in none of the fates, only in `socket_dropped`. Linux grants
+/// at most `net.core.rmem_max`; the server logs what it got at `debug`.
 pub const DEFAULT_RECV_BUFFER: usize = 4 << 20;
 
 impl Default for Config {
@@ -307,6 +280,16 @@ impl Default for Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(feature = "cli")]
+    #[test]
+    fn queue_full_read_back_by_name() {
+        use clap::ValueEnum;
+        for q in QueueFull::value_variants() {
+            assert_eq!(QueueFull::from_str(q.name(), false), Ok(*q));
+        }
+        assert_eq!(Config::default().queue_full, QueueFull::Drop);
+    }
 
     #[test]
     fn defaults() {

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 /// A specialised `Result` for this crate.
 pub type Result<T> = std::result::Result<T, Error>;
@@ -50,6 +51,10 @@ enum ErrorKind {
     Handler {
         worker: usize,
         msg: String,
+    },
+    Overdue {
+        within: Duration,
+        busy: Vec<(usize, Duration)>,
     },
 }
 
@@ -154,6 +159,14 @@ impl Error {
         }
     }
 
+    /// A stop given `within` had not ended by then; `busy` are the workers
+    /// still in their handler, each with how long it had been there.
+    pub(crate) fn overdue(within: Duration, busy: Vec<(usize, Duration)>) -> Error {
+        Error {
+            kind: ErrorKind::Overdue { within, busy },
+        }
+    }
+
     /// The underlying I/O error, if there is one.
     pub fn io_error(&self) -> Option<&io::Error> {
         match &self.kind {
@@ -166,7 +179,8 @@ impl Error {
             | ErrorKind::ThreadPanicked(_)
             | ErrorKind::NoReply { .. }
             | ErrorKind::Refused { .. }
-            | ErrorKind::Handler { .. } => None,
+            | ErrorKind::Handler { .. }
+            | ErrorKind::Overdue { .. } => None,
         }
     }
 
@@ -176,6 +190,13 @@ impl Error {
     /// starting again unchanged would fail again.
     pub fn is_config(&self) -> bool {
         matches!(self.kind, ErrorKind::Config(_) | ErrorKind::Inherited(_))
+    }
+
+    /// Whether a stop with a deadline
+    /// ([`Server::shutdown_within`](crate::Server::shutdown_within)) had
+    /// not ended by then.
+    pub fn is_overdue(&self) -> bool {
+        matches!(self.kind, ErrorKind::Overdue { .. })
     }
 
     /// Whether the client gave up waiting for a reply.
@@ -247,8 +268,35 @@ impl fmt::Display for Error {
             ErrorKind::Handler { worker, msg } => {
                 write!(f, "cannot make the handler of worker-{worker}: {msg}")
             }
+            ErrorKind::Overdue { within, busy } => overdue(f, *within, busy),
         }
     }
+}
+
+/// `not stopped within 2s: worker-0 in its handler for 31.0 s, worker-3
+/// for 2.2 s`, or what else may hold the stop up when no worker is.
+fn overdue(
+    f: &mut fmt::Formatter<'_>,
+    within: Duration,
+    busy: &[(usize, Duration)],
+) -> fmt::Result {
+    write!(f, "not stopped within {within:?}: ")?;
+    if busy.is_empty() {
+        return write!(
+            f,
+            "no worker is in its handler (the rest of the queue, a send or a log write may still be going)"
+        );
+    }
+    for (n, (worker, time)) in busy.iter().enumerate() {
+        let sep = if n == 0 { "" } else { ", " };
+        let what = if n == 0 { " in its handler" } else { "" };
+        write!(
+            f,
+            "{sep}worker-{worker}{what} for {:.1} s",
+            time.as_secs_f64()
+        )?;
+    }
+    Ok(())
 }
 
 /// The operating system's words are already in `Display`, the one line a
@@ -317,6 +365,25 @@ mod tests {
             "no reply from [::1]:7 after 1 try (2 datagrams came back that were not the greeting)"
         );
         assert!(Error::refused(addr).is_refused());
+    }
+
+    #[test]
+    fn overdue() {
+        let within = Duration::from_secs(2);
+        let busy = vec![
+            (0, Duration::from_millis(31_040)),
+            (3, Duration::from_secs(2)),
+        ];
+        let err = Error::overdue(within, busy);
+        assert_eq!(
+            err.to_string(),
+            "not stopped within 2s: worker-0 in its handler for 31.0 s, worker-3 for 2.0 s"
+        );
+        assert!(err.is_overdue() && !err.is_config());
+        let idle = Error::overdue(Duration::from_millis(500), Vec::new());
+        assert!(idle
+            .to_string()
+            .starts_with("not stopped within 500ms: no worker is in its handler"));
     }
 
     #[test]

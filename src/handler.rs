@@ -49,7 +49,19 @@ pub enum Answer {
     Decline,
     /// Send nothing: the handler could not answer (its database failed,
     /// say). Counted as `handler_failed`, with a warning at most once a
-    /// second; what the handler wrote is not sent.
+    /// second. What the handler wrote into the reply is never sent: it is
+    /// the reason the warning shows (escaped, its first 200 bytes).
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use udp_greeter::{Answer, Request};
+    ///
+    /// fn respond(_: &Request<'_>, reply: &mut Vec<u8>) -> Answer {
+    ///     let _ = write!(reply, "database locked");
+    ///     Answer::Fail
+    /// }
+    /// # let _ = respond;
+    /// ```
     Fail,
 }
 
@@ -62,36 +74,20 @@ impl From<()> for Answer {
 
 /// Turns one request into one reply, or into none.
 ///
-/// Each worker owns a handler of its own, made by the server's builder
-/// (a clone of one given with
-/// [`Builder::handler`](crate::Builder::handler), or one a factory made
-/// for that worker with
-/// [`Builder::handler_factory`](crate::Builder::handler_factory)), so
-/// `respond` takes `&mut self` and a handler may hold state no other
-/// thread touches: a database connection, a cache, a scratch buffer. It
-/// must be `Send`, to move to its worker's thread, not `Sync`.
+/// Each worker owns a handler of its own (see
+/// [`Builder`](crate::Builder)), so `respond` takes `&mut self` and a
+/// handler may hold state no other thread touches. It must be `Send`, to
+/// move to its worker's thread, not `Sync`.
 ///
-/// A handler may take its time: it may block on a database or another
-/// service, and the other workers keep the server answering meanwhile, as
-/// many requests at once as there are workers ([`Config::workers`]; size
-/// it by requests per second times the time a request takes). What arrives
-/// while every worker is busy waits in the queue, and what the full queue
-/// cannot hold is dropped and counted.
+/// A handler may block (on a database, another service): the other
+/// workers keep answering, as many requests at once as there are
+/// [`workers`](crate::Config::workers). A panic is caught, counted
+/// (`worker_panics`, the datagram as `send_failed`), and the worker goes
+/// on with the same handler. Datagrams the receiver drops or the loop
+/// guard refuses never reach it.
 ///
-/// A panic is caught by the worker, counted as `worker_panics` and the
-/// datagram as `send_failed`, and the worker carries on with the same
-/// handler; to send nothing, return [`Answer::Decline`] or
-/// [`Answer::Fail`] instead.
-///
-/// Some datagrams never reach a handler: those the receiver drops (over
-/// the size limit, over the rate limit, on a full queue), those the loop
-/// guard refuses for their source ([`Config::loop_guard`]), and those
-/// [`is_reply`](Handler::is_reply) recognises as a reply of this service.
-///
-/// A closure taking `(&Request, &mut Vec<u8>)` is a handler too; it may
-/// return an [`Answer`], or nothing to always reply. A closure that
-/// captures nothing (or only `Clone` values) is `Clone`, so each worker
-/// gets a copy:
+/// A closure taking `(&Request, &mut Vec<u8>)` is a handler too, returning
+/// an [`Answer`] or nothing (always reply):
 ///
 /// ```
 /// use udp_greeter::{Answer, Config, Request, Server};
@@ -108,9 +104,6 @@ impl From<()> for Answer {
 /// server.shutdown()?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-///
-/// [`Config::workers`]: crate::Config::workers
-/// [`Config::loop_guard`]: crate::Config::loop_guard
 pub trait Handler: Send + 'static {
     /// Writes the reply to `request` into `reply`, which arrives empty,
     /// and says whether to send it.
@@ -120,24 +113,16 @@ pub trait Handler: Send + 'static {
     fn respond(&mut self, request: &Request<'_>, reply: &mut Vec<u8>) -> Answer;
 
     /// Whether `payload` has the shape of one of this service's own
-    /// replies; such a datagram is refused before [`respond`] sees it and
-    /// counted as `dropped_loop` (unless [`Config::loop_guard`] is off).
-    ///
-    /// A datagram that looks like a reply is most likely another
-    /// instance's reply, aimed here by a forged source address: answering
-    /// it would keep a loop of two servers going. A service whose replies
-    /// can be told from requests says so here, as [`Greeter`] does for
-    /// `Hello, ...!`. The default, `false`, recognises nothing: a service
-    /// whose replies look like any request (an echo, a reversal) relies on
-    /// the per-source rate limit to bound a forged loop
-    /// ([`Config::rate_limit`]; `docs/protocol.md` has the arithmetic).
-    ///
-    /// Called on the worker's thread for every request, before `respond`:
-    /// keep it to a comparison of a few bytes.
+    /// replies: most likely another instance's, aimed here by a forged
+    /// source to start a loop. Such a datagram is refused before
+    /// [`respond`] and counted as `dropped_loop` (unless
+    /// [`Config::loop_guard`] is off). `false` by default: a service whose
+    /// replies look like any request relies on the rate limit instead
+    /// (`docs/protocol.md`, "Loops"). Called for every request: keep it to
+    /// a comparison of a few bytes.
     ///
     /// [`respond`]: Handler::respond
     /// [`Config::loop_guard`]: crate::Config::loop_guard
-    /// [`Config::rate_limit`]: crate::Config::rate_limit
     fn is_reply(&self, payload: &[u8]) -> bool {
         let _ = payload;
         false

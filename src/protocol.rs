@@ -8,14 +8,14 @@
 /// decoding or formatting. The loop guard reads it too: a request that
 /// starts with it and ends with [`SUFFIX`] looks like another greeter's
 /// reply, and is not answered.
-pub const PREFIX: &[u8] = b"Hello, ";
+pub(crate) const PREFIX: &[u8] = b"Hello, ";
 
 /// What every greeting ends with: `!`.
 ///
 /// With [`PREFIX`] it makes every reply 8 bytes longer than its request,
 /// which is why the largest request that can be greeted
 /// ([`MAX_GREETABLE`]) is 8 bytes short of [`MAX_DATAGRAM`].
-pub const SUFFIX: &[u8] = b"!";
+pub(crate) const SUFFIX: &[u8] = b"!";
 
 /// The largest payload a UDP datagram can carry over IPv4: 65,507 bytes
 /// (65,535 − 8 bytes of UDP header − 20 bytes of IP header).
@@ -28,7 +28,7 @@ pub const SUFFIX: &[u8] = b"!";
 pub const MAX_DATAGRAM: usize = 65_507;
 
 /// The largest request whose greeting still fits in one datagram: 65,499
-/// bytes, [`MAX_DATAGRAM`] less the 8 bytes of [`PREFIX`] and [`SUFFIX`].
+/// bytes, [`MAX_DATAGRAM`] less the 8 bytes of `Hello, ` and `!`.
 ///
 /// A larger request is never answered with a cut greeting (the tutorial's
 /// `recvfrom(1024)` cut requests silently): it gets no reply, and is

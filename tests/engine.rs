@@ -58,6 +58,39 @@ impl Drop for Tally {
     }
 }
 
+/// A factory runs at once, on the caller's thread, so it may borrow what
+/// the caller holds (here a local `Vec` and a counter); one that cannot
+/// fail needs no error type, and one that can may borrow too.
+#[test]
+fn factories_borrow() {
+    let words = vec!["Hi".to_string(), "Hey".to_string()];
+    let mut made = 0;
+    let builder = Server::builder(config(2, 16)).handler_per_worker(|worker| {
+        made += 1;
+        let word = words[worker].clone();
+        move |request: &Request<'_>, reply: &mut Vec<u8>| {
+            reply.extend_from_slice(word.as_bytes());
+            reply.extend_from_slice(request.payload);
+        }
+    });
+    assert_eq!(made, 2, "made before start");
+    let server = builder.start().unwrap();
+    let addr = server.local_addr();
+    let reply = ask(&socket_for(addr), addr, b", Bo");
+    assert!(reply == b"Hi, Bo" || reply == b"Hey, Bo", "{reply:?}");
+    shutdown_within(server, PATIENCE).unwrap();
+
+    let err = Server::builder(config(3, 16))
+        .handler_factory(|worker| words.get(worker).map(|_| reverse).ok_or("no word"))
+        .start()
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "cannot make the handler of worker-2: no word"
+    );
+    drop(words);
+}
+
 #[test]
 fn each_worker_owns_its_handler() {
     let alive = Arc::new(AtomicUsize::new(0));

@@ -1,11 +1,78 @@
 //! What the server's log says, at the levels an operator picks.
 
+use std::io::Write;
 use std::net::SocketAddr;
 
+use log::Level;
+use udp_greeter::{Answer, Config, Request, Server, RECEIVED_TARGET};
+
 use crate::support::{
-    ask, quiet_server_proc, server_proc, socket_on, wait_received, wait_signal_handlers, PATIENCE,
-    V4,
+    ask, config, quiet_server_proc, server_proc, settled, shutdown_within, socket_on,
+    wait_received, wait_signal_handlers, LogWatch, Logged, PATIENCE, V4,
 };
+
+/// The lines an in-process server of `config` logs that name the client
+/// of one request it answered, once it has stopped.
+fn lines_about_one_request(config: Config) -> Vec<Logged> {
+    let server = Server::bind(config).unwrap();
+    let sock = socket_on(V4);
+    let watch = LogWatch::new(sock.local_addr().unwrap().to_string());
+    assert_eq!(ask(&sock, server.local_addr(), b"Bo"), b"Hello, Bo!");
+    // Joined: every thread has logged all it will.
+    shutdown_within(server, PATIENCE).unwrap();
+    watch.lines()
+}
+
+/// A library says nothing per request, even with a logger installed at
+/// `info`; `log_requests` turns the tutorial's line on.
+#[test]
+fn library_logs_no_line_per_request() {
+    let quiet = lines_about_one_request(config(1, 16));
+    assert!(quiet.is_empty(), "{quiet:?}");
+    let loud = Config {
+        log_requests: true,
+        ..config(1, 16)
+    };
+    let lines = lines_about_one_request(loud);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.message.starts_with("Received from ") && l.target == RECEIVED_TARGET),
+        "{lines:?}"
+    );
+}
+
+/// What a failed handler wrote is the reason its warning shows, escaped,
+/// and is never sent.
+#[test]
+fn handler_failure_shows_its_reason() {
+    let server = Server::builder(config(1, 16))
+        .handler(|_: &Request<'_>, reply: &mut Vec<u8>| {
+            let _ = write!(reply, "database locked\nforged line");
+            Answer::Fail
+        })
+        .start()
+        .unwrap();
+    let sock = socket_on(V4);
+    let me = sock.local_addr().unwrap();
+    let watch = LogWatch::new(me.to_string());
+    sock.send_to(b"key", server.local_addr()).unwrap();
+    assert_eq!(settled(&server, 1).handler_failed, 1);
+    let stats = shutdown_within(server, PATIENCE).unwrap();
+    assert_eq!(stats.replied, 0, "{stats}");
+    let warnings: Vec<_> = watch
+        .lines()
+        .into_iter()
+        .filter(|l| l.level == Level::Warn)
+        .map(|l| l.message)
+        .collect();
+    assert_eq!(
+        warnings,
+        [format!(
+            "handler failed on a datagram from {me}: database locked\\nforged line"
+        )]
+    );
+}
 
 /// An IPv4 client of a dual-stack socket shows in its IPv4 form, as the
 /// tutorial prints it, not as `[::ffff:127.0.0.1]:PORT`.

@@ -5,7 +5,8 @@ use std::net::{TcpListener, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use udp_greeter::{greet, Server};
+use udp_greeter::prometheus_client::metrics::counter::Counter;
+use udp_greeter::{greet, Request, Server};
 
 use crate::support::{
     ask, config, http, run, settled, shutdown_within, socket_on, PATIENCE, SERVER_BIN, V4,
@@ -57,7 +58,9 @@ fn metrics() {
         "udp_greeter_queue_capacity 256",
         "udp_greeter_workers 2",
         concat!(
-            "udp_greeter_build_info{version=\"",
+            "udp_greeter_build_info{service=\"udp-greeter\",version=\"",
+            env!("CARGO_PKG_VERSION"),
+            "\",engine_version=\"",
             env!("CARGO_PKG_VERSION"),
             "\"} 1"
         ),
@@ -99,6 +102,57 @@ fn metrics() {
         );
         thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// A service built on the engine serves its own metrics beside the
+/// engine's, and its build_info names it and its version.
+#[test]
+fn a_services_own_metrics() {
+    let mut c = config(2, 16);
+    c.metrics_addr = Some((V4, 0).into());
+    c.metrics_namespace = "lookup".to_string();
+    let misses = Counter::<u64>::default();
+    let counted = misses.clone();
+    let server = Server::builder(c)
+        .metrics(|registry| {
+            registry
+                .sub_registry_with_prefix("lookup")
+                .register("misses", "Keys not found", misses)
+        })
+        .build_info("lookup", "1.2.3")
+        .handler(move |request: &Request<'_>, reply: &mut Vec<u8>| {
+            if request.payload == b"nope" {
+                counted.inc();
+            }
+            reply.extend_from_slice(request.payload);
+        })
+        .start()
+        .unwrap();
+    let sock = socket_on(V4);
+    for key in ["nope", "yes", "nope"] {
+        assert_eq!(
+            ask(&sock, server.local_addr(), key.as_bytes()),
+            key.as_bytes()
+        );
+    }
+    settled(&server, 3);
+    let url = format!("http://{}/metrics", server.metrics_addr().unwrap());
+    let r = http("GET", &url, "");
+    assert_eq!(r.status, 200);
+    let lines: Vec<&str> = r.body.lines().collect();
+    for want in [
+        "# TYPE lookup_misses_total counter",
+        "lookup_misses_total 2",
+        "lookup_received_total 3",
+        concat!(
+            "lookup_build_info{service=\"lookup\",version=\"1.2.3\",engine_version=\"",
+            env!("CARGO_PKG_VERSION"),
+            "\"} 1"
+        ),
+    ] {
+        assert!(lines.contains(&want), "missing {want:?} in:\n{}", r.body);
+    }
+    shutdown_within(server, PATIENCE).unwrap();
 }
 
 #[test]

@@ -6,10 +6,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    self, ask, assert_balanced, config, parse_stats, server_proc, shutdown_within, socket_on,
-    Flood, PATIENCE, V4,
+    self, ask, assert_balanced, config, parse_stats, recv_within, server_proc, shutdown_within,
+    socket_on, within, Flood, PATIENCE, V4,
 };
-use udp_greeter::Server;
+use udp_greeter::{Request, Server};
 
 #[test]
 fn idle() {
@@ -21,6 +21,102 @@ fn idle() {
     let took = started.elapsed();
     assert!(took < Duration::from_secs(1), "idle shutdown took {took:?}");
     assert_eq!(stats, udp_greeter::Snapshot::default());
+}
+
+/// A stop with a deadline returns by then past a handler that blocks for
+/// 30 s, naming its worker and how long it has been in its handler; the
+/// worker is left to finish, and does once released.
+#[test]
+fn shutdown_within_a_deadline_past_a_blocked_handler() {
+    let (entered, in_handler) = crossbeam_channel::bounded::<usize>(2);
+    let (release, released) = crossbeam_channel::bounded::<()>(0);
+    let server = Server::builder(config(2, 16))
+        .handler_per_worker(|worker| {
+            let (entered, released) = (entered.clone(), released.clone());
+            move |request: &Request<'_>, reply: &mut Vec<u8>| {
+                if request.payload == b"block" {
+                    let _ = entered.send(worker);
+                    let _ = released.recv_timeout(Duration::from_secs(30));
+                }
+                reply.extend_from_slice(b"done");
+            }
+        })
+        .start()
+        .unwrap();
+    let addr = server.local_addr();
+    let sock = socket_on(V4);
+    sock.send_to(b"block", addr).unwrap();
+    let worker = in_handler
+        .recv_timeout(PATIENCE)
+        .expect("the handler blocks");
+    // The other worker still answers.
+    assert_eq!(ask(&sock, addr, b"x"), b"done");
+
+    let deadline = Duration::from_millis(300);
+    let started = Instant::now();
+    let err = within(PATIENCE, "shutdown_within", move || {
+        server.shutdown_within(deadline)
+    })
+    .unwrap_err();
+    assert!(started.elapsed() >= deadline);
+    assert!(err.is_overdue(), "{err}");
+    let msg = err.to_string();
+    let named = format!("not stopped within 300ms: worker-{worker} in its handler for ");
+    let time = msg
+        .strip_prefix(&named)
+        .and_then(|rest| rest.strip_suffix(" s"))
+        .unwrap_or_else(|| panic!("{msg}"));
+    // It entered before the stop began: at least the deadline, to the
+    // clock's few milliseconds.
+    assert!(time.parse::<f64>().unwrap() >= 0.25, "{msg}");
+
+    // Released, the worker answers and ends: its copy of the socket closes
+    // and the port binds again.
+    drop(release);
+    let (reply, _) = recv_within(&sock, PATIENCE).expect("the blocked request's reply");
+    assert_eq!(reply, b"done");
+    let free = Instant::now() + PATIENCE;
+    while std::net::UdpSocket::bind(addr).is_err() {
+        assert!(Instant::now() < free, "{addr} still bound");
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The binary's stop has a deadline (`--stop-timeout`): past it, it exits
+/// 1 with the counters so far and what held it up. Here its one worker is
+/// stuck writing a log line to a FIFO nobody reads.
+#[cfg(target_os = "linux")]
+#[test]
+fn binary_stop_timeout_exits_1() {
+    let mut log = support::StalledLog::new();
+    let (mut server, port) = server_proc(&[
+        "--bind",
+        "127.0.0.1:0",
+        "--workers",
+        "1",
+        "--stop-timeout",
+        "500ms",
+        "--log-file",
+        log.path(),
+    ]);
+    support::wait_signal_handlers(server.pid());
+    log.read_until("Bind UDP on");
+    log.stall();
+    socket_on(V4)
+        .send_to(b"stuck", SocketAddr::from((V4, port)))
+        .unwrap();
+    // On stderr first; the same line then blocks the worker on the FIFO.
+    server.line_with("Received from");
+    server.signal(libc::SIGTERM);
+    let status = server.finish(PATIENCE);
+    let text = server.stderr_text();
+    assert_eq!(status.code(), Some(1), "{text}");
+    assert!(text.contains("\nstats (cut short): received=1 "), "{text}");
+    let last = text.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("error: not stopped within 500ms: no worker is in its handler"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -40,6 +40,22 @@ fn systemd_unit() {
             "contrib/udp-greeter.service lacks {needed:?}"
         );
     }
+    // The server's own stop deadline comes before systemd's SIGKILL.
+    let seconds = |key: &str| -> u64 {
+        let line = unit
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap_or_else(|| panic!("contrib/udp-greeter.service lacks {key}"));
+        line.trim_end_matches('s').parse().unwrap()
+    };
+    let (ours, systemds) = (
+        seconds("Environment=UDP_GREETER_STOP_TIMEOUT="),
+        seconds("TimeoutStopSec="),
+    );
+    assert!(
+        ours < systemds,
+        "stop timeout {ours} s, TimeoutStopSec {systemds} s"
+    );
     let socket = shipped("contrib/udp-greeter.socket");
     for needed in [
         // The service's own default address.

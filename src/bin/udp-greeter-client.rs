@@ -1,6 +1,12 @@
 //! The greeting client: sends each name to the server and prints the reply;
 //! `bench` measures a server instead.
 
+#![deny(unsafe_code)]
+
+// Shared with the server binary, which uses other parts of it.
+#[allow(dead_code, unused_imports)]
+mod cli;
+
 use std::ffi::{OsStr, OsString};
 use std::fmt::Write as _;
 use std::fs::File;
@@ -11,11 +17,12 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use udp_greeter::cli::{self, Addr, DAY, HOUR, MILLISECOND};
+use cli::{Addr, DAY, HOUR, MILLISECOND};
 use udp_greeter::client::bench::{
     self, BenchConfig, BenchReport, Expect, Pacing, Phase, Progress, Sending,
 };
-use udp_greeter::{Client, Greeter, Handler, DEFAULT_BIND, DEFAULT_RETRIES, MAX_DATAGRAM};
+use udp_greeter::client::DEFAULT_RETRIES;
+use udp_greeter::{Client, Greeter, Handler, DEFAULT_BIND, MAX_DATAGRAM};
 
 /// Sends each NAME to a udp-greeter server and prints its greeting.
 #[derive(Debug, Parser)]

@@ -3,6 +3,12 @@
 //! also serves a socket the service manager passed, tells the manager how
 //! it is doing (sd_notify), and upgrades in place on SIGUSR2.
 
+// Its only `unsafe` is the module kept in src/sys/ (server::dispositions).
+#![deny(unsafe_code)]
+
+// Shared with the client binary, which uses other parts of it.
+#[allow(dead_code, unused_imports)]
+mod cli;
 mod server;
 
 use std::fs::File;
@@ -13,7 +19,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use clap::{ArgAction, Parser, ValueEnum};
+use cli::{Addr, DAY};
 use log::LevelFilter;
+use server::dispositions as signals;
 use server::log_file::{self, LogFile, Lost};
 #[cfg(target_os = "linux")]
 use server::service::{Inherited, Passer};
@@ -21,10 +29,9 @@ use server::signals::Announced;
 #[cfg(target_os = "linux")]
 use server::upgrade::{self, Upgrader};
 use simplelog::{ColorChoice, CombinedLogger, SharedLogger, TermLogger, TerminalMode, WriteLogger};
-use udp_greeter::cli::{self, Addr, DAY};
 use udp_greeter::{
-    signals, Config, Counters, QueueFull, Server, Shutdown, DEFAULT_BIND, DEFAULT_QUEUE,
-    MAX_DATAGRAM, MAX_QUEUE, MAX_WORKERS, RECEIVED_TARGET,
+    Config, Counters, QueueFull, Server, Shutdown, Snapshot, DEFAULT_BIND, DEFAULT_QUEUE,
+    MAX_DATAGRAM, MAX_QUEUE, MAX_WORKERS,
 };
 
 /// Answers every UDP datagram `data` with `Hello, data!`.
@@ -124,10 +131,19 @@ struct Args {
           num_args = 0..=1, require_equals = true, default_missing_value = "true",
           default_value_t = true, ignore_case = true, value_parser = cli::boolish())]
     log_requests: bool,
+
+    /// Longest a stop may take, like 60, 8s or 500ms: past it, exit 1
+    /// naming the workers still in their handler (0: no limit)
+    #[arg(long, env = "UDP_GREETER_STOP_TIMEOUT", value_name = "DURATION", default_value = "60",
+          allow_hyphen_values = true, value_parser = cli::duration_or_off(STOP_MIN, DAY))]
+    stop_timeout: Duration,
 }
 
 /// The shortest stats interval: more often would be the log's main content.
 const STATS_MIN: Duration = Duration::from_millis(100);
+
+/// The shortest stop timeout: time to answer what is queued, at least.
+const STOP_MIN: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Level {
@@ -198,6 +214,7 @@ fn run(args: Args, lost: Option<(Lost, PathBuf)>) -> ExitCode {
     log_resolved(&args, inherited.socket.is_none());
     #[cfg(not(target_os = "linux"))]
     log_resolved(&args, true);
+    let stop_timeout = args.stop_timeout;
     let config = config_of(args);
     // Signals are wired before the socket is bound: a signal that arrives
     // right after `Bind UDP on` must still stop the server gracefully.
@@ -221,18 +238,43 @@ fn run(args: Args, lost: Option<(Lost, PathBuf)>) -> ExitCode {
             return ExitCode::from(if e.is_config() { 2 } else { 1 });
         }
     };
+    announce(&server);
     // For a forced exit to report; one before this point reports zeros.
-    let _ = counters.set(server.counters());
+    let so_far = server.counters();
+    let _ = counters.set(so_far.clone());
 
-    let joined = server.join();
+    let stopped = stop(server, stop_timeout);
     announced.settle();
-    match joined {
+    match stopped {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
+            if e.is_overdue() {
+                // Straight to stderr, as the error: the log may be what
+                // holds the stop up.
+                cli::say(server::signals::cut_short(&so_far.snapshot()));
+            }
             cli::error(e);
             ExitCode::from(1)
         }
     }
+}
+
+/// The tutorial's line, once every thread serves, and the metrics' address.
+fn announce(server: &Server) {
+    log::info!("Bind UDP on {}...", server.local_addr().port());
+    if let Some(addr) = server.metrics_addr() {
+        log::info!("Serving metrics on http://{addr}/metrics");
+    }
+}
+
+/// Waits until the stop is asked for (a signal, an upgrade, a failed
+/// socket), then for the server to stop, at most `limit` (zero: no limit).
+fn stop(server: Server, limit: Duration) -> udp_greeter::Result<Snapshot> {
+    if limit.is_zero() {
+        return server.join();
+    }
+    server.shutdown_handle().wait();
+    server.shutdown_within(limit)
 }
 
 /// Logs what each address given as a host name resolved to (`--bind`
@@ -266,6 +308,7 @@ fn config_of(args: Args) -> Config {
     config.recv_buffer = (args.recv_buffer > 0).then_some(args.recv_buffer as usize);
     config.reuse_port = args.reuse_port;
     config.loop_guard = args.loop_guard;
+    config.log_requests = args.log_requests;
     config.stats_interval = (!args.stats_interval.is_zero()).then_some(args.stats_interval);
     config.metrics_addr = args.metrics_addr.map(|a| a.addr);
     config
@@ -398,11 +441,6 @@ fn init_logging(args: &Args) -> Result<Option<(Lost, PathBuf)>, String> {
     config
         .set_target_level(LevelFilter::Off)
         .set_thread_level(LevelFilter::Off);
-    if !args.log_requests {
-        // A line per request is most of a busy server's log; the rest
-        // (start, counters, warnings) stays.
-        config.add_filter_ignore_str(RECEIVED_TARGET);
-    }
     let config = config.build();
     // Colour only for a person at a terminal, never in a pipe or a file.
     let color = if std::io::stderr().is_terminal() {

@@ -92,10 +92,31 @@ impl std::fmt::Debug for Sources {
     }
 }
 
+/// What a service built on the engine adds to its endpoint: metrics of its
+/// own, and the name and version its `build_info` shows.
+#[derive(Debug)]
+pub(crate) struct Additions {
+    pub registry: Registry,
+    pub service: String,
+    pub version: String,
+}
+
+impl Default for Additions {
+    /// Nothing of its own; the engine's name and version.
+    fn default() -> Additions {
+        Additions {
+            registry: Registry::default(),
+            service: env!("CARGO_PKG_NAME").to_string(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        }
+    }
+}
+
 /// The `metrics` thread.
 pub(crate) struct Exporter {
     pub endpoint: Endpoint,
     pub sources: Sources,
+    pub additions: Additions,
     pub shutdown: Shutdown,
 }
 
@@ -106,9 +127,10 @@ impl Exporter {
         let Exporter {
             endpoint,
             sources,
+            additions,
             shutdown,
         } = self;
-        let registry = registry(sources);
+        let registry = registry(sources, additions);
         let http = Arc::new(endpoint.http);
         let waker = Arc::downgrade(&http);
         shutdown.on_trigger(move || {
@@ -130,13 +152,21 @@ impl Exporter {
     }
 }
 
-/// Every metric: the build, then the live counters.
-fn registry(sources: Sources) -> Registry {
-    let mut registry = Registry::default();
+/// Every metric: the service's own, the build, then the live counters.
+fn registry(sources: Sources, additions: Additions) -> Registry {
+    let Additions {
+        mut registry,
+        service,
+        version,
+    } = additions;
     registry.register(
         format!("{}_build", sources.namespace),
-        "Build information",
-        Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
+        "Build information: the service, its version, the engine's version",
+        Info::new(vec![
+            ("service", service),
+            ("version", version),
+            ("engine_version", env!("CARGO_PKG_VERSION").to_string()),
+        ]),
     );
     registry.register_collector(Box::new(Live(sources)));
     registry
@@ -267,13 +297,16 @@ mod tests {
         stats.workers().add(Count::Replied, 4);
         stats.receiver().add(Count::DroppedQueueFull, 1);
         stats.receiver().add(Count::DroppedRateLimited, 2);
-        let registry = registry(Sources {
-            stats,
-            depth: Box::new(|| 5),
-            capacity: 16,
-            workers: 3,
-            namespace: "udp_greeter".to_string(),
-        });
+        let registry = registry(
+            Sources {
+                stats,
+                depth: Box::new(|| 5),
+                capacity: 16,
+                workers: 3,
+                namespace: "udp_greeter".to_string(),
+            },
+            Additions::default(),
+        );
         let mut text = String::new();
         prometheus_text::encode(&mut text, &registry).unwrap();
         let lines: Vec<&str> = text.lines().collect();
@@ -295,7 +328,9 @@ mod tests {
             "udp_greeter_queue_capacity 16",
             "udp_greeter_workers 3",
             concat!(
-                "udp_greeter_build_info{version=\"",
+                "udp_greeter_build_info{service=\"udp-greeter\",version=\"",
+                env!("CARGO_PKG_VERSION"),
+                "\",engine_version=\"",
                 env!("CARGO_PKG_VERSION"),
                 "\"} 1"
             ),
@@ -306,13 +341,16 @@ mod tests {
 
     #[test]
     fn namespaced() {
-        let registry = registry(Sources {
-            stats: Arc::new(Stats::default()),
-            depth: Box::new(|| 0),
-            capacity: 1,
-            workers: 1,
-            namespace: "lookup".to_string(),
-        });
+        let registry = registry(
+            Sources {
+                stats: Arc::new(Stats::default()),
+                depth: Box::new(|| 0),
+                capacity: 1,
+                workers: 1,
+                namespace: "lookup".to_string(),
+            },
+            Additions::default(),
+        );
         let mut text = String::new();
         prometheus_text::encode(&mut text, &registry).unwrap();
         assert!(text.contains("\nlookup_received_total 0\n"), "{text}");

@@ -2,6 +2,7 @@
 //! touches a datagram; the pipeline writes the counters and reads the
 //! shutdown flag, these threads read them.
 
+pub(crate) mod busy;
 pub(crate) mod shutdown;
 pub(crate) mod socket_drops;
 pub(crate) mod stats;

@@ -67,6 +67,14 @@ impl Shutdown {
         false
     }
 
+    /// Waits until [`trigger`](Shutdown::trigger) is called, by anyone:
+    /// a signal's handler, or the server itself when its socket fails for
+    /// good. Returns at once if it was.
+    pub fn wait(&self) {
+        // The channel never carries a message: it only closes.
+        let _ = self.inner.closed.recv();
+    }
+
     /// Whether [`trigger`](Shutdown::trigger) has been called.
     pub fn is_triggered(&self) -> bool {
         self.inner.flag.load(Ordering::Acquire)

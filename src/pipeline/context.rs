@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::buffer::BufferPool;
 use super::loopguard::LoopGuard;
+use crate::control::busy::Busy;
 use crate::control::probe::Probe;
 use crate::control::shutdown::Shutdown;
 use crate::control::stats::Stats;
@@ -27,6 +28,8 @@ pub(crate) struct ServerContext {
     pub loop_guard: Option<LoopGuard>,
     /// The watchdog's probe, asked for beside the pipeline.
     pub probe: Arc<Probe>,
+    /// Which workers are in their handler, for a stop that runs late.
+    pub busy: Arc<Busy>,
 }
 
 impl fmt::Debug for ServerContext {
@@ -40,19 +43,11 @@ impl fmt::Debug for ServerContext {
 
 /// The log target of the `Received from` lines: `udp_greeter::received`.
 ///
-/// Every record of the `log` crate carries a target, by default the path
-/// of the module that logged it, and a logger can filter on it. The server
-/// logs `Received from ADDR.` for each datagram a worker takes, up to 100
-/// lines a second: more than a service's journal may want. Under a target
-/// of their own, those lines can be left out, or sent elsewhere, while
-/// every other line stays:
+/// Those lines are logged only when [`Config::log_requests`] is on (up to
+/// 100 a second); under a target of their own, a logger can still send
+/// them elsewhere.
 ///
-/// ```
-/// fn wanted(metadata: &log::Metadata<'_>) -> bool {
-///     metadata.target() != udp_greeter::RECEIVED_TARGET
-/// }
-/// # let _ = wanted;
-/// ```
+/// [`Config::log_requests`]: crate::Config::log_requests
 pub const RECEIVED_TARGET: &str = "udp_greeter::received";
 
 /// How many `Received from` lines all workers together log per second.
@@ -60,6 +55,29 @@ pub(crate) const RECEIVED_LINES_PER_SECOND: u64 = 100;
 
 /// How many warnings of one kind are logged per second.
 const WARNINGS_PER_SECOND: u64 = 1;
+
+/// How many bytes of a failed handler's reason a warning shows.
+const REASON_BYTES: usize = 200;
+
+/// What a failed handler wrote into its reply, its reason: shown after
+/// `: `, escaped so that it can neither forge log lines nor drive a
+/// terminal, and cut at [`REASON_BYTES`]; nothing when it wrote nothing.
+pub(crate) struct Reason<'a>(pub &'a [u8]);
+
+impl fmt::Display for Reason<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        let shown = &self.0[..self.0.len().min(REASON_BYTES)];
+        let cut = if self.0.len() > REASON_BYTES {
+            "..."
+        } else {
+            ""
+        };
+        write!(f, ": {}{cut}", shown.escape_ascii())
+    }
+}
 
 /// A kind of warning the pipeline logs, each throttled on its own so that
 /// a flood of one kind does not hide another.
@@ -119,23 +137,30 @@ fn received_held_back(n: u64) {
 }
 
 /// The pipeline's log throttles: one per kind of warning, and one for the
-/// `Received from` lines.
+/// `Received from` lines, which are logged only if `log_requests`.
 #[derive(Debug)]
 pub(crate) struct Warnings {
     kinds: [Throttle; Warning::ALL.len()],
     received: Throttle,
+    log_requests: bool,
 }
 
 impl Default for Warnings {
+    /// A library's default: no line per request.
     fn default() -> Warnings {
-        Warnings {
-            kinds: Warning::ALL.map(|_| Throttle::new(WARNINGS_PER_SECOND)),
-            received: Throttle::new(RECEIVED_LINES_PER_SECOND),
-        }
+        Warnings::new(false)
     }
 }
 
 impl Warnings {
+    pub(crate) fn new(log_requests: bool) -> Warnings {
+        Warnings {
+            kinds: Warning::ALL.map(|_| Throttle::new(WARNINGS_PER_SECOND)),
+            received: Throttle::new(RECEIVED_LINES_PER_SECOND),
+            log_requests,
+        }
+    }
+
     /// Logs `message` at `level` if its kind is under its cap this second,
     /// with a count of the lines of that kind held back before it.
     pub(crate) fn log(&self, kind: Warning, level: log::Level, message: fmt::Arguments<'_>) {
@@ -147,7 +172,11 @@ impl Warnings {
 
     /// How many of `n` `Received from` lines may be logged now, at one
     /// clock reading for all; says how many were held back before.
+    /// None unless the configuration asked for them.
     pub(crate) fn admit_received(&self, n: usize) -> usize {
+        if !self.log_requests {
+            return 0;
+        }
         let (admitted, held_back) = self.received.admit_many(n as u64);
         received_held_back(held_back);
         admitted as usize

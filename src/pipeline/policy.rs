@@ -3,17 +3,24 @@
 //! workers only ask it; `docs/architecture.md` states the contract it
 //! keeps and `docs/benchmarks.md` the measurements behind each choice.
 //!
-//! - **How much a worker takes: one request.** A worker that held a second
-//!   request while its handler ran would keep it from a worker that is idle,
-//!   and a reply held for a batch would wait on handlers not its own.
+//! - **How much a worker takes: one request**, so that it never holds one
+//!   an idle worker could take, and a reply never waits on another's
+//!   handler. A quick handler (`Handler::is_quick`) takes its share of what
+//!   waits among the workers awake, up to a batch ([`Idle::take`]).
 //! - **Who looks: searchers.** A worker woken for work is *searching* until
 //!   it takes a job. The receiver wakes a sleeper only when no worker is
 //!   searching, and a searcher that takes a job while more are queued wakes
-//!   the next: a burst wakes as many workers as it has requests, one wake
-//!   per worker, and the receiver pays for one of them.
+//!   the next: a burst wakes one worker per request, each woken by the one
+//!   before, and the receiver pays for one wake. For a quick handler, a
+//!   sleeper is woken only when no worker is awake or [`BACKLOG`] wait.
 //! - **Who sleeps: a worker that finds the queue empty**, at once: no spin,
 //!   so that nothing runs when nothing happens and the CPU a spin would
-//!   take stays with the handlers and the client.
+//!   take stays with the handlers and the client. Only a quick handler's
+//!   worker that just served a batch of more than one (load that keeps
+//!   coming) looks [`LOOKS`] more times first, as the one searcher.
+//!
+//! The receiver reads what the socket holds, up to a batch, at each read:
+//! a burst is queued whole before anyone is woken for it.
 
 use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -21,20 +28,15 @@ use std::thread::{self, Thread};
 
 use crate::sys::BATCH;
 
-/// While fewer datagrams than this wait in the queue, the receiver reads
-/// one per call, so that a worker starts on each while it reads the next;
-/// from this many on, the workers are behind and the receiver saves system
-/// calls by reading a whole batch.
+/// From this many jobs queued, a quick handler's work wakes a sleeping
+/// worker even while another is awake: more than the awake one answers
+/// in the time a sleeper takes to wake.
 pub(crate) const BACKLOG: usize = 8;
 
-/// How many datagrams the receiver reads at once, with `queued` waiting.
-pub(crate) fn read_size(queued: usize) -> usize {
-    if queued < BACKLOG {
-        1
-    } else {
-        BATCH
-    }
-}
+/// How many looks a quick handler's worker takes after a batch before it
+/// sleeps: a count, not a time, so that no history changes it. Each look
+/// yields the CPU, so a client on the same core runs meanwhile.
+const LOOKS: u32 = 8;
 
 /// The workers that sleep, and how many look for work: shared by the
 /// receiver, which notifies it of work, and every worker.
@@ -102,6 +104,19 @@ impl Idle {
         let needed = !self.quick || sleeping == self.woken.len() || queued >= BACKLOG;
         if self.searching.load(SeqCst) == 0 && sleeping > 0 && needed {
             self.wake_one();
+        }
+    }
+
+    /// How many more looks (a `yield` and a `try_recv` each) a worker takes
+    /// before it sleeps, after serving `served` requests: for a quick
+    /// handler under load (a batch of more than one), a few, as a searcher,
+    /// so that the next batch finds it awake; otherwise none.
+    pub(crate) fn looks(&self, served: usize) -> u32 {
+        if self.quick && served > 1 && self.searching.load(SeqCst) == 0 {
+            self.searching.fetch_add(1, SeqCst);
+            LOOKS
+        } else {
+            0
         }
     }
 
@@ -342,6 +357,16 @@ mod tests {
     }
 
     #[test]
+    fn one_worker_at_a_time_looks_again_after_a_quick_batch() {
+        let idle = Idle::new(2, true);
+        assert_eq!(idle.looks(1), 0, "a lone request: sleep at once");
+        assert_eq!(idle.looks(2), LOOKS);
+        assert_eq!(idle.searching.load(SeqCst), 1, "a looker searches");
+        assert_eq!(idle.looks(32), 0, "one looker at a time");
+        assert_eq!(Idle::new(2, false).looks(32), 0, "a handler that may wait");
+    }
+
+    #[test]
     fn a_quick_pool_all_asleep_wakes_for_one_job() {
         let idle = Arc::new(Idle::new(1, true));
         let (woke, woken) = mpsc::channel();
@@ -350,12 +375,5 @@ mod tests {
         idle.notify(1);
         assert_eq!(woken.recv_timeout(PATIENCE).unwrap(), (0, true));
         idle.close();
-    }
-
-    #[test]
-    fn reads() {
-        assert_eq!(read_size(0), 1);
-        assert_eq!(read_size(BACKLOG - 1), 1);
-        assert_eq!(read_size(BACKLOG), BATCH);
     }
 }

@@ -15,19 +15,10 @@ use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::time::Instant;
 
-/// How many slots the server's rate-limit table holds: 65,536.
-///
-/// A slot is one token bucket: how many replies a source may still get
-/// right now, and when that was last topped up. A source's IP address picks
-/// its slot through a hash keyed with a random value per table, so nobody
-/// outside can tell which addresses share a slot. The table is fixed
-/// because a flood may come from any number of forged addresses: a table
-/// that grew per source would let it take all memory, while this one stays
-/// about 1.5 MiB whatever arrives. Two sources that land in one slot (a
-/// collision) share one bucket, and so one allowance: the limit gets
-/// stricter for both, never looser. With N sources active at once, a given
-/// source shares its slot with odds of about N in 65,536.
-pub const DEFAULT_SLOTS: usize = 1 << 16;
+/// How many slots the server's table holds: 65,536 buckets, about 1.5 MiB
+/// whatever arrives; with N sources active, a source shares its slot (and
+/// so its allowance) with odds of about N in 65,536.
+pub(crate) const DEFAULT_SLOTS: usize = 1 << 16;
 
 /// One whole reply's worth of credit: credit is kept in billionths of a
 /// reply, so that a refill of `rate` × nanoseconds is always whole and none
@@ -70,23 +61,9 @@ impl Bucket {
 /// of a reply it is still earning, so over any stretch of t seconds a
 /// source gets fewer than `burst` + 1 + `rate` × t replies.
 ///
-/// Not shared: the receiver thread owns it and checks each datagram before
-/// queuing it, so it needs no lock.
-///
-/// ```
-/// use std::time::Instant;
-/// use udp_greeter::RateLimiter;
-///
-/// let mut limiter = RateLimiter::new(10, 2, 1024);
-/// let now = Instant::now();
-/// let ip = "192.0.2.1".parse()?;
-/// assert!(limiter.check_at(ip, now));
-/// assert!(limiter.check_at(ip, now));
-/// assert!(!limiter.check_at(ip, now)); // burst of 2 spent
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
+/// Not shared: the receiver thread owns it, so it needs no lock.
 #[derive(Debug)]
-pub struct RateLimiter {
+pub(crate) struct RateLimiter {
     rate: u64,
     burst: u64,
     buckets: Box<[Bucket]>,
@@ -98,7 +75,7 @@ impl RateLimiter {
     /// A limiter allowing `rate` replies per second to each source, with
     /// bursts of up to `burst` (at least 1), in a table of `slots` buckets
     /// (at least 1).
-    pub fn new(rate: u32, burst: u32, slots: usize) -> RateLimiter {
+    pub(crate) fn new(rate: u32, burst: u32, slots: usize) -> RateLimiter {
         RateLimiter {
             rate: u64::from(rate),
             burst: u64::from(burst.max(1)),
@@ -108,14 +85,9 @@ impl RateLimiter {
         }
     }
 
-    /// Whether a datagram from `ip` may be answered now; takes a token if so.
-    pub fn check(&mut self, ip: IpAddr) -> bool {
-        self.check_at(ip, Instant::now())
-    }
-
-    /// As [`check`](RateLimiter::check), at a given time, so that many
-    /// datagrams of one batch share one clock read.
-    pub fn check_at(&mut self, ip: IpAddr, now: Instant) -> bool {
+    /// Whether a datagram from `ip` may be answered at `now` (one clock
+    /// read for a whole batch); takes a token if so.
+    pub(crate) fn check_at(&mut self, ip: IpAddr, now: Instant) -> bool {
         // Whole nanoseconds: 584 years from the epoch fit.
         let now_ns =
             u64::try_from(now.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX);
@@ -142,7 +114,8 @@ impl RateLimiter {
     }
 
     /// Bytes of memory the table holds: fixed when it is made.
-    pub fn memory(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn memory(&self) -> usize {
         std::mem::size_of::<Self>() + std::mem::size_of_val(&*self.buckets)
     }
 
@@ -183,6 +156,32 @@ mod tests {
         // With 65,536 slots two addresses share one with odds of 1 in 65,536;
         // the keyed hash changes per limiter, so this cannot fail twice in a row.
         assert!(l.check_at(b, t) || RateLimiter::new(1, 1, 1 << 16).check_at(b, t));
+    }
+
+    /// A flood from 100,000 different addresses leaves the fixed table
+    /// working: a second later any source gets its whole burst, and no more.
+    #[test]
+    fn flood_leaves_the_table_working() {
+        let mut limiter = RateLimiter::new(5, 5, DEFAULT_SLOTS);
+        let now = Instant::now();
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        for i in 0..100_000u32 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let ip = if i % 2 == 0 {
+                IpAddr::V4(Ipv4Addr::from(x as u32))
+            } else {
+                IpAddr::V6(std::net::Ipv6Addr::from(
+                    u128::from(x) << 64 | u128::from(i),
+                ))
+            };
+            limiter.check_at(ip, now);
+        }
+        let later = now + Duration::from_secs(1);
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let allowed = (0..10).filter(|_| limiter.check_at(ip, later)).count();
+        assert_eq!(allowed, 5);
     }
 
     #[test]

@@ -10,7 +10,6 @@ use std::time::Instant;
 use log::Level;
 
 use super::context::{ServerContext, Warning};
-use super::policy::read_size;
 use super::queue::{Datagram, Job, Queue};
 use super::ratelimit::RateLimiter;
 use super::shown;
@@ -68,9 +67,8 @@ impl ReceiverThread {
             if self.ctx.probe.is_requested() {
                 self.send_probe();
             }
-            let slots = &mut slots[..read_size(self.queue.len())];
-            match reader.read_or_wake(&self.socket, slots, &mut metas, &self.wake) {
-                Ok(Readiness::Socket) => self.dispatch(slots, &metas),
+            match reader.read_or_wake(&self.socket, &mut slots, &mut metas, &self.wake) {
+                Ok(Readiness::Socket) => self.dispatch(&mut slots, &metas),
                 Ok(Readiness::Woken) => break,
                 Ok(Readiness::Nudged) => {}
                 Err(e) if sys::is_transient(&e) => self.ctx.warnings.log(
@@ -250,6 +248,7 @@ mod tests {
             max_datagram: 63,
             loop_guard: None,
             probe: Default::default(),
+            busy: Default::default(),
         })
     }
 

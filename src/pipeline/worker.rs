@@ -4,11 +4,12 @@
 use std::net::{SocketAddr, UdpSocket};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
+use std::thread;
 
 use crossbeam_channel::{Receiver, TryRecvError};
 use log::Level;
 
-use super::context::{ServerContext, Warning, RECEIVED_TARGET};
+use super::context::{Reason, ServerContext, Warning, RECEIVED_TARGET};
 use super::loopguard::Rule;
 use super::policy::Idle;
 use super::queue::{Datagram, Job};
@@ -28,7 +29,8 @@ const TRACE_BYTES: usize = 64;
 pub(crate) const REPLY_KEEP: usize = 2048;
 
 pub(crate) struct Worker<H> {
-    /// Its index in the pool, which the pool's policy knows it by.
+    /// Its index in the pool (`worker-{id}`), which the pool's policy
+    /// knows it by.
     id: usize,
     ctx: Arc<ServerContext>,
     /// This worker's own: no other thread touches it.
@@ -38,6 +40,8 @@ pub(crate) struct Worker<H> {
     idle: Arc<Idle>,
     /// Whether it was woken to look for work and has not yet found any.
     searching: bool,
+    /// Looks left before it sleeps.
+    looks: u32,
     /// The datagrams taken at once: one, unless the pool's policy says
     /// more (see [`Idle::take`]).
     batch: Vec<Datagram>,
@@ -90,6 +94,7 @@ impl<H: Handler> Worker<H> {
             queue,
             idle,
             searching: false,
+            looks: 0,
             batch: Vec::with_capacity(BATCH),
             replies: (0..BATCH).map(|_| Vec::new()).collect(),
             outcomes: Vec::with_capacity(BATCH),
@@ -105,13 +110,8 @@ impl<H: Handler> Worker<H> {
         let _stop = TriggerOnDrop::if_panicking(self.ctx.shutdown.clone());
         while let Some(job) = self.next_job() {
             self.take(job);
-            if self.batch.is_empty() {
-                continue;
-            }
             self.serve();
-            for d in self.batch.drain(..) {
-                self.ctx.pool.give(d.buf);
-            }
+            self.recycle();
         }
     }
 
@@ -120,11 +120,12 @@ impl<H: Handler> Worker<H> {
     fn next_job(&mut self) -> Option<Job> {
         loop {
             let taken = match self.queue.try_recv() {
-                Err(TryRecvError::Empty) => self.sleep(),
+                Err(TryRecvError::Empty) => self.wait(),
                 taken => taken,
             };
             match taken {
                 Ok(job) => {
+                    self.looks = 0;
                     let searching = std::mem::take(&mut self.searching);
                     self.idle.found(searching, || self.queue.len());
                     return Some(job);
@@ -133,6 +134,17 @@ impl<H: Handler> Worker<H> {
                 Err(TryRecvError::Empty) => {}
             }
         }
+    }
+
+    /// Waits for a job: one of the looks left after a batch, which yields
+    /// the CPU and finds nothing, or a sleep.
+    fn wait(&mut self) -> Result<Job, TryRecvError> {
+        if self.looks == 0 {
+            return self.sleep();
+        }
+        self.looks -= 1;
+        thread::yield_now();
+        Err(TryRecvError::Empty)
     }
 
     /// Sleeps until woken to search, unless a last look finds a job.
@@ -163,6 +175,9 @@ impl<H: Handler> Worker<H> {
 
     /// Answers the batch, sends its replies and counts each fate.
     fn serve(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
         let served = panic::catch_unwind(AssertUnwindSafe(|| self.settle()));
         let pending = served.unwrap_or_else(|_| {
             // A bug outside the handler; nothing was counted yet, so the
@@ -177,6 +192,18 @@ impl<H: Handler> Worker<H> {
         self.ctx.stats.workers().add_pending(&pending);
         for reply in &mut self.replies[..self.batch.len()] {
             reply.shrink_to(REPLY_KEEP);
+        }
+    }
+
+    /// Hands the batch's buffers back, and takes the looks the pool's
+    /// policy allows after it.
+    fn recycle(&mut self) {
+        if !self.searching {
+            self.looks = self.idle.looks(self.batch.len());
+            self.searching = self.looks > 0;
+        }
+        for d in self.batch.drain(..) {
+            self.ctx.pool.give(d.buf);
         }
     }
 
@@ -232,6 +259,7 @@ impl<H: Handler> Worker<H> {
         let guarded = self.ctx.loop_guard.is_some();
         let handler = &mut self.handler;
         let handled = panic::catch_unwind(AssertUnwindSafe(|| {
+            let _in_handler = self.ctx.busy.enter(self.id);
             // The handler's own loop rule: a reply of this service, most
             // likely another instance's, aimed here by a forged source.
             if guarded && handler.is_reply(request.payload) {
@@ -247,14 +275,13 @@ impl<H: Handler> Worker<H> {
             Ok(Some(Answer::Fail)) => Outcome::Failed,
             Err(_) => Outcome::Panicked,
         };
-        let (peer, len) = (d.peer, reply.len());
-        self.warn(outcome, peer, len);
+        self.warn(outcome, d.peer, &self.replies[i]);
         outcome
     }
 
     /// The warning an outcome gets, if any, throttled by kind.
-    fn warn(&self, outcome: Outcome, peer: SocketAddr, reply_len: usize) {
-        let peer = shown(peer);
+    fn warn(&self, outcome: Outcome, peer: SocketAddr, reply: &[u8]) {
+        let (peer, reply_len) = (shown(peer), reply.len());
         let w = &self.ctx.warnings;
         match outcome {
             Outcome::Send | Outcome::Declined => {}
@@ -273,7 +300,7 @@ impl<H: Handler> Worker<H> {
             Outcome::Failed => w.log(
                 Warning::HandlerFailed,
                 Level::Warn,
-                format_args!("handler failed on a datagram from {peer}"),
+                format_args!("handler failed on a datagram from {peer}{}", Reason(reply)),
             ),
             Outcome::Panicked => w.log(
                 Warning::HandlerPanic,

@@ -13,23 +13,26 @@ use std::time::Duration;
 use super::start::Service;
 use super::start::{self, Parts};
 use super::Server;
+#[cfg(feature = "metrics")]
+use prometheus_client::registry::Registry;
+
 use crate::config::Config;
+#[cfg(feature = "metrics")]
+use crate::control::metrics::Additions;
 use crate::control::shutdown::Shutdown;
 use crate::error::{Error, Result};
 use crate::handler::{Greeter, Handler};
 #[cfg(target_os = "linux")]
 use crate::service::Notifier;
 
-/// Makes the handler of one worker, given its index.
-type Factory<H> = Box<dyn FnMut(usize) -> Result<H>>;
-
 /// How a server is put together before it starts: made by
 /// [`Server::builder`], started by [`Builder::start`].
 ///
 /// Each worker owns a handler of its own: a clone of one
-/// ([`Builder::handler`]), or one a factory makes for it
-/// ([`Builder::handler_factory`]), the way to give each worker state that
-/// must not be shared, such as a database connection:
+/// ([`Builder::handler`]), or one made for it
+/// ([`Builder::handler_per_worker`], [`Builder::handler_factory`] if making
+/// it can fail), the way to give each worker state that must not be
+/// shared, such as a database connection:
 ///
 /// ```
 /// use std::collections::HashMap;
@@ -51,7 +54,7 @@ type Factory<H> = Box<dyn FnMut(usize) -> Result<H>>;
 /// }
 ///
 /// let server = Server::builder(Config::new("127.0.0.1:0".parse()?))
-///     .handler_factory(|_worker| Ok::<_, std::io::Error>(Seen { counts: HashMap::new() }))
+///     .handler_per_worker(|_worker| Seen { counts: HashMap::new() })
 ///     .start()?;
 /// server.shutdown()?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -61,20 +64,26 @@ pub struct Builder<H> {
     config: Config,
     socket: Option<UdpSocket>,
     shutdown: Option<Shutdown>,
-    factory: Factory<H>,
+    /// One per worker, made as soon as they were given; or why they
+    /// could not be, for `start` to return.
+    handlers: Result<Vec<H>>,
     #[cfg(target_os = "linux")]
     service: Service,
+    #[cfg(feature = "metrics")]
+    additions: Additions,
 }
 
 impl Builder<Greeter> {
     pub(super) fn new(config: Config) -> Builder<Greeter> {
         Builder {
+            handlers: handlers_for(&config, |_| Ok(Greeter)),
             config,
             socket: None,
             shutdown: None,
-            factory: Box::new(|_| Ok(Greeter)),
             #[cfg(target_os = "linux")]
             service: Service::default(),
+            #[cfg(feature = "metrics")]
+            additions: Additions::default(),
         }
     }
 }
@@ -114,25 +123,38 @@ impl<H: Handler> Builder<H> {
     /// `examples/kv_store.rs` serves `GET` and `SET` from a store shared
     /// this way.
     pub fn handler<G: Handler + Clone>(self, handler: G) -> Builder<G> {
-        self.with_factory(Box::new(move |_| Ok(handler.clone())))
+        let handlers = handlers_for(&self.config, |_| Ok(handler.clone()));
+        self.with_handlers(handlers)
     }
 
-    /// Answers with the handlers `factory` makes: one per worker, called
-    /// with the worker's index (`0` for `worker-0`, ...) on the thread
-    /// that calls [`start`](Builder::start), before the socket is bound.
-    ///
-    /// If it fails for any worker, `start` fails with its error's message
-    /// and nothing is left running or bound: a service that cannot open
-    /// its database says so at start, not at its first request.
+    /// Answers with the handlers `make` returns: one per worker, made
+    /// here and now, on this thread, by a call with the worker's index
+    /// (`0` for `worker-0`, ...). So `make` may borrow what the caller
+    /// holds; what it returns is moved to its worker.
+    pub fn handler_per_worker<G, F>(self, mut make: F) -> Builder<G>
+    where
+        G: Handler,
+        F: FnMut(usize) -> G,
+    {
+        let handlers = handlers_for(&self.config, |worker| Ok(make(worker)));
+        self.with_handlers(handlers)
+    }
+
+    /// As [`handler_per_worker`](Builder::handler_per_worker), for a
+    /// factory that can fail: the first error stops it, and
+    /// [`start`](Builder::start) fails with its message, binding nothing
+    /// and starting nothing. A service that cannot open its database says
+    /// so at start, not at its first request.
     pub fn handler_factory<G, E, F>(self, mut factory: F) -> Builder<G>
     where
         G: Handler,
         E: fmt::Display,
-        F: FnMut(usize) -> std::result::Result<G, E> + 'static,
+        F: FnMut(usize) -> std::result::Result<G, E>,
     {
-        self.with_factory(Box::new(move |worker| {
+        let handlers = handlers_for(&self.config, |worker| {
             factory(worker).map_err(|e| Error::handler(worker, e.to_string()))
-        }))
+        });
+        self.with_handlers(handlers)
     }
 
     /// Serves `socket`, bound and configured by the caller (or inherited
@@ -182,38 +204,86 @@ impl<H: Handler> Builder<H> {
         self
     }
 
-    /// Checks the configuration, makes every worker's handler, binds the
-    /// socket (or takes the one given) and starts the threads; returns once
-    /// they all serve.
+    #[cfg(feature = "metrics")]
+    /// Adds metrics of the service's own to the engine's endpoint
+    /// ([`Config::metrics_addr`]): `register` is called at once with the
+    /// registry the endpoint serves, to register them into, beside the
+    /// engine's. Their names are the service's to choose: best under a
+    /// prefix of its own (`Registry::sub_registry_with_prefix`). A metric
+    /// is a handle that its handlers, made before or after, keep a clone of.
     ///
-    /// Logs `Bind UDP on PORT...` with the port really bound.
-    pub fn start(mut self) -> Result<Server> {
-        self.config.validate()?;
+    /// ```
+    /// use udp_greeter::prometheus_client::metrics::counter::Counter;
+    /// use udp_greeter::{Config, Request, Server};
+    ///
+    /// let misses = Counter::<u64>::default();
+    /// let counted = misses.clone();
+    /// let server = Server::builder(Config::new("127.0.0.1:0".parse()?))
+    ///     .metrics(|registry| registry.register("lookup_misses", "Keys not found", misses))
+    ///     .build_info("lookup", "1.2.0")
+    ///     .handler(move |_: &Request<'_>, _: &mut Vec<u8>| {
+    ///         counted.inc();
+    ///     })
+    ///     .start()?;
+    /// server.shutdown()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// [`Config::metrics_addr`]: crate::Config::metrics_addr
+    pub fn metrics(mut self, register: impl FnOnce(&mut Registry)) -> Builder<H> {
+        register(&mut self.additions.registry);
+        self
+    }
+
+    #[cfg(feature = "metrics")]
+    /// The service and version the endpoint's `build_info` names
+    /// (`service="udp-greeter"` and this crate's version by default),
+    /// beside the engine's version (`engine_version`).
+    pub fn build_info(
+        mut self,
+        service: impl Into<String>,
+        version: impl Into<String>,
+    ) -> Builder<H> {
+        self.additions.service = service.into();
+        self.additions.version = version.into();
+        self
+    }
+
+    /// Binds the socket (or takes the one given) and starts the threads;
+    /// returns once they all serve. Fails with what was wrong with the
+    /// configuration or the handlers, if anything was.
+    ///
+    /// Logs no line at `info` when all is well: announcing the addresses
+    /// ([`Server::local_addr`], [`Server::metrics_addr`]) is the program's
+    /// to do.
+    pub fn start(self) -> Result<Server> {
+        let handlers = self.handlers?;
         #[cfg(target_os = "linux")]
         if self.service.watchdog.is_some() && self.service.notifier.is_none() {
             return Err(Error::config("a watchdog needs a notifier to ping"));
         }
-        let handlers = (0..self.config.workers)
-            .map(&mut self.factory)
-            .collect::<Result<Vec<H>>>()?;
         let parts = Parts {
             socket: self.socket,
             shutdown: self.shutdown.unwrap_or_default(),
             handlers,
             #[cfg(target_os = "linux")]
             service: self.service,
+            #[cfg(feature = "metrics")]
+            additions: self.additions,
         };
         start::start(&self.config, parts)
     }
 
-    fn with_factory<G>(self, factory: Factory<G>) -> Builder<G> {
+    fn with_handlers<G>(self, handlers: Result<Vec<G>>) -> Builder<G> {
         Builder {
             config: self.config,
             socket: self.socket,
             shutdown: self.shutdown,
-            factory,
+            handlers,
             #[cfg(target_os = "linux")]
             service: self.service,
+            #[cfg(feature = "metrics")]
+            additions: self.additions,
         }
     }
 }
@@ -226,4 +296,11 @@ impl<H> fmt::Debug for Builder<H> {
             .field("shutdown", &self.shutdown)
             .finish_non_exhaustive()
     }
+}
+
+/// A handler per worker of `config`, made by `make`: none if `config`
+/// cannot run, so that no number of workers it names is ever made.
+fn handlers_for<H>(config: &Config, make: impl FnMut(usize) -> Result<H>) -> Result<Vec<H>> {
+    config.validate()?;
+    (0..config.workers).map(make).collect()
 }

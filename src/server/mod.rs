@@ -5,13 +5,17 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::RecvTimeoutError;
 
 use crate::config::Config;
+use crate::control::busy::Busy;
 use crate::control::shutdown::Shutdown;
 use crate::control::stats::{Counters, Snapshot, Stats};
 use crate::error::{Error, Result};
 use crate::handler::Greeter;
-use crate::pipeline::Pipeline;
+use crate::pipeline::{spawn, Pipeline};
 
 mod builder;
 mod start;
@@ -50,6 +54,7 @@ pub struct Server {
     workers: usize,
     shutdown: Shutdown,
     stats: Arc<Stats>,
+    busy: Arc<Busy>,
     threads: Threads,
 }
 
@@ -88,7 +93,8 @@ impl Server {
     /// Binds `config.bind` and starts answering with the greeting: the
     /// short way to [`Server::builder`]`(config).start()`.
     ///
-    /// Logs `Bind UDP on PORT...` with the port really bound.
+    /// Logs no line at `info` when all is well: announcing the port
+    /// ([`Server::local_addr`]) is the program's to do.
     pub fn bind(config: Config) -> Result<Server> {
         Server::builder(config).start()
     }
@@ -148,6 +154,54 @@ impl Server {
     pub fn shutdown(self) -> Result<Snapshot> {
         self.shutdown.trigger();
         self.join()
+    }
+
+    /// Triggers shutdown and waits for it at most `deadline`: the receiver
+    /// stops reading at once, and what was queued is answered until then.
+    ///
+    /// Past the deadline it returns an error
+    /// ([`Error::is_overdue`](crate::Error::is_overdue)) naming the workers
+    /// still in their handler and how long each has been there, and leaves
+    /// the server's threads to finish on their own, or to end with the
+    /// process: until they do, the socket stays open (a copy in each of
+    /// those workers), so the port may stay bound. [`Server::counters`],
+    /// taken beforehand, still reads the counters then.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use udp_greeter::{Config, Server};
+    ///
+    /// let server = Server::bind(Config::new("127.0.0.1:0".parse()?))?;
+    /// let stats = server.shutdown_within(Duration::from_secs(60))?;
+    /// assert!(stats.is_balanced());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn shutdown_within(self, deadline: Duration) -> Result<Snapshot> {
+        let until = Instant::now() + deadline;
+        self.shutdown.trigger();
+        let busy = self.busy.clone();
+        let (done, joined) = crossbeam_channel::bounded(1);
+        let (hand, server) = crossbeam_channel::bounded::<Server>(1);
+        // The join runs on a thread of its own, so that a handler that
+        // never returns holds up that thread, not the caller.
+        let joiner = spawn("stop", move || {
+            if let Ok(server) = server.recv() {
+                let _ = done.send(server.join());
+            }
+        });
+        if let Err(e) = joiner {
+            // Dropped, the server would wait for its threads without a
+            // deadline: they are left to end on their own instead.
+            std::mem::forget(self);
+            return Err(e);
+        }
+        // The joiner is waiting for it: a channel of one has room.
+        let _ = hand.send(self);
+        match joined.recv_deadline(until) {
+            Ok(result) => result,
+            Err(RecvTimeoutError::Timeout) => Err(Error::overdue(deadline, busy.now())),
+            Err(RecvTimeoutError::Disconnected) => Err(Error::thread_panicked("stop")),
+        }
     }
 
     /// Waits until the server has stopped, after its shutdown was triggered

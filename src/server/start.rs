@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::{Server, Threads};
 use crate::config::Config;
+use crate::control::busy::Busy;
 use crate::control::reporter::Reporter;
 use crate::control::shutdown::Shutdown;
 use crate::control::stats::Stats;
@@ -16,7 +17,7 @@ use crate::control::watchdog::Watchdog;
 use crate::error::{Error, Result};
 use crate::handler::Handler;
 use crate::pipeline::buffer::BufferPool;
-use crate::pipeline::context::ServerContext;
+use crate::pipeline::context::{ServerContext, Warnings};
 use crate::pipeline::loopguard::LoopGuard;
 use crate::pipeline::{spawn, Pipeline};
 #[cfg(target_os = "linux")]
@@ -32,6 +33,9 @@ pub(super) struct Parts<H> {
     pub handlers: Vec<H>,
     #[cfg(target_os = "linux")]
     pub service: Service,
+    /// The service's own metrics and build.
+    #[cfg(feature = "metrics")]
+    pub additions: crate::control::metrics::Additions,
 }
 
 /// Telling a service manager how the server is doing.
@@ -51,6 +55,8 @@ pub(super) fn start<H: Handler>(config: &Config, parts: Parts<H>) -> Result<Serv
         handlers,
         #[cfg(target_os = "linux")]
         service,
+        #[cfg(feature = "metrics")]
+        additions,
     } = parts;
     let socket = match socket {
         Some(given) => sys::adopt(given)?,
@@ -74,6 +80,7 @@ pub(super) fn start<H: Handler>(config: &Config, parts: Parts<H>) -> Result<Serv
         workers: config.workers,
         shutdown,
         stats,
+        busy: ctx.busy.clone(),
         threads: Threads {
             pipeline,
             reporter: None,
@@ -85,24 +92,34 @@ pub(super) fn start<H: Handler>(config: &Config, parts: Parts<H>) -> Result<Serv
     // started before the error is returned.
     #[cfg(feature = "metrics")]
     if let Some(endpoint) = endpoint {
-        start_metrics(&mut server, config, endpoint)?;
+        start_metrics(&mut server, config, endpoint, additions)?;
     }
     #[cfg(target_os = "linux")]
     let notifier = service.notifier.clone();
     #[cfg(not(target_os = "linux"))]
     let notifier = None;
     if let Some(every) = config.stats_interval {
-        let reporter = Reporter {
-            stats: server.stats.clone(),
-            shutdown: server.shutdown.clone(),
-            every,
-            notifier,
-        };
-        server.threads.reporter = Some(spawn("stats", move || reporter.run())?);
+        start_reporter(&mut server, every, notifier)?;
     }
     #[cfg(target_os = "linux")]
     notify_service(&mut server, &ctx, service)?;
     Ok(server)
+}
+
+/// Starts the thread `stats`, which reports the counters `every` so often.
+fn start_reporter(
+    server: &mut Server,
+    every: Duration,
+    notifier: Option<Arc<Notifier>>,
+) -> Result<()> {
+    let reporter = Reporter {
+        stats: server.stats.clone(),
+        shutdown: server.shutdown.clone(),
+        every,
+        notifier,
+    };
+    server.threads.reporter = Some(spawn("stats", move || reporter.run())?);
+    Ok(())
 }
 
 /// Tells the service manager the server is ready, and that it stops when
@@ -139,9 +156,10 @@ fn notify_service(server: &mut Server, ctx: &ServerContext, service: Service) ->
     Ok(())
 }
 
-/// The start's lines: the port, and a warning where replies can be aimed.
+/// The start's lines: the address at `debug` (announcing the service is
+/// its program's to do), and a warning where replies can be aimed.
 fn announce(config: &Config, local_addr: SocketAddr) {
-    log::info!("Bind UDP on {}...", local_addr.port());
+    log::debug!("serving UDP on {local_addr}");
     if !local_addr.ip().is_loopback() && config.rate_limit.is_none() {
         // A reply is often larger than its request: reflected off a forged
         // source, it lands on a victim amplified.
@@ -167,13 +185,14 @@ fn context(
         stats: stats.clone(),
         shutdown: shutdown.clone(),
         pool: BufferPool::new(config.max_datagram + 1, keep),
-        warnings: Arc::default(),
+        warnings: Arc::new(Warnings::new(config.log_requests)),
         local,
         max_datagram: config.max_datagram,
         loop_guard: config
             .loop_guard
             .then(|| LoopGuard::new(local, &config.service_ports)),
         probe: Default::default(),
+        busy: Arc::new(Busy::new(config.workers)),
     }
 }
 
@@ -182,10 +201,11 @@ fn start_metrics(
     server: &mut Server,
     config: &Config,
     endpoint: crate::control::metrics::Endpoint,
+    additions: crate::control::metrics::Additions,
 ) -> Result<()> {
     use crate::control::metrics::{Exporter, Sources};
     let addr = endpoint.local_addr();
-    log::info!("Serving metrics on http://{addr}/metrics");
+    log::debug!("serving metrics on http://{addr}/metrics");
     let exporter = Exporter {
         endpoint,
         sources: Sources {
@@ -195,6 +215,7 @@ fn start_metrics(
             workers: config.workers,
             namespace: config.metrics_namespace.clone(),
         },
+        additions,
         shutdown: server.shutdown.clone(),
     };
     server.metrics_addr = Some(addr);

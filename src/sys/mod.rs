@@ -13,6 +13,7 @@
 // Every `unsafe` block says why it is sound.
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+mod clock;
 mod datagram;
 mod socket;
 
@@ -28,8 +29,8 @@ mod portable;
 #[cfg(feature = "bench")]
 mod poll;
 
-#[cfg(unix)]
-pub(crate) mod signal;
+// signal.rs, the process's signal dispositions, is the server binary's
+// (`mod dispositions` in src/bin/server/mod.rs), not the library's.
 
 #[cfg(feature = "metrics")]
 pub(crate) mod process;
@@ -44,6 +45,7 @@ pub(crate) mod activation;
 #[cfg(target_os = "linux")]
 mod wake;
 
+pub(crate) use clock::coarse_nanos;
 #[cfg(feature = "bench")]
 pub(crate) use datagram::retry_if_interrupted;
 pub(crate) use datagram::{is_timeout, is_transient, Meta, Outgoing, BATCH};

@@ -1,4 +1,5 @@
-//! The process's signals, for a binary: the library installs no signal
+//! The process's signals, for the server binary, whose module this is
+//! (`#[path]` in src/bin/server/mod.rs): the library installs no signal
 //! handler. These let a binary keep a SIGHUP that its parent asked it to
 //! ignore (as `nohup` does) ignored once it wires its own handler, and
 //! receive SIGUSR2 without a handler at all: blocked in every thread and

@@ -43,6 +43,7 @@ pub const ENV_VARS: &[&str] = &[
     "UDP_GREETER_STATS_INTERVAL",
     "UDP_GREETER_LOG_LEVEL",
     "UDP_GREETER_LOG_FILE",
+    "UDP_GREETER_STOP_TIMEOUT",
     "UDP_GREETER_METRICS_ADDR",
     "UDP_GREETER_SERVER",
 ];
@@ -140,6 +141,9 @@ pub fn assert_balanced(s: &Snapshot) {
     assert_eq!(s.received, fates, "counters do not balance: {s}");
 }
 
+#[cfg(unix)]
+mod fifo;
+mod logs;
 #[cfg(target_os = "linux")]
 mod manager;
 mod net;
@@ -150,6 +154,9 @@ mod nspawn;
 mod process;
 mod tools;
 
+#[cfg(unix)]
+pub use fifo::*;
+pub use logs::*;
 #[cfg(target_os = "linux")]
 pub use manager::*;
 pub use net::*;

@@ -70,9 +70,15 @@ fn greet(server: &Running, name: &[u8]) -> (Vec<u8>, Duration) {
     let start = Instant::now();
     socket.send(name).unwrap();
     let mut buf = [0u8; 1024];
-    let n = socket
-        .recv(&mut buf)
-        .unwrap_or_else(|e| panic!("no reply within {TIMEOUT:?}: {e}"));
+    let n = loop {
+        // A read with a timeout fails with EINTR when the process was
+        // stopped and continued meanwhile (signal(7)), as a busy shared
+        // machine's tools may do: that is no answer yet.
+        match socket.recv(&mut buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            r => break r.unwrap_or_else(|e| panic!("no reply within {TIMEOUT:?}: {e}")),
+        }
+    };
     (buf[..n].to_vec(), start.elapsed())
 }
 

@@ -21,7 +21,9 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use udp_greeter::service::{self, Notifier, Silencer};
-use udp_greeter::{signals, Shutdown};
+use udp_greeter::Shutdown;
+
+use super::dispositions as signals;
 
 use super::service::{ready_message, UPGRADE_NOTIFY, UPGRADE_TOKEN};
 

@@ -27,6 +27,9 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+// The choices as clap values, for the client binary's flags.
+#[cfg(feature = "cli")]
+mod choices;
 mod config;
 mod generator;
 mod payload;

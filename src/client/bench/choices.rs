@@ -1,12 +1,11 @@
-//! The bench's and the server's choices as clap values, named as the
-//! library names them, so the flags take exactly the library's values and
-//! no list of them is written twice.
+//! The bench's choices as clap values (feature `cli`), named as the
+//! library names them, so the client's flags take exactly the library's
+//! values and no list of them is written twice.
 
 use clap::builder::PossibleValue;
 use clap::ValueEnum;
 
-use crate::client::bench::{Expect, Pacing, Sending};
-use crate::config::QueueFull;
+use super::{Expect, Pacing, Sending};
 
 /// Implements [`ValueEnum`] for an enum with a `name()`, from its variants.
 // Not clap's derive: it would turn the variants' doc comments into help
@@ -28,7 +27,6 @@ macro_rules! value_enum {
 value_enum!(Sending: Batched, Single, Segmented);
 value_enum!(Pacing: Even, Bursts);
 value_enum!(Expect: Greeting, Echo, Any);
-value_enum!(QueueFull: Drop, Wait);
 
 #[cfg(test)]
 mod tests {
@@ -44,9 +42,6 @@ mod tests {
         }
         for e in Expect::value_variants() {
             assert_eq!(Expect::from_str(e.name(), false), Ok(*e));
-        }
-        for q in QueueFull::value_variants() {
-            assert_eq!(QueueFull::from_str(q.name(), false), Ok(*q));
         }
     }
 }

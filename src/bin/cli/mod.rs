@@ -3,11 +3,9 @@
 //! of `--help`, `--generate` (man page, shell completions), and their lines
 //! on stderr.
 //!
-//! The binaries' support, not part of the library's API: hidden from its
-//! documentation, and free to change with the binaries.
+//! A module of each binary (`mod cli;` beside it), not of the library, so
+//! it is free to change with the binaries; each uses part of it.
 
-#[cfg(feature = "bench")]
-mod choices;
 mod env;
 mod generate;
 mod output;
@@ -16,6 +14,5 @@ mod value;
 pub use env::parse;
 pub use output::{error, fail, say, stdout_failed};
 pub use value::{
-    bind_addr, boolish, duration, duration_or_off, parse_addr, parse_duration, peer_addr, span,
-    whole, Addr, Whole, DAY, HOUR, MILLISECOND, SECOND,
+    bind_addr, boolish, duration, duration_or_off, peer_addr, whole, Addr, DAY, HOUR, MILLISECOND,
 };
