@@ -43,7 +43,8 @@ def count(out):
     print(
         f"sent {sent}: received {received} by {len(rows)} processes + dropped at the socket "
         f"{socket} = {received + socket} ({'exact' if received + socket == sent else 'NOT exact'}); "
-        f"dropped at the queues {queue}; replies {report['replies']}, lost {report['lost']}, "
+        f"dropped at the queues {queue}; replies {report['replies']}, dropped at the client "
+        f"{report['client_dropped']}, lost {report['lost']}, "
         f"late {report['late']}, rtt p99 {report['rtt_p99_us'] / 1000:.1f} ms, "
         f"max {report['rtt_max_us'] / 1000:.1f} ms"
     )
