@@ -11,7 +11,7 @@
 //! It needs none of the crate's features.
 //!
 //! ```text
-//! cargo run --release --example slow_greeter -- [--bind ADDR] [--workers N] [--block-us U] [--spin-us U]
+//! cargo run --release --example slow_greeter -- [--bind ADDR] [--workers N] [--block-us U] [--spin-us U] [--queue-full drop|wait]
 //! ```
 
 use std::net::SocketAddr;
@@ -19,10 +19,12 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use udp_greeter::{
-    greet_into, is_greeting, Answer, Config, Handler, Request, Server, DEFAULT_BIND, MAX_WORKERS,
+    greet_into, is_greeting, Answer, Config, Handler, QueueFull, Request, Server, DEFAULT_BIND,
+    MAX_WORKERS,
 };
 
-const USAGE: &str = "slow_greeter [--bind ADDR] [--workers N] [--block-us U] [--spin-us U]";
+const USAGE: &str =
+    "slow_greeter [--bind ADDR] [--workers N] [--block-us U] [--spin-us U] [--queue-full drop|wait]";
 
 /// The greeting, after the work a real request would cost. Each worker
 /// gets a clone.
@@ -64,6 +66,7 @@ impl SlowGreeter {
 struct Args {
     bind: SocketAddr,
     workers: Option<usize>,
+    queue_full: QueueFull,
     greeter: SlowGreeter,
 }
 
@@ -71,6 +74,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut parsed = Args {
         bind: DEFAULT_BIND.parse().map_err(|e| format!("{e}"))?,
         workers: None,
+        queue_full: QueueFull::Drop,
         greeter: SlowGreeter {
             block: Duration::ZERO,
             spin: Duration::ZERO,
@@ -92,6 +96,13 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             }
             "--block-us" => parsed.greeter.block = micros(&arg, &value()?)?,
             "--spin-us" => parsed.greeter.spin = micros(&arg, &value()?)?,
+            "--queue-full" => {
+                let v = value()?;
+                parsed.queue_full = [QueueFull::Drop, QueueFull::Wait]
+                    .into_iter()
+                    .find(|q| q.name() == v)
+                    .ok_or_else(|| format!("--queue-full takes drop or wait, not {v:?}"))?;
+            }
             _ => return Err(format!("unexpected argument {arg:?}")),
         }
     }
@@ -117,6 +128,7 @@ fn main() -> ExitCode {
     if let Some(workers) = args.workers {
         config.workers = workers;
     }
+    config.queue_full = args.queue_full;
     let server = match Server::builder(config).handler(args.greeter).start() {
         Ok(server) => server,
         Err(e) => {

@@ -13,6 +13,7 @@ pub const DEFAULT_BIND: &str = "127.0.0.1:9999";
 
 /// How many datagrams may wait for a worker by default: 1,024. Longer is
 /// not better under overload (`docs/architecture.md`, "Defaults and limits").
+/// What comes when it is full is [`QueueFull`]'s to settle.
 pub const DEFAULT_QUEUE: usize = 1024;
 
 /// The most worker threads a server may run: 1,024, enough for 10,000
@@ -24,6 +25,47 @@ pub const MAX_WORKERS: usize = 1024;
 /// holding a buffer of `max_datagram` + 1 bytes; it keeps a mistyped length
 /// from setting a memory bound no machine meets.
 pub const MAX_QUEUE: usize = 1 << 20;
+
+/// What the receiver does with a datagram it has read when the queue has
+/// no room for it. Either way the loss is counted: `dropped_queue_full` at
+/// the queue, `socket_dropped` at the socket (`docs/architecture.md`, "Why
+/// these choices").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum QueueFull {
+    /// Drop it (`dropped_queue_full`) and read on: under overload an
+    /// answer waits behind the queue and no more.
+    #[default]
+    Drop,
+    /// Wait for a worker to make room, reading nothing meanwhile, so that
+    /// what arrives waits in the socket's receive buffer: a burst longer
+    /// than the queue (a restart's backlog) is answered whole, but under
+    /// sustained overload every answer waits behind the full buffer too.
+    Wait,
+}
+
+impl QueueFull {
+    /// Its name, as the command line gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            QueueFull::Drop => "drop",
+            QueueFull::Wait => "wait",
+        }
+    }
+}
+
+/// The values of the server's `--queue-full`, named as [`QueueFull::name`]
+/// names them (feature `cli`).
+#[cfg(feature = "cli")]
+impl clap::ValueEnum for QueueFull {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[QueueFull::Drop, QueueFull::Wait]
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.name()))
+    }
+}
 
 /// How the server runs.
 ///
@@ -52,9 +94,12 @@ pub struct Config {
     /// How many worker threads format and send replies: 1 to
     /// [`MAX_WORKERS`].
     pub workers: usize,
-    /// How many datagrams may wait for a worker (1 to [`MAX_QUEUE`]); more
-    /// are dropped and counted as `dropped_queue_full`.
+    /// How many datagrams may wait for a worker (1 to [`MAX_QUEUE`]); what
+    /// comes beyond is `queue_full`'s to settle.
     pub queue: usize,
+    /// What the receiver does when the queue is full: drop the datagram
+    /// (the default) or wait for room, leaving the rest in the socket.
+    pub queue_full: QueueFull,
     /// The largest datagram accepted, in bytes (1 to 65,507). A larger one is
     /// counted as `dropped_oversize`, never answered with a truncated greeting.
     pub max_datagram: usize,
@@ -107,14 +152,15 @@ pub struct Config {
 
 impl Config {
     /// The defaults, bound to `bind`: a worker per CPU (at least two), a
-    /// queue of 1,024 datagrams, datagrams up to 65,507 bytes, a 4 MiB
-    /// receive buffer, no rate limit, the loop guard on, no line logged
-    /// per request.
+    /// queue of 1,024 datagrams that drops what it has no room for,
+    /// datagrams up to 65,507 bytes, a 4 MiB receive buffer, no rate limit,
+    /// the loop guard on, no line logged per request.
     pub fn new(bind: SocketAddr) -> Config {
         Config {
             bind,
             workers: default_workers(num_cpus::get()),
             queue: DEFAULT_QUEUE,
+            queue_full: QueueFull::Drop,
             max_datagram: MAX_DATAGRAM,
             rate_limit: None,
             rate_burst: None,
@@ -216,8 +262,8 @@ pub(crate) fn default_workers(cpus: usize) -> usize {
 
 /// The socket receive buffer asked for by default: 4 MiB, room to ride out
 /// a burst while the receiver is descheduled; what the kernel drops when it
-/// is full is in none of the server's counters. Linux grants at most
-/// `net.core.rmem_max`; the server logs what it got at `debug`.
+/// is full is in none of the fates, only in `socket_dropped`. Linux grants
+/// at most `net.core.rmem_max`; the server logs what it got at `debug`.
 pub const DEFAULT_RECV_BUFFER: usize = 4 << 20;
 
 impl Default for Config {
@@ -234,6 +280,16 @@ impl Default for Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(feature = "cli")]
+    #[test]
+    fn queue_full_read_back_by_name() {
+        use clap::ValueEnum;
+        for q in QueueFull::value_variants() {
+            assert_eq!(QueueFull::from_str(q.name(), false), Ok(*q));
+        }
+        assert_eq!(Config::default().queue_full, QueueFull::Drop);
+    }
 
     #[test]
     fn defaults() {

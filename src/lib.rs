@@ -24,7 +24,7 @@
 //! One **receiver** thread only reads: it drops what it must (too large, a
 //! loop, over the rate limit, a full queue), counting each, and queues the
 //! rest on a bounded queue ([`Config::queue`]), never waiting for a
-//! worker. A pool of **workers** ([`Config::workers`]) asks a [`Handler`]
+//! worker unless told to wait for room ([`Config::queue_full`]). A pool of **workers** ([`Config::workers`]) asks a [`Handler`]
 //! for each reply and sends it on its own clone of the socket, so a slow
 //! handler holds up one worker, not the server.
 //!
@@ -128,8 +128,8 @@ pub mod service;
 
 pub use crate::client::Client;
 pub use crate::config::{
-    Config, DEFAULT_BIND, DEFAULT_QUEUE, DEFAULT_RECV_BUFFER, DEFAULT_SERVICE_PORTS, MAX_QUEUE,
-    MAX_WORKERS,
+    Config, QueueFull, DEFAULT_BIND, DEFAULT_QUEUE, DEFAULT_RECV_BUFFER, DEFAULT_SERVICE_PORTS,
+    MAX_QUEUE, MAX_WORKERS,
 };
 pub use crate::control::shutdown::Shutdown;
 pub use crate::control::stats::{Counters, Snapshot};

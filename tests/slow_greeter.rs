@@ -16,6 +16,8 @@ fn greets_through_sleeping_workers() {
         "4",
         "--block-us",
         "2000",
+        "--queue-full",
+        "wait",
     ]);
     // Killed when dropped: it stops only when killed.
     let (_server, port) = server_with(&mut cmd);
@@ -51,6 +53,7 @@ fn bad_flags_exit_2_with_one_line() {
         &["--block-us", "soon"],
         &["--spin-us", "-1"],
         &["--bind", "nowhere"],
+        &["--queue-full", "block"],
     ] {
         let out = run_with(command(example("slow_greeter")).args(args), PATIENCE);
         let stderr = &out.stderr;

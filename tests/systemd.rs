@@ -16,6 +16,8 @@ fn systemd_unit() {
         "Environment=UDP_GREETER_STATS_INTERVAL=60",
         // The journal gets no line per request (docs/operations.md).
         "Environment=UDP_GREETER_LOG_REQUESTS=false",
+        // A restart's backlog waits in the socket, not dropped at the queue.
+        "Environment=UDP_GREETER_QUEUE_FULL=wait",
         "KillSignal=SIGTERM",
         "Restart=on-failure",
         "DynamicUser=yes",
@@ -143,6 +145,7 @@ fn systemd_unit_settings_come_from_the_environment() {
     for default in [
         "Environment=UDP_GREETER_BIND=0.0.0.0:9999",
         "Environment=UDP_GREETER_STATS_INTERVAL=60",
+        "Environment=UDP_GREETER_QUEUE_FULL=wait",
     ] {
         let at = unit.find(default).unwrap_or_else(|| panic!("no {default}"));
         assert!(at < file, "{default} after EnvironmentFile=");

@@ -47,6 +47,9 @@ mod operator;
 mod pool;
 // The bench as a latency and loss probe: honest figures, any echo service.
 mod probe;
+// A full queue: the datagram dropped, or left in the socket until there is
+// room.
+mod queue_full;
 // Several instances behind one address: SO_REUSEPORT, and nginx (ignored).
 mod scale_out;
 // The server binary's command line and environment, its signals, its docs.

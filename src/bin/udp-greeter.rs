@@ -30,8 +30,8 @@ use server::signals::Announced;
 use server::upgrade::{self, Upgrader};
 use simplelog::{ColorChoice, CombinedLogger, SharedLogger, TermLogger, TerminalMode, WriteLogger};
 use udp_greeter::{
-    Config, Counters, Server, Shutdown, Snapshot, DEFAULT_BIND, DEFAULT_QUEUE, MAX_DATAGRAM,
-    MAX_QUEUE, MAX_WORKERS,
+    Config, Counters, QueueFull, Server, Shutdown, Snapshot, DEFAULT_BIND, DEFAULT_QUEUE,
+    MAX_DATAGRAM, MAX_QUEUE, MAX_WORKERS,
 };
 
 /// Answers every UDP datagram `data` with `Hello, data!`.
@@ -48,10 +48,23 @@ struct Args {
           value_parser = cli::whole::<u16>(1, Some(MAX_WORKERS as u16)))]
     workers: Option<u16>,
 
-    /// Datagrams that may wait for a worker; more are dropped and counted
+    /// Datagrams that may wait for a worker; what comes beyond, as --queue-full says
     #[arg(long, env = "UDP_GREETER_QUEUE", value_name = "N", default_value_t = DEFAULT_QUEUE as u32,
           allow_hyphen_values = true, value_parser = cli::whole::<u32>(1, Some(MAX_QUEUE as u32)))]
     queue: u32,
+
+    /// When the queue is full: `drop` the datagram read (counted), or
+    /// `wait` for a worker to make room, leaving what arrives meanwhile in
+    /// the socket's receive buffer (the kernel counts what overflows it):
+    /// a burst is then answered whole but late, and under sustained
+    /// overload every reply waits behind the full buffer
+    #[arg(
+        long,
+        env = "UDP_GREETER_QUEUE_FULL",
+        value_name = "HOW",
+        default_value = "drop"
+    )]
+    queue_full: QueueFull,
 
     /// Largest datagram accepted, in bytes; larger ones are dropped and counted
     #[arg(long, env = "UDP_GREETER_MAX_DATAGRAM", value_name = "BYTES",
@@ -288,6 +301,7 @@ fn config_of(args: Args) -> Config {
         config.workers = usize::from(n);
     }
     config.queue = args.queue as usize;
+    config.queue_full = args.queue_full;
     config.max_datagram = args.max_datagram as usize;
     config.rate_limit = args.rate_limit;
     config.rate_burst = args.rate_burst;
@@ -397,8 +411,10 @@ fn start(
     Ok(server)
 }
 
-/// Says that the socket was passed, and so the flags that make one are
-/// not used.
+/// Says that the socket was passed, with its address and the receive
+/// buffer it has (what holds a restart's backlog: the kernel may have
+/// granted less than the manager asked for), and so that the flags that
+/// make a socket are not used.
 #[cfg(target_os = "linux")]
 fn announce_inherited(socket: &std::net::UdpSocket, passer: Passer) {
     let who = match passer {
@@ -408,8 +424,11 @@ fn announce_inherited(socket: &std::net::UdpSocket, passer: Passer) {
     let addr = socket
         .local_addr()
         .map_or_else(|e| format!("address unknown: {e}"), |a| a.to_string());
+    let buffer = socket2::SockRef::from(socket)
+        .recv_buffer_size()
+        .map_or_else(|e| format!("unknown: {e}"), |n| format!("{n} bytes"));
     log::info!(
-        "serving the socket {who} passed ({addr}); \
+        "serving the socket {who} passed ({addr}, receive buffer {buffer}); \
          --bind, --reuse-port and --recv-buffer are not used"
     );
 }

@@ -109,7 +109,8 @@ impl Pipeline {
         let limiter = config
             .rate_limit
             .map(|rate| RateLimiter::new(rate, config.rate_burst.unwrap_or(rate), DEFAULT_SLOTS));
-        let receiver = ReceiverThread::new(ctx.clone(), socket, wake, queue, limiter);
+        let receiver =
+            ReceiverThread::new(ctx.clone(), socket, wake, queue, config.queue_full, limiter);
         self.receiver = Some(spawn("receiver", move || receiver.run())?);
         Ok(())
     }

@@ -63,6 +63,22 @@ impl Queue {
         }
     }
 
+    /// Queues `job`, waiting while the queue is full for a worker to make
+    /// room. A worker is woken first: one asleep would make none.
+    pub(crate) fn send_waiting(&self, job: Job) -> Result<(), TrySendError<Job>> {
+        let job = match self.try_send(job) {
+            Err(TrySendError::Full(job)) => job,
+            done => return done,
+        };
+        self.notify();
+        match &self.sender {
+            Some(sender) => sender
+                .send(job)
+                .map_err(|e| TrySendError::Disconnected(e.into_inner())),
+            None => Err(TrySendError::Disconnected(job)),
+        }
+    }
+
     /// How many jobs wait.
     pub(crate) fn len(&self) -> usize {
         self.sender.as_ref().map_or(0, Sender::len)

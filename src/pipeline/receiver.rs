@@ -1,5 +1,6 @@
 //! The receiver thread: reads datagrams, settles those it will not queue,
-//! and hands the rest to the workers without ever blocking on them.
+//! and hands the rest to the workers, never blocking on them unless told
+//! to wait for room in the queue ([`QueueFull::Wait`]).
 
 use std::mem;
 use std::net::UdpSocket;
@@ -12,6 +13,7 @@ use super::context::{ServerContext, Warning};
 use super::queue::{Datagram, Job, Queue};
 use super::ratelimit::RateLimiter;
 use super::shown;
+use crate::config::QueueFull;
 use crate::control::shutdown::TriggerOnDrop;
 use crate::control::stats::{Count, Pending};
 use crate::error::{Error, Result};
@@ -25,6 +27,8 @@ pub(crate) struct ReceiverThread {
     /// What the shutdown wakes it with while it sleeps on the socket.
     wake: Arc<Wake>,
     queue: Queue,
+    /// What to do with a datagram the queue has no room for.
+    queue_full: QueueFull,
     limiter: Option<RateLimiter>,
 }
 
@@ -34,6 +38,7 @@ impl ReceiverThread {
         socket: UdpSocket,
         wake: Arc<Wake>,
         queue: Queue,
+        queue_full: QueueFull,
         limiter: Option<RateLimiter>,
     ) -> ReceiverThread {
         ReceiverThread {
@@ -41,6 +46,7 @@ impl ReceiverThread {
             socket,
             wake,
             queue,
+            queue_full,
             limiter,
         }
     }
@@ -195,7 +201,14 @@ impl ReceiverThread {
             peer: meta.peer,
             local: meta.local,
         };
-        let Err(refused) = self.queue.try_send(Job::Datagram(datagram)) else {
+        let job = Job::Datagram(datagram);
+        let sent = match self.queue_full {
+            QueueFull::Drop => self.queue.try_send(job),
+            // Nothing more is read until a worker makes room: what comes
+            // meanwhile waits in the socket's buffer.
+            QueueFull::Wait => self.queue.send_waiting(job),
+        };
+        let Err(refused) = sent else {
             return None;
         };
         let full = refused.is_full();
@@ -250,7 +263,8 @@ mod tests {
         let shutdown = Shutdown::new();
         let stats = Arc::new(Stats::default());
         let wake = Arc::new(Wake::new().unwrap());
-        let receiver = ReceiverThread::new(context(&shutdown, &stats), socket, wake, queue, None);
+        let ctx = context(&shutdown, &stats);
+        let receiver = ReceiverThread::new(ctx, socket, wake, queue, QueueFull::Drop, None);
         let err = receiver.run().unwrap_err();
         assert!(shutdown.is_triggered());
         assert!(err.to_string().starts_with("receiving stopped"), "{err}");

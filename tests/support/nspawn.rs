@@ -4,7 +4,9 @@
 //!
 //! systemd is never booted on this machine's own root: as PID 1 it would
 //! clean the shared /tmp and take over the host. The container shares the
-//! host's network, so a unit's socket inside it is on the host's loopback.
+//! host's network, so a unit's socket inside it is on the host's loopback,
+//! and keeps `CAP_NET_ADMIN` there, as a host's systemd has it, so that a
+//! socket unit's `ReceiveBuffer=` is granted as on a host.
 //!
 //! The container runs with `--volatile=overlay`: the cached root is its
 //! read-only lower layer and every change goes to a tmpfs that vanishes
@@ -71,6 +73,10 @@ impl Container {
             "--register=no",
             "--keep-unit",
             "--settings=no",
+            // As on a host, the container's systemd may then force a socket
+            // unit's ReceiveBuffer= beyond net.core.rmem_max (nspawn drops
+            // the capability unless told): the units are tested as shipped.
+            "--capability=CAP_NET_ADMIN",
             "--link-journal=no",
             "--volatile=overlay",
             "--console=passive",
