@@ -71,6 +71,9 @@ impl ReceiverThread {
                 Ok(Readiness::Socket) => self.dispatch(&mut slots, &metas),
                 Ok(Readiness::Woken) => break,
                 Ok(Readiness::Nudged) => {}
+                // Elsewhere than Linux a read ends at the socket's read
+                // timeout, so that the loop looks at the shutdown.
+                Err(e) if sys::is_timeout(&e) => {}
                 Err(e) if sys::is_transient(&e) => self.ctx.warnings.log(
                     Warning::ReceiveError,
                     Level::Warn,
