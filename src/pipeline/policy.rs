@@ -20,7 +20,8 @@
 //!   coming) looks [`LOOKS`] more times first, as the one searcher.
 //!
 //! The receiver reads what the socket holds, up to a batch, at each read:
-//! a burst is queued whole before anyone is woken for it.
+//! a burst is queued whole before anyone is woken for it. After a read of
+//! more than one it looks [`LOOKS`] more times before it sleeps.
 
 use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -33,10 +34,23 @@ use crate::sys::BATCH;
 /// in the time a sleeper takes to wake.
 pub(crate) const BACKLOG: usize = 8;
 
-/// How many looks a quick handler's worker takes after a batch before it
-/// sleeps: a count, not a time, so that no history changes it. Each look
-/// yields the CPU, so a client on the same core runs meanwhile.
+/// How many looks a quick handler's worker takes after a batch, and the
+/// receiver after a read of more than one, before it sleeps: a count, not
+/// a time, so that no history changes it. Each look yields the CPU, so a
+/// client on the same core runs meanwhile.
 const LOOKS: u32 = 8;
+
+/// How many looks (a non-blocking read, yielding the CPU when it finds
+/// nothing) the receiver takes before it sleeps, after a read of `read`
+/// datagrams: after more than one, load keeps coming, and the next
+/// datagrams are read without a sleep and a wake-up; after one, none.
+pub(crate) fn looks_after_read(read: usize) -> u32 {
+    if read > 1 {
+        LOOKS
+    } else {
+        0
+    }
+}
 
 /// The workers that sleep, and how many look for work: shared by the
 /// receiver, which notifies it of work, and every worker.
@@ -364,6 +378,13 @@ mod tests {
         assert_eq!(idle.searching.load(SeqCst), 1, "a looker searches");
         assert_eq!(idle.looks(32), 0, "one looker at a time");
         assert_eq!(Idle::new(2, false).looks(32), 0, "a handler that may wait");
+    }
+
+    #[test]
+    fn the_receiver_looks_again_only_after_a_read_of_more_than_one() {
+        assert_eq!(looks_after_read(1), 0);
+        assert_eq!(looks_after_read(2), LOOKS);
+        assert_eq!(looks_after_read(BATCH), LOOKS);
     }
 
     #[test]

@@ -2,14 +2,17 @@
 //! and hands the rest to the workers, never blocking on them unless told
 //! to wait for room in the queue ([`QueueFull::Wait`]).
 
+use std::io;
 use std::mem;
 use std::net::UdpSocket;
 use std::sync::Arc;
+use std::thread;
 use std::time::Instant;
 
 use log::Level;
 
 use super::context::{ServerContext, Warning};
+use super::policy;
 use super::queue::{Datagram, Job, Queue};
 use super::ratelimit::RateLimiter;
 use super::shown;
@@ -62,13 +65,17 @@ impl ReceiverThread {
         let mut reader = Reader::new(BATCH);
         let mut slots: Vec<Vec<u8>> = (0..BATCH).map(|_| self.ctx.pool.take()).collect();
         let mut metas: Vec<Meta> = Vec::with_capacity(BATCH);
+        let mut looks = 0;
         // A read sleeps until a datagram comes or the shutdown wakes it.
         while !self.ctx.shutdown.is_triggered() {
             if self.ctx.probe.is_requested() {
                 self.send_probe();
             }
-            match reader.read_or_wake(&self.socket, &mut slots, &mut metas, &self.wake) {
-                Ok(Readiness::Socket) => self.dispatch(&mut slots, &metas),
+            match self.read(&mut reader, &mut slots, &mut metas, &mut looks) {
+                Ok(Readiness::Socket) => {
+                    looks = policy::looks_after_read(metas.len());
+                    self.dispatch(&mut slots, &metas);
+                }
                 Ok(Readiness::Woken) => break,
                 Ok(Readiness::Nudged) => {}
                 // Elsewhere than Linux a read ends at the socket's read
@@ -86,6 +93,27 @@ impl ReceiverThread {
             }
         }
         Ok(())
+    }
+
+    /// Reads what the socket holds: with `looks` left, a look that yields
+    /// the CPU if it finds nothing; else a sleep until something comes or
+    /// the receiver is woken.
+    fn read(
+        &self,
+        reader: &mut Reader,
+        slots: &mut [Vec<u8>],
+        metas: &mut Vec<Meta>,
+        looks: &mut u32,
+    ) -> io::Result<Readiness> {
+        if *looks == 0 {
+            return reader.read_or_wake(&self.socket, slots, metas, &self.wake);
+        }
+        *looks -= 1;
+        let read = reader.try_read(&self.socket, slots, metas);
+        if matches!(&read, Err(e) if sys::is_timeout(e)) {
+            thread::yield_now();
+        }
+        read.map(|()| Readiness::Socket)
     }
 
     /// Queues the watchdog's probe; while the queue is full it stays asked
