@@ -20,8 +20,9 @@
 //!   coming) looks [`LOOKS`] more times first, as the one searcher.
 //!
 //! The receiver reads what the socket holds, up to a batch, at each read:
-//! a burst is queued whole before anyone is woken for it. After a read of
-//! more than one it looks [`LOOKS`] more times before it sleeps.
+//! a burst is queued whole before anyone is woken for it. For a quick
+//! handler, after a read of more than one it looks [`LOOKS`] more times
+//! before it sleeps.
 
 use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -39,18 +40,6 @@ pub(crate) const BACKLOG: usize = 8;
 /// a time, so that no history changes it. Each look yields the CPU, so a
 /// client on the same core runs meanwhile.
 const LOOKS: u32 = 8;
-
-/// How many looks (a non-blocking read, yielding the CPU when it finds
-/// nothing) the receiver takes before it sleeps, after a read of `read`
-/// datagrams: after more than one, load keeps coming, and the next
-/// datagrams are read without a sleep and a wake-up; after one, none.
-pub(crate) fn looks_after_read(read: usize) -> u32 {
-    if read > 1 {
-        LOOKS
-    } else {
-        0
-    }
-}
 
 /// The workers that sleep, and how many look for work: shared by the
 /// receiver, which notifies it of work, and every worker.
@@ -128,6 +117,19 @@ impl Idle {
     pub(crate) fn looks(&self, served: usize) -> u32 {
         if self.quick && served > 1 && self.searching.load(SeqCst) == 0 {
             self.searching.fetch_add(1, SeqCst);
+            LOOKS
+        } else {
+            0
+        }
+    }
+
+    /// How many looks (a non-blocking read, yielding the CPU when it finds
+    /// nothing) the receiver takes before it sleeps, after a read of `read`
+    /// datagrams: for a quick handler after more than one, when load keeps
+    /// coming and the next datagrams come within microseconds; otherwise
+    /// none, so that the CPU stays with handlers that take their time.
+    pub(crate) fn looks_after_read(&self, read: usize) -> u32 {
+        if self.quick && read > 1 {
             LOOKS
         } else {
             0
@@ -381,10 +383,12 @@ mod tests {
     }
 
     #[test]
-    fn the_receiver_looks_again_only_after_a_read_of_more_than_one() {
-        assert_eq!(looks_after_read(1), 0);
-        assert_eq!(looks_after_read(2), LOOKS);
-        assert_eq!(looks_after_read(BATCH), LOOKS);
+    fn the_receiver_looks_again_only_after_a_quick_read_of_more_than_one() {
+        let quick = Idle::new(2, true);
+        assert_eq!(quick.looks_after_read(1), 0);
+        assert_eq!(quick.looks_after_read(2), LOOKS);
+        assert_eq!(quick.looks_after_read(BATCH), LOOKS);
+        assert_eq!(Idle::new(2, false).looks_after_read(BATCH), 0);
     }
 
     #[test]

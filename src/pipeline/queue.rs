@@ -84,6 +84,12 @@ impl Queue {
         self.sender.as_ref().map_or(0, Sender::len)
     }
 
+    /// How many looks the receiver takes after a read of `read` datagrams,
+    /// as the pool's policy says.
+    pub(crate) fn looks_after_read(&self, read: usize) -> u32 {
+        self.idle.looks_after_read(read)
+    }
+
     /// Wakes a worker for what was queued since the last call, if the
     /// pool's policy says one is needed.
     pub(crate) fn notify(&self) {

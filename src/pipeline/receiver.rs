@@ -12,7 +12,6 @@ use std::time::Instant;
 use log::Level;
 
 use super::context::{ServerContext, Warning};
-use super::policy;
 use super::queue::{Datagram, Job, Queue};
 use super::ratelimit::RateLimiter;
 use super::shown;
@@ -73,7 +72,7 @@ impl ReceiverThread {
             }
             match self.read(&mut reader, &mut slots, &mut metas, &mut looks) {
                 Ok(Readiness::Socket) => {
-                    looks = policy::looks_after_read(metas.len());
+                    looks = self.queue.looks_after_read(metas.len());
                     self.dispatch(&mut slots, &metas);
                 }
                 Ok(Readiness::Woken) => break,
